@@ -1,0 +1,35 @@
+"""Typed errors: every message says what failed, where, and what to do next."""
+
+from __future__ import annotations
+
+
+class ModelDeployError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InvalidConfigError(ModelDeployError, ValueError):
+    """Bad input, refused before anything was changed."""
+
+
+class FlavorNotFoundError(InvalidConfigError):
+    """No flavor of that name is installed under the `modeldeploy.flavors` entry points."""
+
+
+class ModelServerNotFoundError(ModelDeployError, LookupError):
+    """No model server with that identity exists (any more)."""
+
+
+class ConflictError(ModelDeployError):
+    """Someone else changed the same object; re-read and retry, or stop the other writer."""
+
+
+class DeploymentTimeoutError(ModelDeployError, TimeoutError):
+    """The platform did not report ready before the deadline; the last state is in the message."""
+
+
+class PlatformError(ModelDeployError):
+    """The serving platform reported a terminal failure; the message carries its own reason."""
+
+
+class RegistryError(ModelDeployError):
+    """The model registry refused or could not answer a request."""
