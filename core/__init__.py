@@ -35,7 +35,30 @@ _EXPORTS = {
     "Deadline": "core.waiting",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ChampionChallenger",
+    "Deadline",
+    "DeployResult",
+    "DeployerSettings",
+    "Gate",
+    "GateDecision",
+    "MetricThreshold",
+    "ModelDeployer",
+    "ModelRegistry",
+    "ModelServer",
+    "ModelServerInfo",
+    "ModelVersionInfo",
+    "RolloutOutcome",
+    "ServiceConfig",
+    "ServiceState",
+    "ServiceStatus",
+    "__version__",
+    "available_flavors",
+    "continuous_deploy",
+    "create_deployer",
+    "get_deployer_class",
+    "rollback",
+]
 
 if TYPE_CHECKING:
     from core.config import ServiceConfig

@@ -30,7 +30,9 @@ class ServiceConfig(BaseModel):
     flavor: ClassVar[str] = ""
 
     model_name: str = Field(description="Registered model name; letters, digits, '.', '_', '-'.")
-    model_uri: str = Field(description="Where the model lives (runs:/, models:/, file path, s3://...).")
+    model_uri: str = Field(
+        description="Where the model lives (runs:/, models:/, file path, s3://...)."
+    )
     model_version: str | None = Field(default=None, description="Registry version being served.")
     model_type: str | None = Field(default=None, description="Framework, e.g. sklearn, xgboost.")
     pipeline_name: str = Field(default=DEFAULT_PIPELINE, description="DAG id or flow name.")

@@ -40,8 +40,8 @@ class MetricThreshold(BaseModel):
             )
         metric, op, number = match.groups()
         bound = float(number)
-        return cls(metric=metric, at_least=bound) if op == ">=" else cls(
-            metric=metric, at_most=bound
+        return (
+            cls(metric=metric, at_least=bound) if op == ">=" else cls(metric=metric, at_most=bound)
         )
 
 
@@ -146,7 +146,9 @@ class Gate(BaseModel):
         if rule.at_most is not None:
             bounds.append(f"<= {rule.at_most:.4g}")
         return CheckResult(
-            name=rule.metric, passed=True, detail=f"{rule.metric} {value:.4g} {' and '.join(bounds)}"
+            name=rule.metric,
+            passed=True,
+            detail=f"{rule.metric} {value:.4g} {' and '.join(bounds)}",
         )
 
     def _check_champion(
@@ -163,9 +165,7 @@ class Gate(BaseModel):
             )
         champion = self._value(champion_metrics or {}, rule.metric)
         if champion is None:
-            return CheckResult(
-                name=name, passed=True, detail=f"no champion {rule.metric} to beat"
-            )
+            return CheckResult(name=name, passed=True, detail=f"no champion {rule.metric} to beat")
         gain = candidate - champion if rule.direction == "maximize" else champion - candidate
         verdict = f"{rule.metric} {candidate:.4g} vs champion {champion:.4g}"
         if gain < rule.min_improvement:

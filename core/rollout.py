@@ -106,11 +106,12 @@ def continuous_deploy(
     if registry is not None and candidate_version is not None:
         registry.promote(config.model_name, candidate_version)
     where = result.server.prediction_url
-    message = (
-        f"gate {decision.reason}; "
-        + ("updated the model server in place" if result.action == "updated" else "created a new model server")
-        + f" at {where}"
+    did = (
+        "updated the model server in place"
+        if result.action == "updated"
+        else "created a new model server"
     )
+    message = f"gate {decision.reason}; {did} at {where}"
     return RolloutOutcome(
         action=result.action,
         message=message,
@@ -155,8 +156,9 @@ def rollback(
     base.update(model_uri=previous.model_uri, model_version=previous.version)
     config = deployer.parse_config(base)
     deployer.validate_deploy(config)
-    result = deployer.deploy(config, replace=True, timeout=deadline.remaining(),
-                             on_transition=on_transition)
+    result = deployer.deploy(
+        config, replace=True, timeout=deadline.remaining(), on_transition=on_transition
+    )
     champion = registry.demote_to_previous(model_name)
     return RolloutOutcome(
         action="rolled_back",
