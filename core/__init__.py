@@ -20,6 +20,7 @@ _EXPORTS = {
     "ModelDeployer": "core.deployer",
     "DeployerSettings": "core.deployer",
     "DeployResult": "core.deployer",
+    "PendingDeploy": "core.deployer",
     "Gate": "core.gate",
     "GateDecision": "core.gate",
     "MetricThreshold": "core.gate",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "RolloutOutcome": "core.rollout",
     "continuous_deploy": "core.rollout",
     "rollback": "core.rollout",
+    "finish_rollout": "core.rollout",
     "create_deployer": "core.flavors",
     "get_deployer_class": "core.flavors",
     "available_flavors": "core.flavors",
@@ -48,6 +50,7 @@ __all__ = [
     "ModelServer",
     "ModelServerInfo",
     "ModelVersionInfo",
+    "PendingDeploy",
     "RolloutOutcome",
     "ServiceConfig",
     "ServiceState",
@@ -56,17 +59,18 @@ __all__ = [
     "available_flavors",
     "continuous_deploy",
     "create_deployer",
+    "finish_rollout",
     "get_deployer_class",
     "rollback",
 ]
 
 if TYPE_CHECKING:
     from core.config import ServiceConfig
-    from core.deployer import DeployerSettings, DeployResult, ModelDeployer
+    from core.deployer import DeployerSettings, DeployResult, ModelDeployer, PendingDeploy
     from core.flavors import available_flavors, create_deployer, get_deployer_class
     from core.gate import ChampionChallenger, Gate, GateDecision, MetricThreshold
     from core.registry import ModelRegistry, ModelVersionInfo
-    from core.rollout import RolloutOutcome, continuous_deploy, rollback
+    from core.rollout import RolloutOutcome, continuous_deploy, finish_rollout, rollback
     from core.server import ModelServer, ModelServerInfo
     from core.status import ServiceState, ServiceStatus
     from core.waiting import Deadline

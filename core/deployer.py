@@ -69,6 +69,15 @@ class DeployResult(BaseModel):
     previous_config: dict[str, Any] | None = None
 
 
+class PendingDeploy(BaseModel):
+    """A deploy written but not yet waited for; JSON-ready so another process can finish it."""
+
+    action: DeployAction
+    server_uuid: str
+    previous_config: dict[str, Any] | None = None
+    retire: list[str] = []
+
+
 class ModelDeployer(ABC):
     """Creates, finds and manages the model servers of one flavor.
 
@@ -147,54 +156,89 @@ class ModelDeployer(ABC):
         config = self.parse_config(config)
         self.validate_deploy(config)
         with self._deploy_lock(config):
-            equivalent = self.find_model_server(
-                pipeline_name=config.pipeline_name,
-                pipeline_step_name=config.step_name,
-                model_name=config.model_name,
-            )
-            if replace and equivalent:
-                newest, *older = equivalent
-                previous = newest.config
-                logger.info("updating %s model server %s in place", self.flavor, newest.uuid)
-                self._update_or_revert(newest, previous, config, deadline, on_transition)
-                retired = [str(s.uuid) for s in older]
-                for server in older:
-                    logger.info("retiring equivalent model server %s", server.uuid)
-                    self._delete(server, deadline, force=True)
-                return DeployResult(
-                    action="updated",
-                    server=newest,
-                    retired=retired,
-                    previous_config=previous.to_record(),
-                )
-            server = self._create_server(config)
-            logger.info("created %s model server %s", self.flavor, server.uuid)
-            try:
-                server.wait_until_ready(deadline, on_transition)
-            except ModelDeployError:
-                self._discard(server)
-                raise
-            return DeployResult(action="created", server=server)
+            pending, server = self._write_deploy(config, replace)
+            return self._finish_deploy(pending, server, deadline, on_transition)
 
-    def _update_or_revert(
+    def begin_deploy(
+        self, config: ServiceConfig | dict[str, Any], replace: bool = True
+    ) -> PendingDeploy:
+        """First half of `deploy`: check, then write the change and return without waiting.
+
+        For callers that wait elsewhere (an Airflow trigger): hand the JSON-ready result to
+        `finish_deploy`, possibly in another process, which waits, reverts on failure and
+        retires the older equivalents exactly as `deploy` does.
+        """
+        config = self.parse_config(config)
+        self.validate_deploy(config)
+        with self._deploy_lock(config):
+            return self._write_deploy(config, replace)[0]
+
+    def finish_deploy(
         self,
+        pending: PendingDeploy | dict[str, Any],
+        timeout: float = DEFAULT_TIMEOUT,
+        on_transition: TransitionCallback | None = None,
+    ) -> DeployResult:
+        """Second half of `deploy`: wait until ready, else restore or remove; then retire."""
+        deadline = Deadline(check_timeout(timeout))
+        pending = PendingDeploy.model_validate(pending)
+        server = self.get_model_server(pending.server_uuid)
+        return self._finish_deploy(pending, server, deadline, on_transition)
+
+    def _write_deploy(
+        self, config: ServiceConfig, replace: bool
+    ) -> tuple[PendingDeploy, ModelServer]:
+        equivalent = self.find_model_server(
+            pipeline_name=config.pipeline_name,
+            pipeline_step_name=config.step_name,
+            model_name=config.model_name,
+        )
+        if replace and equivalent:
+            newest, *older = equivalent
+            previous = newest.config
+            logger.info("updating %s model server %s in place", self.flavor, newest.uuid)
+            newest.update(config)
+            if newest.status.state == ServiceState.INACTIVE:
+                newest.start()
+            pending = PendingDeploy(
+                action="updated",
+                server_uuid=str(newest.uuid),
+                previous_config=previous.to_record(),
+                retire=[str(s.uuid) for s in older],
+            )
+            return pending, newest
+        server = self._create_server(config)
+        logger.info("created %s model server %s", self.flavor, server.uuid)
+        return PendingDeploy(action="created", server_uuid=str(server.uuid)), server
+
+    def _finish_deploy(
+        self,
+        pending: PendingDeploy,
         server: ModelServer,
-        previous: ServiceConfig,
-        config: ServiceConfig,
         deadline: Deadline,
         on_transition: TransitionCallback | None,
-    ) -> None:
-        server.update(config)
-        if server.status.state == ServiceState.INACTIVE:
-            server.start()
+    ) -> DeployResult:
         try:
             server.wait_until_ready(deadline, on_transition)
         except ModelDeployError:
-            logger.warning("rollout of %s failed; restoring the previous model", server.uuid)
-            with contextlib.suppress(ModelDeployError):
-                server.update(previous)
-                server.wait_until_ready(Deadline(max(deadline.timeout, 30.0)))
+            if pending.action == "created":
+                self._discard(server)
+            elif pending.previous_config is not None:
+                logger.warning("rollout of %s failed; restoring the previous model", server.uuid)
+                with contextlib.suppress(ModelDeployError):
+                    server.update(self.parse_config(pending.previous_config))
+                    server.wait_until_ready(Deadline(max(deadline.timeout, 30.0)))
             raise
+        for uuid in pending.retire:
+            for older in self.find_model_server(service_uuid=uuid):
+                logger.info("retiring equivalent model server %s", older.uuid)
+                self._delete(older, deadline, force=True)
+        return DeployResult(
+            action=pending.action,
+            server=server,
+            retired=pending.retire,
+            previous_config=pending.previous_config,
+        )
 
     def _discard(self, server: ModelServer) -> None:
         with contextlib.suppress(ModelDeployError):

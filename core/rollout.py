@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from core.config import ServiceConfig
-from core.deployer import ModelDeployer
+from core.deployer import DeployResult, ModelDeployer, PendingDeploy
 from core.errors import InvalidConfigError
 from core.gate import Gate, GateDecision
 from core.registry import TAG_PREFIX, ModelRegistry
@@ -39,6 +39,7 @@ class RolloutOutcome(BaseModel):
     decision: GateDecision | None
     server: ModelServerInfo | None
     retired: list[str] = []
+    pending: PendingDeploy | None = None
 
 
 def continuous_deploy(
@@ -50,8 +51,13 @@ def continuous_deploy(
     replace: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
+    wait: bool = True,
 ) -> RolloutOutcome:
-    """Gate the candidate against its rules and the champion, then deploy or keep serving."""
+    """Gate the candidate against its rules and the champion, then deploy or keep serving.
+
+    With `wait=False` a passing candidate is written but not waited for: the outcome
+    carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
+    """
     check_timeout(timeout)
     config = deployer.parse_config(config)
     gate = gate or Gate()
@@ -102,20 +108,69 @@ def continuous_deploy(
             server=server.info() if server else None,
         )
 
+    if not wait:
+        pending = deployer.begin_deploy(config, replace=replace)
+        server = deployer.get_model_server(pending.server_uuid)
+        doing = "updating" if pending.action == "updated" else "creating"
+        return RolloutOutcome(
+            action=pending.action,
+            message=(
+                f"gate {decision.reason}; {doing} the model server at "
+                f"{server.prediction_url} (not yet ready)"
+            ),
+            model_name=config.model_name,
+            candidate_version=candidate_version,
+            champion_version=champion.version if champion else None,
+            decision=decision,
+            server=server.info(),
+            pending=pending,
+        )
     result = deployer.deploy(config, replace=replace, timeout=timeout, on_transition=on_transition)
+    return _deployed(result, decision, config.model_name, candidate_version, registry)
+
+
+def finish_rollout(
+    deployer: ModelDeployer,
+    outcome: RolloutOutcome | dict[str, Any],
+    registry: ModelRegistry | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_transition: TransitionCallback | None = None,
+) -> RolloutOutcome:
+    """Second half of `continuous_deploy(wait=False)`, possibly in another process.
+
+    Waits until the server is ready (reverting or removing it on failure, as `deploy`
+    does), retires older equivalents and moves the champion alias. An outcome with
+    nothing pending (kept, restarted, none) is returned unchanged.
+    """
+    outcome = RolloutOutcome.model_validate(outcome)
+    if outcome.pending is None:
+        return outcome
+    result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    return _deployed(
+        result, outcome.decision, outcome.model_name, outcome.candidate_version, registry
+    )
+
+
+def _deployed(
+    result: DeployResult,
+    decision: GateDecision | None,
+    model_name: str,
+    candidate_version: str | None,
+    registry: ModelRegistry | None,
+) -> RolloutOutcome:
     if registry is not None and candidate_version is not None:
-        registry.promote(config.model_name, candidate_version)
+        registry.promote(model_name, candidate_version)
     where = result.server.prediction_url
     did = (
         "updated the model server in place"
         if result.action == "updated"
         else "created a new model server"
     )
-    message = f"gate {decision.reason}; {did} at {where}"
+    reason = decision.reason if decision is not None else "passed"
     return RolloutOutcome(
         action=result.action,
-        message=message,
-        model_name=config.model_name,
+        message=f"gate {reason}; {did} at {where}",
+        model_name=model_name,
         candidate_version=candidate_version,
         champion_version=candidate_version if registry is not None else None,
         decision=decision,
