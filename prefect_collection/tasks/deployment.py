@@ -1,0 +1,237 @@
+"""Gate, continuous deployment and rollback as Prefect tasks; each one call into `core`.
+
+`deploy_model` carries an `on_rollback` hook: run it inside `prefect.transactions.transaction`
+and a later failure in the same transaction (a failed verification, say) puts the previous
+champion back through `core.rollout.rollback`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from prefect_collection.blocks.deployers import ModelDeployerBlock
+from prefect_collection.tasks._common import (
+    resolve_deployer_block,
+    run_lineage,
+    run_logger,
+    transition_logger,
+)
+
+if TYPE_CHECKING:
+    from prefect.transactions import Transaction
+
+    from core.gate import Gate, GateDecision
+    from core.rollout import RolloutOutcome
+
+#: Key under which `deploy_model` leaves what its rollback hook needs in its transaction.
+ROLLBACK_RECORD = "modeldeploy.deploy_model"
+_UNDOABLE = ("created", "updated")
+
+
+def _make_gate(
+    rules: Gate | list[str] | str | None,
+    champion_metric: str | None,
+    min_improvement: float,
+    direction: Literal["maximize", "minimize"],
+) -> Gate:
+    from core.gate import Gate
+
+    if isinstance(rules, Gate):
+        return rules
+    return Gate.from_rules(
+        rules or [],
+        champion_metric=champion_metric,
+        min_improvement=min_improvement,
+        direction=direction,
+    )
+
+
+@task(name="evaluate_gate", cache_policy=NO_CACHE)
+def evaluate_gate(
+    metrics: Mapping[str, float],
+    rules: list[str] | str | None = None,
+    champion_metric: str | None = None,
+    min_improvement: float = 0.0,
+    direction: Literal["maximize", "minimize"] = "maximize",
+    champion_metrics: Mapping[str, float] | None = None,
+    deployer: ModelDeployerBlock | str | None = None,
+    model_name: str | None = None,
+) -> GateDecision:
+    """Decide from `metrics` whether a candidate may replace the champion.
+
+    `rules` are thresholds such as `"accuracy>=0.9"` or `"log_loss<=0.3"`. With
+    `champion_metric`, the candidate must also be no worse than the champion (by
+    `min_improvement`); the champion's metrics are `champion_metrics`, or are read from the
+    registry of `deployer` for `model_name`. The decision's reason goes to the run log.
+    """
+    logger = run_logger()
+    gate = _make_gate(rules, champion_metric, min_improvement, direction)
+    if champion_metrics is None and champion_metric and deployer is not None and model_name:
+        champion = resolve_deployer_block(deployer).get_registry().get_champion(model_name)
+        if champion is not None:
+            logger.info("champion of %s is version %s", model_name, champion.version)
+            champion_metrics = champion.metrics
+    decision = gate.evaluate(metrics, champion_metrics)
+    (logger.info if decision.passed else logger.warning)("gate %s", decision.reason)
+    return decision
+
+
+@task(name="deploy_model", cache_policy=NO_CACHE)
+def deploy_model(
+    deployer: ModelDeployerBlock | str,
+    model_name: str,
+    model_uri: str,
+    metrics: Mapping[str, float] | None = None,
+    gate_rules: Gate | list[str] | str | None = None,
+    champion_metric: str | None = None,
+    min_improvement: float = 0.0,
+    direction: Literal["maximize", "minimize"] = "maximize",
+    config: Mapping[str, Any] | None = None,
+    register: bool = True,
+    replace: bool = True,
+    timeout: float = 300.0,
+    pipeline_name: str | None = None,
+    run_id: str | None = None,
+    step_name: str | None = None,
+) -> RolloutOutcome:
+    """Continuous deployment of one candidate (`core.rollout.continuous_deploy`).
+
+    The candidate is gated on `metrics` (`gate_rules`, and the champion when
+    `champion_metric` is set), registered in the deployer's MLflow registry (`register`),
+    then deployed: the newest equivalent model server (same pipeline, step and model name)
+    is updated in place and keeps its URL, or a new one is created. When the gate says no,
+    the champion keeps serving (restarted if it was down). `config` holds the flavor's own
+    fields (e.g. `port` for mlflow, `replicas` for seldon). Pipeline, run and step names
+    default to the flow name, flow run id and this task's name.
+    """
+    from prefect.transactions import get_transaction
+
+    from core.rollout import continuous_deploy
+
+    logger = run_logger()
+    block = resolve_deployer_block(deployer)
+    lineage = run_lineage(pipeline_name, run_id, step_name)
+    service_config = {**dict(config or {}), **lineage, "model_name": model_name}
+    service_config["model_uri"] = model_uri
+    gate = _make_gate(gate_rules, champion_metric, min_improvement, direction)
+    registry = block.get_registry() if register else None
+    if registry is None and gate.champion_challenger is not None:
+        logger.warning("register=False: there is no champion to compare %s with", model_name)
+
+    outcome = continuous_deploy(
+        block.get_deployer(),
+        service_config,
+        metrics or {},
+        gate=gate,
+        registry=registry,
+        replace=replace,
+        timeout=timeout,
+        on_transition=transition_logger(logger),
+    )
+    (logger.info if outcome.decision is None or outcome.decision.passed else logger.warning)(
+        "%s", outcome.message
+    )
+    txn = get_transaction()
+    if txn is not None:
+        txn.set(
+            ROLLBACK_RECORD,
+            {
+                "deployer": block,
+                "register": register,
+                "timeout": timeout,
+                "pipeline_name": service_config.get("pipeline_name"),
+                "step_name": service_config.get("step_name"),
+                "outcome": outcome.model_dump(mode="json"),
+            },
+        )
+    return outcome
+
+
+@deploy_model.on_rollback
+def _roll_back_deploy(txn: Transaction) -> None:
+    """The transaction around `deploy_model` failed: put the previous champion back."""
+    from core.rollout import RolloutOutcome, rollback
+
+    record = txn.get(ROLLBACK_RECORD, None)
+    logger = txn.logger or run_logger()
+    if record is None:
+        return
+    outcome = RolloutOutcome.model_validate(record["outcome"])
+    if outcome.action not in _UNDOABLE or outcome.server is None:
+        logger.info(
+            "deploy_model %s nothing (%s); nothing to roll back", outcome.action, outcome.model_name
+        )
+        return
+    block: ModelDeployerBlock = record["deployer"]
+    deployer = block.get_deployer()
+    registry = block.get_registry() if record["register"] else None
+    name = outcome.model_name
+    if registry is not None:
+        champion = registry.get_champion(name)
+        if champion is None or champion.version != outcome.champion_version:
+            logger.warning(
+                "not rolling back %s: its champion is now version %s, not %s, so someone "
+                "else has deployed since",
+                name,
+                champion.version if champion else None,
+                outcome.champion_version,
+            )
+            return
+        if registry.previous_champion(name) is not None:
+            result = rollback(
+                deployer,
+                registry,
+                name,
+                pipeline_name=record["pipeline_name"],
+                step_name=record["step_name"],
+                timeout=record["timeout"],
+                on_transition=transition_logger(logger),
+            )
+            logger.warning("%s", result.message)
+            return
+    if outcome.action == "created":
+        # First rollout of this model: nothing to go back to, so take the new server down.
+        deployer.delete_model_server(outcome.server.uuid, timeout=record["timeout"], force=True)
+        logger.warning(
+            "deleted model server %s of %s: it was the first rollout, with no previous "
+            "champion to restore",
+            outcome.server.uuid,
+            name,
+        )
+        return
+    raise RuntimeError(
+        f"cannot roll back {name}: no previous champion is recorded in the registry; "
+        f"model server {outcome.server.uuid} keeps serving version {outcome.candidate_version}"
+    )
+
+
+@task(name="rollback_model", cache_policy=NO_CACHE)
+def rollback_model(
+    deployer: ModelDeployerBlock | str,
+    model_name: str,
+    pipeline_name: str | None = None,
+    step_name: str | None = None,
+    timeout: float = 300.0,
+) -> RolloutOutcome:
+    """Redeploy the previous champion of `model_name` in place and move the `champion` alias
+    back (`core.rollout.rollback`). `pipeline_name`/`step_name` narrow which model server is
+    updated when several serve the same model."""
+    from core.rollout import rollback
+
+    logger = run_logger()
+    block = resolve_deployer_block(deployer)
+    outcome = rollback(
+        block.get_deployer(),
+        block.get_registry(),
+        model_name,
+        pipeline_name=pipeline_name,
+        step_name=step_name,
+        timeout=timeout,
+        on_transition=transition_logger(logger),
+    )
+    logger.info("%s", outcome.message)
+    return outcome
