@@ -21,6 +21,7 @@ TAG_PREFIX = "modeldeploy."
 METRIC_TAG_PREFIX = TAG_PREFIX + "metric."
 HISTORY_TAG = TAG_PREFIX + "champion_history"
 _tracking_lock = threading.RLock()
+_MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 class ModelVersionInfo(BaseModel):
@@ -64,11 +65,17 @@ class ModelRegistry:
     @contextlib.contextmanager
     def using_tracking_uri(self) -> Iterator[None]:
         """MLflow's fluent helpers read a global URI; point it at ours for one call only."""
+        import os
+
         import mlflow
 
         with _tracking_lock:
             previous = mlflow.get_tracking_uri()
             previous_registry = mlflow.get_registry_uri()
+            # set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI; restoring
+            # `previous` would leave MLflow's default (./mlflow.db in the current directory)
+            # in the environment, where every later default lookup would pick it up.
+            saved_env = {k: os.environ.get(k) for k in _MLFLOW_URI_ENV}
             mlflow.set_tracking_uri(self.tracking_uri)
             mlflow.set_registry_uri(self.tracking_uri)
             try:
@@ -76,6 +83,11 @@ class ModelRegistry:
             finally:
                 mlflow.set_tracking_uri(previous)
                 mlflow.set_registry_uri(previous_registry)
+                for key, value in saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
     def register_candidate(
         self,
