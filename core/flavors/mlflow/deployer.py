@@ -199,7 +199,13 @@ class MLflowModelDeployer(ModelDeployer):
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(model_dir, ignore_errors=True)
         os.replace(staged, model_dir)
-        shutil.rmtree(staged.parent, ignore_errors=True)  # the emptied staging folder
+        # Remove the emptied staging folder. MLflow downloads models:/ URIs into the
+        # staging folder itself (so it has just been moved whole): never take
+        # `staged.parent` blindly, which would then be the servers directory.
+        for folder in staged.parents:
+            if folder.name.startswith(".staging-") and folder.parent == self.servers_dir:
+                shutil.rmtree(folder, ignore_errors=True)
+                break
         self._staged.pop(config.model_uri, None)
         from mlflow.pyfunc import scoring_server
 
