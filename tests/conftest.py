@@ -56,7 +56,8 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> SavedModels:
     mlflow.sklearn.save_model(
         DummyClassifier().fit(features, target), broken, input_example=example
     )
-    (broken / "model.pkl").write_bytes(b"this is not a pickle")
+    for weights in broken.glob("model.*"):  # model.skops or model.pkl, whichever was written
+        weights.write_bytes(b"this is not a model")
     not_a_model = root / "not-a-model"
     not_a_model.mkdir()
     (not_a_model / "README").write_text("no MLmodel here")
