@@ -120,16 +120,23 @@ def model_failure(status: dict[str, Any]) -> str | None:
 
 
 def failure_reason(status: dict[str, Any]) -> str:
+    """KServe's own words: the model's last failure, then each failed condition's message
+    (the Ready condition repeats its components' messages, so repeats are dropped)."""
     parts: list[str] = []
     info = (status.get("modelStatus") or {}).get("lastFailureInfo") or {}
     if info.get("message") or info.get("reason"):
         parts.append(": ".join(str(x) for x in (info.get("reason"), info.get("message")) if x))
-    for cond in status.get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("status") == "False":
-            text = cond.get("message") or cond.get("reason")
-            if text:
-                parts.append(f"{cond.get('type')}: {text}")
-    return "; ".join(dict.fromkeys(parts)) or "KServe reported the InferenceService as not ready"
+    conds = conditions(status)
+    order = ["Ready", *sorted(k for k in conds if k != "Ready")]
+    seen: set[str] = set()
+    for ctype in order:
+        cond = conds.get(ctype) or {}
+        text = str(cond.get("message") or cond.get("reason") or "")
+        if cond.get("status") != "False" or not text or text in seen:
+            continue
+        seen.add(text)
+        parts.append(f"{ctype}: {text}")
+    return "; ".join(parts) or "KServe reported the InferenceService as not ready"
 
 
 def status_url(obj: dict[str, Any] | None) -> str | None:

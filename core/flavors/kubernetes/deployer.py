@@ -134,7 +134,7 @@ class KubernetesModelDeployer(ModelDeployer):
         # `ensure` and `create`; write it again so this server can read its model.
         if secret and self.secrets.managed and not self.secrets.exists(secret):
             self.secrets.ensure()
-        server.absorb(obj, wrote=True)
+        server.absorb(obj)
         return server
 
     def release_secret(self, secret: str | None, leaving: str) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
@@ -25,6 +25,7 @@ from core.errors import (
     PlatformError,
 )
 from core.flavors.kubernetes import logs as pod_logs
+from core.flavors.kubernetes.freshness import Freshness, mark_write, unmarked
 from core.flavors.kubernetes.naming import label_value
 from core.flavors.kubernetes.records import (
     ANNOTATION_CREATED,
@@ -73,9 +74,7 @@ class KubernetesModelServer(ModelServer):
         self.name = name
         self.namespace = deployer.settings.namespace
         self.obj = obj
-        # (generation, status) right after our last write, for platforms that do not
-        # report observedGeneration: that status is stale until the controller writes again.
-        self._written: tuple[int, dict[str, Any]] | None = None
+        self.freshness = Freshness()
         if obj is not None:
             self.status = self.status_from(obj)
 
@@ -172,20 +171,10 @@ class KubernetesModelServer(ModelServer):
 
     # --- status ------------------------------------------------------------------------
 
-    def status_from(self, obj: dict[str, Any]) -> ServiceStatus:
+    def status_from(self, obj: dict[str, Any], from_event: bool = False) -> ServiceStatus:
         meta = obj.get("metadata") or {}
         generation = int(meta.get("generation") or 0)
-        raw = obj.get("status") or {}
-        observed = raw.get("observedGeneration")
-        if isinstance(observed, int):
-            observed_generation = observed
-        else:
-            stale = (
-                self._written is not None
-                and self._written[0] == generation
-                and raw == self._written[1]
-            )
-            observed_generation = generation - 1 if stale or not raw else generation
+        observed_generation = self.freshness.observed_generation(obj, from_event)
         stopping = self.stop_requested(obj)
         if meta.get("deletionTimestamp"):
             seen = Observation(ServiceState.PENDING_SHUTDOWN)
@@ -206,13 +195,10 @@ class KubernetesModelServer(ModelServer):
             updated_at=utcnow() if seen.state != previous.state else previous.updated_at,
         )
 
-    def absorb(self, obj: dict[str, Any], wrote: bool = False) -> ServiceStatus:
+    def absorb(self, obj: dict[str, Any], from_event: bool = False) -> ServiceStatus:
         """Remember `obj` as the latest version and recompute the status from it."""
         self.obj = obj
-        if wrote:
-            generation = int((obj.get("metadata") or {}).get("generation") or 0)
-            self._written = (generation, copy.deepcopy(obj.get("status") or {}))
-        self.status = self.status_from(obj)
+        self.status = self.status_from(obj, from_event)
         return self.status
 
     def check_status(self) -> ServiceStatus:
@@ -230,6 +216,30 @@ class KubernetesModelServer(ModelServer):
 
     # --- verbs -------------------------------------------------------------------------
 
+    def _write(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Apply `change` to the current object with optimistic concurrency; no-op if unchanged.
+
+        Each write records the version it replaced (see `freshness`), so any process can
+        tell the status of the previous generation from the status of this one.
+        """
+        replaced: list[dict[str, Any]] = []
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any] | None:
+            self._check_identity(current)
+            before = copy.deepcopy(current)
+            change(current)
+            if unmarked(current) == unmarked(before):
+                return None
+            mark_write(current, before)
+            replaced[:] = [before]
+            return current
+
+        obj = self.resources.update(self.name, mutate)
+        if replaced:
+            self.freshness.wrote(replaced[0], obj)
+        self.absorb(obj)
+        return obj
+
     def update(self, config: ServiceConfig) -> None:
         """Write `config` in place (same name, uuid and URL); a stopped server is started."""
         config = self.deployer.parse_config(config)
@@ -237,35 +247,21 @@ class KubernetesModelServer(ModelServer):
         secret = self.deployer.secrets.ensure()
         before = self.secret_name
 
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            self._check_identity(current)
+        def change(current: dict[str, Any]) -> None:
             self._rewrite(current, config, secret)
             self.apply_start(current)
-            return current
 
-        obj = self.resources.update(self.name, mutate)
+        self._write(change)
         self.config = config
-        self.absorb(obj, wrote=True)
         if before and before != secret:
             self.deployer.release_secret(before, leaving="")
 
     def start(self) -> None:
         self.deployer.secrets.ensure()
-
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            self._check_identity(current)
-            self.apply_start(current)
-            return current
-
-        self.absorb(self.resources.update(self.name, mutate), wrote=True)
+        self._write(self.apply_start)
 
     def stop(self, force: bool = False) -> None:
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            self._check_identity(current)
-            self.apply_stop(current)
-            return current
-
-        self.absorb(self.resources.update(self.name, mutate), wrote=True)
+        self._write(self.apply_stop)
 
     def delete(self, force: bool = False) -> None:
         """Delete the resource, then the storage Secret if no other model server uses it."""
@@ -307,13 +303,15 @@ class KubernetesModelServer(ModelServer):
         """
         last: list[ServiceState | None] = [None]
 
-        def judge(obj: dict[str, Any] | None) -> ServiceStatus | None:
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
             if obj is None:
                 raise ModelServerNotFoundError(
                     f"{self.flavor} model server {self.uuid} ({self.resources.where(self.name)}) "
                     f"was deleted while waiting for it to become {target.value}"
                 )
-            status = self.absorb(obj)
+            if not from_event:
+                self.freshness.begin_wait(obj)
+            status = self.absorb(obj, from_event)
             if status.state != last[0]:
                 last[0] = status.state
                 if on_transition is not None:
@@ -329,7 +327,14 @@ class KubernetesModelServer(ModelServer):
             return None
 
         try:
-            return watch_until(self.resources, self.name, judge, deadline)
+            return watch_until(
+                self.resources,
+                self.name,
+                judge,
+                deadline,
+                start_from=self.freshness.start_version,
+                on_gone=self.freshness.forget,
+            )
         except WatchTimeout:
             raise DeploymentTimeoutError(
                 f"{self.flavor} model server {self.uuid} ({self.resources.where(self.name)}) is "
@@ -341,7 +346,7 @@ class KubernetesModelServer(ModelServer):
             ) from None
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
-        def judge(obj: dict[str, Any] | None) -> bool | None:
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
             return True if obj is None else None
 
         try:

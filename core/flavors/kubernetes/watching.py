@@ -37,21 +37,25 @@ class WatchTimeout(Exception):
 def watch_until(
     resources: CustomResources,
     name: str,
-    judge: Callable[[dict[str, Any] | None], T | None],
+    judge: Callable[[dict[str, Any] | None, bool], T | None],
     deadline: Deadline,
+    start_from: Callable[[dict[str, Any]], str | None] | None = None,
+    on_gone: Callable[[], None] | None = None,
 ) -> T:
-    """Return the first non-None `judge(obj)`; `obj` is None once the object is gone.
+    """Return the first non-None `judge(obj, from_event)`; `obj` is None once it is gone.
 
     `judge` may raise to stop waiting (a terminal failure is reported at once).
+    `start_from(obj)` may name an older resourceVersion to replay events from (None: the
+    version just read); `on_gone()` is told when such history was compacted away (410).
     Raises `WatchTimeout` when the deadline passes first.
     """
     obj = resources.get(name, deadline)
-    result = judge(obj)
+    result = judge(obj, False)
     if result is not None:
         return result
     if obj is None:
         raise ModelServerNotFoundError(f"{resources.where(name)} does not exist")
-    version = _version(obj)
+    version = (start_from(obj) if start_from else None) or _version(obj)
     attempt = 0
     while True:
         remaining = deadline.remaining()
@@ -75,7 +79,7 @@ def watch_until(
                     version = _version(current) or version
                     continue
                 version = _version(current) or version
-                result = judge(None if kind == "DELETED" else current)
+                result = judge(None if kind == "DELETED" else current, True)
                 if result is not None:
                     return result
                 if deadline.expired:
@@ -91,8 +95,10 @@ def watch_until(
             status = api_status(exc)
             if status == 410:
                 logger.debug("watch of %s expired (410 Gone); re-reading it", name)
+                if on_gone is not None:
+                    on_gone()
                 obj = resources.get(name, deadline)
-                result = judge(obj)
+                result = judge(obj, False)
                 if result is not None:
                     return result
                 if obj is not None:
