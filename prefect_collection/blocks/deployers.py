@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.core import Block
@@ -102,13 +101,9 @@ class MLflowDeployer(ModelDeployerBlock):
         return settings
 
     def registry_tracking_uri(self) -> str | None:
-        uri = super().registry_tracking_uri()
-        if uri is None and self.home:
-            from core.home import default_tracking_uri
-
-            # The same store the flavor uses for a block with only a state directory.
-            uri = default_tracking_uri(Path(self.home).expanduser())
-        return uri
+        # The store the flavor itself resolves models from (tracking_uri, env, or SQLite
+        # under the state directory), so candidates and champions land beside the servers.
+        return self.get_deployer().tracking_uri  # type: ignore[attr-defined]
 
 
 class KubernetesDeployerBlock(ModelDeployerBlock, ABC):
