@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from prefect_collection._meta import docs
 
@@ -50,6 +50,8 @@ class KubernetesCredentials(Block):
     Used by the Seldon and KServe deployer blocks. With nothing set, the Kubernetes
     client's own defaults apply (in-cluster, then `~/.kube/config`).
     """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     _block_type_name = "modeldeploy Kubernetes Credentials"
     _block_type_slug = "modeldeploy-kubernetes-credentials"
@@ -147,14 +149,50 @@ class KubernetesCredentials(Block):
 
 
 class StorageCredentials(Block, ABC):
-    """Base of the object-store credential blocks (not registered itself)."""
+    """Base of the object-store credential blocks (not registered itself).
 
-    provider: ClassVar[Literal["s3", "gcs", "azure"]]
+    Each block maps its fields onto `core.flavors.kubernetes.credentials` and is validated
+    by that model, so a block the engine would refuse cannot be saved.
+    """
+
+    # Validation errors must not quote the input: it holds secrets.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    provider_type: ClassVar[Literal["s3", "gcs", "azure"]]
+    #: block field -> field of the core credentials model
+    core_fields: ClassVar[dict[str, str]]
 
     def to_settings(self) -> dict[str, Any]:
         """The `storage_credentials` of a Seldon/KServe deployer's settings, secrets revealed."""
-        data = {name: _reveal(getattr(self, name)) for name in type(self).model_fields}
-        return {"type": self.provider, **{k: v for k, v in data.items() if v is not None}}
+        settings: dict[str, Any] = {"type": self.provider_type}
+        for name, core_name in self.core_fields.items():
+            value = _reveal(getattr(self, name))
+            if isinstance(value, dict):
+                import json
+
+                value = json.dumps(value)
+            if value is not None:
+                settings[core_name] = value
+        return settings
+
+    @model_validator(mode="after")
+    def _valid_for_core(self) -> StorageCredentials:
+        from pydantic import TypeAdapter, ValidationError
+
+        from core.flavors.kubernetes.credentials import StorageCredentials as CoreCredentials
+
+        try:
+            TypeAdapter(CoreCredentials).validate_python(self.to_settings())
+        except ValidationError as exc:
+            # Only the messages: pydantic's own text would quote the (secret) input.
+            names = {v: k for k, v in self.core_fields.items()}
+            problems = []
+            for error in exc.errors(include_input=False, include_url=False):
+                fields = [names[str(p)] for p in error["loc"] if str(p) in names]
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(f"{fields[-1]}: {message}" if fields else message)
+            raise ValueError("; ".join(problems)) from None
+        return self
 
 
 class S3StorageCredentials(StorageCredentials):
@@ -164,14 +202,22 @@ class S3StorageCredentials(StorageCredentials):
     initializers read.
     """
 
-    provider: ClassVar[Literal["s3"]] = "s3"
+    provider_type: ClassVar[Literal["s3"]] = "s3"
+    core_fields: ClassVar[dict[str, str]] = {
+        "aws_access_key_id": "access_key_id",
+        "aws_secret_access_key": "secret_access_key",
+        "endpoint_url": "endpoint",
+        "region_name": "region",
+        "verify_ssl": "verify_ssl",
+        "provider": "provider",
+    }
 
     _block_type_name = "modeldeploy S3 Storage Credentials"
     _block_type_slug = "modeldeploy-s3-storage-credentials"
     _documentation_url = docs("storage-credentials")
     _description = (
-        "Credentials for model files in Amazon S3 or an S3-compatible store, handed to the "
-        "model server's storage initializer as a Kubernetes Secret."
+        "An access key for model files in Amazon S3 or an S3-compatible store (MinIO, "
+        "Ceph...), handed to the model server's storage initializer as a Kubernetes Secret."
     )
     _code_example = """
     ```python
@@ -181,20 +227,15 @@ class S3StorageCredentials(StorageCredentials):
     ```
     """
 
-    aws_access_key_id: str | None = Field(
-        default=None,
+    aws_access_key_id: SecretStr = Field(
+        default=...,
         title="AWS access key ID",
-        description="Access key ID; leave empty to rely on the cluster's own identity (IRSA).",
+        description="Access key ID; stored encrypted.",
     )
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None,
+    aws_secret_access_key: SecretStr = Field(
+        default=...,
         title="AWS secret access key",
-        description="Secret access key belonging to the access key ID.",
-    )
-    aws_session_token: SecretStr | None = Field(
-        default=None,
-        title="AWS session token",
-        description="Session token for temporary credentials.",
+        description="Secret access key belonging to the access key ID; stored encrypted.",
     )
     region_name: str | None = Field(
         default=None,
@@ -204,25 +245,27 @@ class S3StorageCredentials(StorageCredentials):
     endpoint_url: str | None = Field(
         default=None,
         title="Endpoint URL",
-        description="Endpoint of an S3-compatible store such as MinIO; empty for AWS.",
+        description="Endpoint of an S3-compatible store, e.g. http://minio.minio:9000; empty "
+        "for AWS.",
     )
     verify_ssl: bool = Field(
         default=True,
         title="Verify SSL",
         description="Verify the endpoint's TLS certificate.",
     )
-
-    @model_validator(mode="after")
-    def _key_pair(self) -> S3StorageCredentials:
-        if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
-            raise ValueError("give both aws_access_key_id and aws_secret_access_key, or neither")
-        return self
+    provider: str | None = Field(
+        default=None,
+        title="rclone provider",
+        description="S3 provider for Seldon's rclone initializer (AWS, Minio, Ceph...); "
+        "guessed from the endpoint if empty.",
+    )
 
 
 class GCSStorageCredentials(StorageCredentials):
     """A Google Cloud service-account key for model files in Google Cloud Storage."""
 
-    provider: ClassVar[Literal["gcs"]] = "gcs"
+    provider_type: ClassVar[Literal["gcs"]] = "gcs"
+    core_fields: ClassVar[dict[str, str]] = {"service_account_info": "service_account_json"}
 
     _block_type_name = "modeldeploy GCS Storage Credentials"
     _block_type_slug = "modeldeploy-gcs-storage-credentials"
@@ -244,11 +287,6 @@ class GCSStorageCredentials(StorageCredentials):
         title="Service account key",
         description="The service account's JSON key file contents; stored encrypted.",
     )
-    project: str | None = Field(
-        default=None,
-        title="Project",
-        description="Google Cloud project; the key's own project if empty.",
-    )
 
     @field_validator("service_account_info", mode="before")
     @classmethod
@@ -260,7 +298,15 @@ class AzureStorageCredentials(StorageCredentials):
     """Credentials for model files in Azure Blob Storage: an account key or a service
     principal."""
 
-    provider: ClassVar[Literal["azure"]] = "azure"
+    provider_type: ClassVar[Literal["azure"]] = "azure"
+    core_fields: ClassVar[dict[str, str]] = {
+        "storage_account_name": "account_name",
+        "storage_account_key": "account_key",
+        "tenant_id": "tenant_id",
+        "client_id": "client_id",
+        "client_secret": "client_secret",
+        "subscription_id": "subscription_id",
+    }
 
     _block_type_name = "modeldeploy Azure Storage Credentials"
     _block_type_slug = "modeldeploy-azure-storage-credentials"
@@ -280,12 +326,12 @@ class AzureStorageCredentials(StorageCredentials):
     storage_account_name: str | None = Field(
         default=None,
         title="Storage account name",
-        description="Name of the storage account holding the models.",
+        description="Name of the storage account holding the models (needed with a key).",
     )
     storage_account_key: SecretStr | None = Field(
         default=None,
         title="Storage account key",
-        description="Access key of the storage account.",
+        description="Access key of the storage account; stored encrypted.",
     )
     tenant_id: str | None = Field(
         default=None,
@@ -300,24 +346,10 @@ class AzureStorageCredentials(StorageCredentials):
     client_secret: SecretStr | None = Field(
         default=None,
         title="Client secret",
-        description="Secret of the service principal.",
+        description="Secret of the service principal; stored encrypted.",
     )
     subscription_id: str | None = Field(
         default=None,
         title="Subscription ID",
         description="Subscription of the storage account (service principal only).",
     )
-
-    @model_validator(mode="after")
-    def _one_method(self) -> AzureStorageCredentials:
-        principal = (self.tenant_id, self.client_id, self.client_secret)
-        if any(principal) and not all(principal):
-            raise ValueError(
-                "a service principal needs tenant_id, client_id and client_secret together"
-            )
-        if not any(principal) and not self.storage_account_key:
-            raise ValueError(
-                "give a storage_account_key, or a service principal (tenant_id, client_id, "
-                "client_secret)"
-            )
-        return self

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.core import Block
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from prefect_collection._meta import docs
 from prefect_collection.blocks.credentials import (
@@ -32,6 +32,9 @@ _TRACKING_URI_DESCRIPTION = (
 
 class ModelDeployerBlock(Block, ABC):
     """Base of the deployer blocks: configuration in, a core deployer out."""
+
+    # Validation errors must not quote the input: nested credentials hold secrets.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     flavor: ClassVar[str]
 
