@@ -4,8 +4,10 @@ deployer and the model registry; the rollout itself lives in `core`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.core import Block
@@ -47,6 +49,17 @@ class ModelDeployerBlock(Block, ABC):
         from core.flavors import create_deployer
 
         return create_deployer(self.flavor, self.deployer_settings())
+
+    @contextlib.contextmanager
+    def deployer(self) -> Iterator[ModelDeployer]:
+        """`get_deployer()` for one piece of work: its connections are closed afterwards."""
+        deployer = self.get_deployer()
+        try:
+            yield deployer
+        finally:
+            close = getattr(deployer, "close", None)
+            if callable(close):
+                close()
 
     def registry_tracking_uri(self) -> str | None:
         return getattr(self, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")

@@ -24,6 +24,7 @@ from prefect_collection.tasks._common import (
 if TYPE_CHECKING:
     from prefect.transactions import Transaction
 
+    from core.deployer import ModelDeployer
     from core.gate import Gate, GateDecision
     from core.rollout import RolloutOutcome
 
@@ -122,16 +123,17 @@ def deploy_model(
     if registry is None and gate.champion_challenger is not None:
         logger.warning("register=False: there is no champion to compare %s with", model_name)
 
-    outcome = continuous_deploy(
-        block.get_deployer(),
-        service_config,
-        metrics or {},
-        gate=gate,
-        registry=registry,
-        replace=replace,
-        timeout=timeout,
-        on_transition=transition_logger(logger),
-    )
+    with block.deployer() as engine:
+        outcome = continuous_deploy(
+            engine,
+            service_config,
+            metrics or {},
+            gate=gate,
+            registry=registry,
+            replace=replace,
+            timeout=timeout,
+            on_transition=transition_logger(logger),
+        )
     (logger.info if outcome.decision is None or outcome.decision.passed else logger.warning)(
         "%s", outcome.message
     )
@@ -154,7 +156,7 @@ def deploy_model(
 @deploy_model.on_rollback
 def _roll_back_deploy(txn: Transaction) -> None:
     """The transaction around `deploy_model` failed: put the previous champion back."""
-    from core.rollout import RolloutOutcome, rollback
+    from core.rollout import RolloutOutcome
 
     record = txn.get(ROLLBACK_RECORD, None)
     logger = txn.logger or run_logger()
@@ -163,11 +165,25 @@ def _roll_back_deploy(txn: Transaction) -> None:
     outcome = RolloutOutcome.model_validate(record["outcome"])
     if outcome.action not in _UNDOABLE or outcome.server is None:
         logger.info(
-            "deploy_model %s nothing (%s); nothing to roll back", outcome.action, outcome.model_name
+            "deploy_model did not change what serves %s (%s); nothing to roll back",
+            outcome.model_name,
+            outcome.action,
         )
         return
     block: ModelDeployerBlock = record["deployer"]
-    deployer = block.get_deployer()
+    with block.deployer() as deployer:
+        _undo(deployer, block, record, outcome, logger)
+
+
+def _undo(
+    deployer: ModelDeployer,
+    block: ModelDeployerBlock,
+    record: dict[str, Any],
+    outcome: RolloutOutcome,
+    logger: Any,
+) -> None:
+    from core.rollout import rollback
+
     registry = block.get_registry() if record["register"] else None
     name = outcome.model_name
     if registry is not None:
@@ -193,19 +209,20 @@ def _roll_back_deploy(txn: Transaction) -> None:
             )
             logger.warning("%s", result.message)
             return
-    if outcome.action == "created":
+    server = outcome.server.uuid if outcome.server else None
+    if outcome.action == "created" and server:
         # First rollout of this model: nothing to go back to, so take the new server down.
-        deployer.delete_model_server(outcome.server.uuid, timeout=record["timeout"], force=True)
+        deployer.delete_model_server(server, timeout=record["timeout"], force=True)
         logger.warning(
             "deleted model server %s of %s: it was the first rollout, with no previous "
             "champion to restore",
-            outcome.server.uuid,
+            server,
             name,
         )
         return
     raise RuntimeError(
         f"cannot roll back {name}: no previous champion is recorded in the registry; "
-        f"model server {outcome.server.uuid} keeps serving version {outcome.candidate_version}"
+        f"model server {server} keeps serving version {outcome.candidate_version}"
     )
 
 
@@ -224,14 +241,15 @@ def rollback_model(
 
     logger = run_logger()
     block = resolve_deployer_block(deployer)
-    outcome = rollback(
-        block.get_deployer(),
-        block.get_registry(),
-        model_name,
-        pipeline_name=pipeline_name,
-        step_name=step_name,
-        timeout=timeout,
-        on_transition=transition_logger(logger),
-    )
+    with block.deployer() as engine:
+        outcome = rollback(
+            engine,
+            block.get_registry(),
+            model_name,
+            pipeline_name=pipeline_name,
+            step_name=step_name,
+            timeout=timeout,
+            on_transition=transition_logger(logger),
+        )
     logger.info("%s", outcome.message)
     return outcome

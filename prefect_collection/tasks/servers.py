@@ -61,18 +61,20 @@ def find_model_servers(
 ) -> list[ModelServerInfo]:
     """Model servers matching every filter given, newest first (no filter: all of them)."""
     block = resolve_deployer_block(deployer)
-    servers = block.get_deployer().find_model_server(
-        running=running,
-        service_uuid=service_uuid,
-        pipeline_name=pipeline_name,
-        run_id=run_id,
-        pipeline_step_name=step_name,
-        model_name=model_name,
-        model_uri=model_uri,
-        model_type=model_type,
-    )
-    run_logger().info("found %d %s model server(s)", len(servers), block.flavor)
-    return [s.info() for s in servers]
+    with block.deployer() as engine:
+        servers = engine.find_model_server(
+            running=running,
+            service_uuid=service_uuid,
+            pipeline_name=pipeline_name,
+            run_id=run_id,
+            pipeline_step_name=step_name,
+            model_name=model_name,
+            model_uri=model_uri,
+            model_type=model_type,
+        )
+        infos = [s.info() for s in servers]
+    run_logger().info("found %d %s model server(s)", len(infos), block.flavor)
+    return infos
 
 
 @task(name="start_model_server", cache_policy=NO_CACHE)
@@ -82,15 +84,12 @@ def start_model_server(
     """Start a stopped model server and wait until it serves; a running one is left as is.
     `server` is a uuid, a `ModelServerInfo` or a `RolloutOutcome`."""
     logger = run_logger()
-    started = (
-        resolve_deployer_block(deployer)
-        .get_deployer()
-        .start_model_server(
+    with resolve_deployer_block(deployer).deployer() as engine:
+        started = engine.start_model_server(
             server_uuid(server), timeout=timeout, on_transition=transition_logger(logger)
         )
-    )
-    logger.info("model server %s serves at %s", started.uuid, started.prediction_url)
-    return started.info()
+        logger.info("model server %s serves at %s", started.uuid, started.prediction_url)
+        return started.info()
 
 
 @task(name="stop_model_server", cache_policy=NO_CACHE)
@@ -102,17 +101,14 @@ def stop_model_server(
 ) -> ModelServerInfo:
     """Stop a model server but keep its record, so `start_model_server` can bring it back."""
     logger = run_logger()
-    stopped = (
-        resolve_deployer_block(deployer)
-        .get_deployer()
-        .stop_model_server(
+    with resolve_deployer_block(deployer).deployer() as engine:
+        stopped = engine.stop_model_server(
             server_uuid(server),
             timeout=timeout,
             force=force,
             on_transition=transition_logger(logger),
         )
-    )
-    return stopped.info()
+        return stopped.info()
 
 
 @task(name="delete_model_server", cache_policy=NO_CACHE)
@@ -129,9 +125,8 @@ def delete_model_server(
     logger = run_logger()
     uuid = server_uuid(server)
     try:
-        resolve_deployer_block(deployer).get_deployer().delete_model_server(
-            uuid, timeout=timeout, force=force
-        )
+        with resolve_deployer_block(deployer).deployer() as engine:
+            engine.delete_model_server(uuid, timeout=timeout, force=force)
     except ModelServerNotFoundError:
         message = f"model server {uuid} was already gone"
         logger.info("%s", message)
@@ -153,8 +148,8 @@ def _prediction_list(answer: Any) -> list[Any]:
 @task(name="predict", cache_policy=NO_CACHE)
 def predict(deployer: ModelDeployerBlock | str, server: ServerRef, data: Any) -> Any:
     """Send `data` to a model server in its own protocol and return its answer as JSON."""
-    found = resolve_deployer_block(deployer).get_deployer().get_model_server(server_uuid(server))
-    return jsonable(found.predict(data))
+    with resolve_deployer_block(deployer).deployer() as engine:
+        return jsonable(engine.get_model_server(server_uuid(server)).predict(data))
 
 
 @task(name="verify_predictions", cache_policy=NO_CACHE)
@@ -172,8 +167,9 @@ def verify_predictions(
     the deployment is rolled back.
     """
     logger = run_logger()
-    found = resolve_deployer_block(deployer).get_deployer().get_model_server(server_uuid(server))
-    predictions = _prediction_list(found.predict(data))
+    with resolve_deployer_block(deployer).deployer() as engine:
+        found = engine.get_model_server(server_uuid(server))
+        predictions = _prediction_list(found.predict(data))
     accuracy = None
     passed = True
     message = f"{len(predictions)} live prediction(s) from {found.prediction_url}"
