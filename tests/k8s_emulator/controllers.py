@@ -1,0 +1,906 @@
+"""Controller simulators for Seldon Core 1 and KServe.
+
+They watch the store (not HTTP), and after a configurable delay move ``status`` the way the
+real operators do, writing through the ``/status`` subresource path of the store so every
+status they produce is validated against the CRD's status schema. They also run fake Pods
+(labelled as the platforms label them, owned by the custom resource so the garbage collector
+removes them) whose logs tests can append to.
+
+Sources of the status shapes:
+* Seldon Core 1.17 ``SeldonDeploymentReconciler``: ``state`` Creating -> Available, or
+  Failed with ``description`` = the error; ``address.url`` is
+  ``http://<sdep>-<predictor>.<ns>.svc.cluster.local:8000/api/v1.0/predictions``;
+  ``deploymentStatus[<deployment>] = {replicas, availableReplicas}``; no
+  ``observedGeneration`` is written (the 1.17 controller never sets it).
+* KServe v1beta1 (Serverless mode): knative-style conditions (sorted by type, each with
+  ``lastTransitionTime``), ``observedGeneration``, ``url``, ``address.url``,
+  ``components.predictor`` revisions/traffic and ``modelStatus`` (``states``,
+  ``transitionStatus``, ``lastFailureInfo``); the ``serving.kserve.io/stop`` annotation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ApiError
+from .store import Event, clone, now_ts, random_suffix
+
+if TYPE_CHECKING:
+    from .emulator import KubernetesEmulator
+    from .resources import ResourceType
+
+KSERVE_FINALIZER = "inferenceservice.finalizers"
+STOP_ANNOTATION = "serving.kserve.io/stop"
+
+
+@dataclass
+class _State:
+    generation: int
+    phase: str  # progressing, ready, failed, stopped, manual
+    revision: str = ""
+    due: float = 0.0
+    ready_revision: str = ""
+    pods: list[str] = field(default_factory=list)
+
+
+class _Controller:
+    """Shared machinery: event subscription, a delayed work queue, pods and status writes."""
+
+    group = ""
+    plural = ""
+    name = "controller"
+
+    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
+        self.emu = emu
+        self.store = emu.store
+        self.rt: ResourceType = emu.registry.by_key(f"{self.group}/{self.plural}")
+        self.pod_rt: ResourceType = emu.registry.by_key("/pods")
+        self.delay = delay
+        #: model URIs starting with this (str or tuple of str) fail to load
+        self.fail_when_uri_startswith: str | tuple[str, ...] | None = None
+        #: failure text used in status when a URI fails
+        self.failure_message = "failed to download model: endpoint unreachable"
+        #: when True, new generations stay in progress forever (to test client timeouts)
+        self.hold = False
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, tuple[str, str]]] = []
+        self._due: dict[tuple[str, str], float] = {}
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.state: dict[tuple[str, str], _State] = {}
+        self.reconciles = 0
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start reconciling (and catch up with objects that already exist)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.store.add_listener(self._on_event)
+        self._thread = threading.Thread(
+            target=self._run, name=f"k8s-emulator-{self.name}", daemon=True
+        )
+        self._thread.start()
+        for obj in self.store.iter_objects(self.rt):
+            self.enqueue(obj["metadata"]["namespace"], obj["metadata"]["name"], 0.0)
+
+    def stop(self) -> None:
+        """Stop reconciling; objects keep whatever status they have (like a crashed operator)."""
+        self.store.remove_listener(self._on_event)
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.rkey != self.rt.key:
+            return
+        ns, name = ev.key.split("/", 1)
+        self.enqueue(ns, name, self.delay)
+
+    def enqueue(self, ns: str, name: str, delay: float | None = None) -> None:
+        due = time.monotonic() + (self.delay if delay is None else delay)
+        key = (ns, name)
+        with self._cond:
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, next(self._seq), key))
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._stop.is_set():
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        due, _, key = heapq.heappop(self._heap)
+                        if self._due.get(key) != due:
+                            continue
+                        del self._due[key]
+                        break
+                    wait = (self._heap[0][0] - now) if self._heap else 0.5
+                    self._cond.wait(min(wait, 0.5))
+                else:
+                    return
+            try:
+                self.reconciles += 1
+                self.reconcile(*key)
+            except ApiError as exc:
+                if exc.code == 409:  # raced with a client write: retry like a real controller
+                    self.enqueue(*key, 0.0)
+                elif exc.code != 404:
+                    self.emu.internal_errors.append(f"{self.name} reconcile {key}: {exc.status}")
+            except Exception as exc:
+                self.emu.internal_errors.append(
+                    f"{self.name} reconcile {key}: {exc!r}\n{traceback.format_exc()}"
+                )
+
+    def reconcile(self, ns: str, name: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def uri_fails(self, uri: str | None) -> bool:
+        prefix = self.fail_when_uri_startswith
+        return bool(uri and prefix and uri.startswith(prefix))
+
+    def write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """PUT /status with the object's resourceVersion (conflicts bubble up and requeue)."""
+        body = clone(obj)
+        body["status"] = status
+        meta = obj["metadata"]
+        out, _ = self.store.update(
+            self.rt, meta["namespace"], meta["name"], body, subresource="status"
+        )
+        return out
+
+    def update_meta(
+        self, obj: dict[str, Any], mutate: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        body = clone(obj)
+        mutate(body["metadata"])
+        meta = obj["metadata"]
+        out, _ = self.store.update(self.rt, meta["namespace"], meta["name"], body)
+        return out
+
+    def owner_ref(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": self.rt.api_version,
+            "kind": self.rt.kind,
+            "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def pods_of(self, ns: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        return [
+            p
+            for p in self.store.iter_objects(self.pod_rt, ns)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
+
+    def create_pod(
+        self,
+        owner: dict[str, Any],
+        name: str,
+        labels: dict[str, str],
+        containers: list[str],
+        init: list[str],
+        logs: dict[str, list[str]],
+    ) -> dict[str, Any]:
+        ns = owner["metadata"]["namespace"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "ownerReferences": [self.owner_ref(owner)],
+            },
+            "spec": {
+                "initContainers": [
+                    {"name": c, "image": "kserve/storage-initializer:emulated"} for c in init
+                ],
+                "containers": [{"name": c, "image": f"emulated/{c}:latest"} for c in containers],
+                "nodeName": "emulated-node",
+                "restartPolicy": "Always",
+            },
+        }
+        if not init:
+            del pod["spec"]["initContainers"]
+        created, _ = self.store.create(self.pod_rt, ns, pod)
+        for container, lines in logs.items():
+            for line in lines:
+                self.store.logs.append(ns, name, container, line)
+        return created
+
+    def set_pod_phase(self, pod: dict[str, Any], phase: str, failure: str = "") -> None:
+        """Pod status for: ``starting`` (init running), ``running`` (ready), ``init-failed``."""
+        spec = pod["spec"]
+        init = [c["name"] for c in spec.get("initContainers") or []]
+        apps = [c["name"] for c in spec["containers"]]
+        ts = now_ts()
+        ready = phase == "running"
+        status: dict[str, Any] = {
+            "phase": "Running" if ready else "Pending",
+            "podIP": f"10.244.0.{hash(pod['metadata']['name']) % 200 + 10}",
+            "startTime": pod["metadata"]["creationTimestamp"],
+            "qosClass": "BestEffort",
+            "conditions": [
+                {
+                    "type": "Initialized",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": ts,
+                },
+                {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": ts},
+                {
+                    "type": "ContainersReady",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": ts,
+                },
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
+            ],
+        }
+        if init:
+            if phase == "init-failed":
+                term = {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "message": failure,
+                    "startedAt": ts,
+                    "finishedAt": ts,
+                }
+                st: dict[str, Any] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": "back-off 10s restarting failed container",
+                    }
+                }
+                status["initContainerStatuses"] = [
+                    {
+                        "name": n,
+                        "ready": False,
+                        "restartCount": 1,
+                        "state": st,
+                        "lastState": {"terminated": term},
+                        "image": "kserve/storage-initializer:emulated",
+                        "imageID": "",
+                    }
+                    for n in init
+                ]
+            elif ready:
+                status["initContainerStatuses"] = [
+                    {
+                        "name": n,
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {
+                            "terminated": {
+                                "exitCode": 0,
+                                "reason": "Completed",
+                                "startedAt": ts,
+                                "finishedAt": ts,
+                            }
+                        },
+                        "image": "kserve/storage-initializer:emulated",
+                        "imageID": "",
+                    }
+                    for n in init
+                ]
+            else:
+                status["initContainerStatuses"] = [
+                    {
+                        "name": n,
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": ts}},
+                        "image": "kserve/storage-initializer:emulated",
+                        "imageID": "",
+                    }
+                    for n in init
+                ]
+        status["containerStatuses"] = [
+            {
+                "name": n,
+                "ready": ready,
+                "restartCount": 0,
+                "started": ready,
+                "state": {"running": {"startedAt": ts}}
+                if ready
+                else {"waiting": {"reason": "PodInitializing"}},
+                "image": f"emulated/{n}:latest",
+                "imageID": "",
+            }
+            for n in apps
+        ]
+        body = clone(pod)
+        body["status"] = status
+        self.store.update(
+            self.pod_rt,
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            body,
+            subresource="status",
+        )
+
+    def delete_pod(self, pod: dict[str, Any]) -> None:
+        try:
+            self.store.delete(self.pod_rt, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def append_log(
+        self, name: str, line: str, *, namespace: str = "default", container: str | None = None
+    ) -> list[str]:
+        """Append a log line to the current pods of custom resource ``name``; returns pods."""
+        pods = self.pods_of(namespace, self.pod_selector(name))
+        out = []
+        for pod in pods:
+            c = container or pod["spec"]["containers"][0]["name"]
+            self.store.logs.append(namespace, pod["metadata"]["name"], c, line)
+            out.append(pod["metadata"]["name"])
+        return out
+
+    def pod_selector(self, name: str) -> dict[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """True once nothing is scheduled (useful before asserting that nothing changes)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._cond:
+                if not self._heap:
+                    return True
+                self._cond.wait(0.05)
+        return False
+
+
+def _set_condition(
+    conds: list[dict[str, Any]],
+    ctype: str,
+    status: str,
+    reason: str = "",
+    message: str = "",
+    severity: str = "",
+) -> None:
+    """knative apis.ConditionSet.SetCondition: keep lastTransitionTime when nothing changed;
+    conditions stay sorted by type."""
+    new: dict[str, Any] = {"type": ctype, "status": status}
+    if reason:
+        new["reason"] = reason
+    if message:
+        new["message"] = message
+    if severity:
+        new["severity"] = severity
+    for i, c in enumerate(conds):
+        if c.get("type") == ctype:
+            same = all(
+                c.get(k, "") == new.get(k, "") for k in ("status", "reason", "message", "severity")
+            )
+            new["lastTransitionTime"] = c.get("lastTransitionTime") if same else now_ts()
+            conds[i] = new
+            break
+    else:
+        new["lastTransitionTime"] = now_ts()
+        conds.append(new)
+    conds.sort(key=lambda c: c["type"])
+
+
+# ================================================================================== KServe
+
+
+class KServeController(_Controller):
+    """InferenceService (serving.kserve.io/v1beta1) in Serverless mode."""
+
+    group = "serving.kserve.io"
+    plural = "inferenceservices"
+    name = "kserve"
+
+    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
+        super().__init__(emu, delay)
+        self.domain = "example.com"
+        self.use_finalizer = True
+        self.replicas = 1
+
+    def pod_selector(self, name: str) -> dict[str, str]:
+        return {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
+
+    @staticmethod
+    def storage_uri(obj: dict[str, Any]) -> str | None:
+        pred = (obj.get("spec") or {}).get("predictor") or {}
+        for val in pred.values():
+            if isinstance(val, dict) and isinstance(val.get("storageUri"), str):
+                return val["storageUri"]
+        for c in pred.get("containers") or []:
+            for env in c.get("env") or []:
+                if env.get("name") == "STORAGE_URI":
+                    return env.get("value")
+        return None
+
+    def reconcile(self, ns: str, name: str) -> None:
+        key = (ns, name)
+        obj = self.store.get(self.rt, ns, name)
+        if obj is None:
+            self.state.pop(key, None)
+            return
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            for pod in self.pods_of(ns, self.pod_selector(name)):
+                self.delete_pod(pod)
+            if KSERVE_FINALIZER in (meta.get("finalizers") or []):
+                self.update_meta(
+                    obj,
+                    lambda m: m.__setitem__(
+                        "finalizers", [f for f in m["finalizers"] if f != KSERVE_FINALIZER]
+                    ),
+                )
+            self.state.pop(key, None)
+            return
+        if self.use_finalizer and KSERVE_FINALIZER not in (meta.get("finalizers") or []):
+            obj = self.update_meta(
+                obj,
+                lambda m: m.__setitem__(
+                    "finalizers", [*(m.get("finalizers") or []), KSERVE_FINALIZER]
+                ),
+            )
+            meta = obj["metadata"]
+        gen = int(meta.get("generation", 1))
+        st = self.state.get(key)
+        stopped = (meta.get("annotations") or {}).get(STOP_ANNOTATION, "").lower() == "true"
+        if stopped:
+            if st is None or st.phase != "stopped" or st.generation != gen:
+                for pod in self.pods_of(ns, self.pod_selector(name)):
+                    self.delete_pod(pod)
+                self.write_status(obj, self._stopped_status(obj, gen))
+                self.state[key] = _State(
+                    gen, "stopped", ready_revision=st.ready_revision if st else ""
+                )
+            return
+        if st is None or st.generation != gen or st.phase == "stopped":
+            resumed = st is not None and st.phase == "stopped"
+            prev_ready = st.ready_revision if st else ""
+            rev = f"{name}-predictor-{gen:05d}"
+            uri = self.storage_uri(obj)
+            pod = self.create_pod(
+                obj,
+                f"{rev}-deployment-{random_suffix(10)}-{random_suffix(5)}",
+                {
+                    "serving.kserve.io/inferenceservice": name,
+                    "component": "predictor",
+                    "serving.knative.dev/revision": rev,
+                    "serving.knative.dev/configuration": f"{name}-predictor",
+                    "app": rev,
+                },
+                ["kserve-container", "queue-proxy"],
+                ["storage-initializer"] if uri else [],
+                {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
+            )
+            self.set_pod_phase(pod, "starting")
+            self.write_status(obj, self._progress_status(obj, gen, rev, resumed))
+            self.state[key] = _State(
+                gen,
+                "progressing",
+                rev,
+                time.monotonic() + self.delay,
+                prev_ready,
+                [pod["metadata"]["name"]],
+            )
+            self.enqueue(ns, name, self.delay)
+            return
+        if st.phase != "progressing" or self.hold:
+            return
+        now = time.monotonic()
+        if now < st.due:
+            self.enqueue(ns, name, st.due - now)
+            return
+        uri = self.storage_uri(obj)
+        current = [
+            p for p in self.pods_of(ns, self.pod_selector(name)) if p["metadata"]["name"] in st.pods
+        ]
+        if self.uri_fails(uri):
+            msg = f"{self.failure_message} (storageUri {uri})"
+            for pod in current:
+                self.store.logs.append(
+                    ns, pod["metadata"]["name"], "storage-initializer", f"ERROR: {msg}"
+                )
+                self.set_pod_phase(pod, "init-failed", msg)
+            self.write_status(obj, self._failed_status(obj, st, msg, current))
+            st.phase = "failed"
+            return
+        for pod in current:
+            self.store.logs.append(
+                ns,
+                pod["metadata"]["name"],
+                "kserve-container",
+                "INFO:     Uvicorn running on http://0.0.0.0:8080",
+            )
+            self.set_pod_phase(pod, "running")
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            if pod["metadata"]["name"] not in st.pods:
+                self.delete_pod(pod)
+        self.write_status(obj, self._ready_status(obj, st))
+        st.ready_revision = st.revision
+        st.phase = "ready"
+
+    # -------------------------------------------------------------------------- statuses
+
+    def _base(self, obj: dict[str, Any], gen: int) -> dict[str, Any]:
+        status = clone(obj.get("status") or {})
+        status["observedGeneration"] = gen
+        status["deploymentMode"] = "Serverless"
+        status.setdefault("conditions", [])
+        return status
+
+    def _urls(self, obj: dict[str, Any]) -> dict[str, str]:
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        return {
+            "url": f"http://{name}.{ns}.{self.domain}",
+            "internal": f"http://{name}.{ns}.svc.cluster.local",
+            "predictor": f"http://{name}-predictor.{ns}.{self.domain}",
+            "predictor_internal": f"http://{name}-predictor.{ns}.svc.cluster.local",
+        }
+
+    def _progress_status(
+        self, obj: dict[str, Any], gen: int, rev: str, resumed: bool
+    ) -> dict[str, Any]:
+        status = self._base(obj, gen)
+        conds = status["conditions"]
+        config = f"{obj['metadata']['name']}-predictor"
+        why = f'Configuration "{config}" is waiting for a Revision to become ready.'
+        if resumed:
+            conds[:] = [c for c in conds if c["type"] != "Stopped"]
+            _set_condition(conds, "Stopped", "False")
+        for ctype in (
+            "LatestDeploymentReady",
+            "PredictorConfigurationReady",
+            "PredictorReady",
+            "Ready",
+        ):
+            _set_condition(conds, ctype, "Unknown", "RevisionMissing", why)
+        if not any(c["type"] == "IngressReady" for c in conds) or resumed:
+            _set_condition(conds, "IngressReady", "Unknown")
+        if not any(c["type"] == "PredictorRouteReady" for c in conds) or resumed:
+            _set_condition(conds, "PredictorRouteReady", "Unknown", "RevisionMissing", why)
+        comps = status.setdefault("components", {})
+        pred = comps.setdefault("predictor", {})
+        pred["latestCreatedRevision"] = rev
+        ms = status.get("modelStatus") or {}
+        states = ms.get("states") or {"activeModelState": ""}
+        states["targetModelState"] = "Pending"
+        status["modelStatus"] = {"states": states, "transitionStatus": "InProgress"}
+        if "copies" in ms:
+            status["modelStatus"]["copies"] = ms["copies"]
+        return status
+
+    def _ready_status(self, obj: dict[str, Any], st: _State) -> dict[str, Any]:
+        status = self._base(obj, st.generation)
+        conds = status["conditions"]
+        for ctype in (
+            "IngressReady",
+            "LatestDeploymentReady",
+            "PredictorConfigurationReady",
+            "PredictorReady",
+            "PredictorRouteReady",
+            "Ready",
+        ):
+            _set_condition(conds, ctype, "True")
+        urls = self._urls(obj)
+        status["url"] = urls["url"]
+        status["address"] = {"url": urls["internal"]}
+        pred: dict[str, Any] = {
+            "latestCreatedRevision": st.revision,
+            "latestReadyRevision": st.revision,
+            "latestRolledoutRevision": st.revision,
+            "url": urls["predictor"],
+            "address": {"url": urls["predictor_internal"]},
+            "traffic": [{"revisionName": st.revision, "percent": 100, "latestRevision": True}],
+        }
+        if st.ready_revision and st.ready_revision != st.revision:
+            pred["previousRolledoutRevision"] = st.ready_revision
+        status["components"] = {"predictor": pred}
+        status["modelStatus"] = {
+            "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+            "transitionStatus": "UpToDate",
+            "copies": {"failedCopies": 0, "totalCopies": self.replicas},
+        }
+        return status
+
+    def _failed_status(
+        self, obj: dict[str, Any], st: _State, msg: str, pods: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        status = self._base(obj, st.generation)
+        conds = status["conditions"]
+        why = f'Revision "{st.revision}" failed with message: {msg}.'
+        for ctype in (
+            "LatestDeploymentReady",
+            "PredictorConfigurationReady",
+            "PredictorReady",
+            "Ready",
+        ):
+            _set_condition(conds, ctype, "False", "RevisionFailed", why)
+        ms = status.get("modelStatus") or {}
+        states = ms.get("states") or {"activeModelState": ""}
+        states["targetModelState"] = "FailedToLoad"
+        status["modelStatus"] = {
+            "states": states,
+            "transitionStatus": "BlockedByFailedLoad",
+            "lastFailureInfo": {
+                "location": pods[0]["metadata"]["name"] if pods else "",
+                "reason": "ModelLoadFailed",
+                "message": msg,
+                "modelRevisionName": st.revision,
+                "exitCode": 1,
+                "time": now_ts(),
+            },
+        }
+        return status
+
+    def _stopped_status(self, obj: dict[str, Any], gen: int) -> dict[str, Any]:
+        old = obj.get("status") or {}
+        status: dict[str, Any] = {
+            "observedGeneration": gen,
+            "deploymentMode": old.get("deploymentMode", "Serverless"),
+        }
+        conds: list[dict[str, Any]] = []
+        for ctype in ("IngressReady", "PredictorReady", "Ready"):
+            _set_condition(conds, ctype, "False", "Stopped")
+        _set_condition(conds, "Stopped", "True")
+        status["conditions"] = conds
+        return status
+
+    # ----------------------------------------------------------------------- test controls
+
+    def set_ready(
+        self,
+        name: str,
+        ready: bool = True,
+        *,
+        namespace: str = "default",
+        reason: str = "",
+        message: str = "",
+    ) -> dict[str, Any]:
+        """Force the Ready/PredictorReady conditions now (e.g. a crash after rollout); the
+        controller leaves this generation alone afterwards."""
+        obj = self.store.require(self.rt, namespace, name)
+        gen = int(obj["metadata"].get("generation", 1))
+        st = self.state.get((namespace, name)) or _State(gen, "manual")
+        st.generation, st.phase = gen, "manual"
+        self.state[(namespace, name)] = st
+        status = self._base(obj, gen)
+        for ctype in ("PredictorReady", "Ready"):
+            if ready:
+                _set_condition(status["conditions"], ctype, "True")
+            else:
+                _set_condition(
+                    status["conditions"], ctype, "False", reason or "RevisionFailed", message
+                )
+        return self.write_status(obj, status)
+
+
+# ================================================================================== Seldon
+
+
+class SeldonController(_Controller):
+    """SeldonDeployment (machinelearning.seldon.io/v1), Seldon Core 1.17 behaviour."""
+
+    group = "machinelearning.seldon.io"
+    plural = "seldondeployments"
+    name = "seldon"
+
+    def pod_selector(self, name: str) -> dict[str, str]:
+        return {"seldon-deployment-id": name}
+
+    @staticmethod
+    def model_uris(obj: dict[str, Any]) -> list[tuple[str, str]]:
+        """(graph node name, modelUri) for every node of every predictor graph."""
+        out: list[tuple[str, str]] = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if node.get("modelUri"):
+                out.append((node.get("name", "model"), node["modelUri"]))
+            for child in node.get("children") or []:
+                walk(child)
+
+        for pred in (obj.get("spec") or {}).get("predictors") or []:
+            walk(pred.get("graph") or {})
+        return out
+
+    @staticmethod
+    def _graph_names(pred: dict[str, Any]) -> list[str]:
+        names: list[str] = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if node.get("name"):
+                names.append(node["name"])
+            for child in node.get("children") or []:
+                walk(child)
+
+        walk(pred.get("graph") or {})
+        return names
+
+    def _deployments(self, obj: dict[str, Any]) -> list[tuple[dict[str, Any], str, list[str]]]:
+        """(predictor, deployment name, container names) as the operator would create."""
+        sdep = obj["metadata"]["name"]
+        out = []
+        for pred in obj["spec"].get("predictors") or []:
+            comps = pred.get("componentSpecs") or []
+            if comps:
+                for i, comp in enumerate(comps):
+                    cs = [
+                        c.get("name", "c")
+                        for c in ((comp.get("spec") or {}).get("containers") or [])
+                    ]
+                    cs = cs or self._graph_names(pred)[:1]
+                    out.append((pred, f"{sdep}-{pred['name']}-{i}-{'-'.join(cs)}", cs))
+            else:
+                cs = self._graph_names(pred)[:1] or ["model"]
+                out.append((pred, f"{sdep}-{pred['name']}-0-{'-'.join(cs)}", cs))
+        return out
+
+    def reconcile(self, ns: str, name: str) -> None:
+        key = (ns, name)
+        obj = self.store.get(self.rt, ns, name)
+        if obj is None:
+            self.state.pop(key, None)
+            return
+        if obj["metadata"].get("deletionTimestamp"):
+            return
+        gen = int(obj["metadata"].get("generation", 1))
+        st = self.state.get(key)
+        if st is None or st.generation != gen:
+            pods = []
+            uris = dict(self.model_uris(obj))
+            for pred, dep, containers in self._deployments(obj):
+                init = [f"{c}-model-initializer" for c in containers if c in uris]
+                logs = {
+                    f"{c}-model-initializer": [f"Downloading {uris[c]}"]
+                    for c in containers
+                    if c in uris
+                }
+                pod = self.create_pod(
+                    obj,
+                    f"{dep}-{random_suffix(10)}-{random_suffix(5)}",
+                    {
+                        "seldon-deployment-id": name,
+                        "seldon-app": f"{name}-{pred['name']}",
+                        "app": dep,
+                        "app.kubernetes.io/managed-by": "seldon-core",
+                    },
+                    [*containers, "seldon-container-engine"],
+                    init,
+                    logs,
+                )
+                self.set_pod_phase(pod, "starting")
+                pods.append(pod["metadata"]["name"])
+            status = clone(obj.get("status") or {})
+            status["state"] = "Creating"
+            status.pop("description", None)
+            status["replicas"] = self._replicas(obj)
+            self.write_status(obj, status)
+            self.state[key] = _State(
+                gen, "progressing", due=time.monotonic() + self.delay, pods=pods
+            )
+            self.enqueue(ns, name, self.delay)
+            return
+        if st.phase != "progressing" or self.hold:
+            return
+        now = time.monotonic()
+        if now < st.due:
+            self.enqueue(ns, name, st.due - now)
+            return
+        current = [
+            p for p in self.pods_of(ns, self.pod_selector(name)) if p["metadata"]["name"] in st.pods
+        ]
+        failing = [(n, u) for n, u in self.model_uris(obj) if self.uri_fails(u)]
+        if failing:
+            node, uri = failing[0]
+            msg = (
+                f'Init container "{node}-model-initializer" failed: {self.failure_message} ({uri})'
+            )
+            for pod in current:
+                self.store.logs.append(
+                    ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
+                )
+                self.set_pod_phase(pod, "init-failed", msg)
+            status = clone(obj.get("status") or {})
+            status["state"] = "Failed"
+            status["description"] = msg
+            self.write_status(obj, status)
+            st.phase = "failed"
+            return
+        for pod in current:
+            self.store.logs.append(
+                ns,
+                pod["metadata"]["name"],
+                pod["spec"]["containers"][0]["name"],
+                "Starting Seldon model server",
+            )
+            self.set_pod_phase(pod, "running")
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            if pod["metadata"]["name"] not in st.pods:
+                self.delete_pod(pod)
+        self.write_status(obj, self._available_status(obj))
+        st.phase = "ready"
+
+    def _replicas(self, obj: dict[str, Any]) -> int:
+        spec = obj.get("spec") or {}
+        preds = spec.get("predictors") or [{}]
+        return int(preds[0].get("replicas", spec.get("replicas", 1)) if preds else 1)
+
+    def _available_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        spec = obj["spec"]
+        first = spec["predictors"][0]
+        svc = f"{name}-{first['name']}"
+        protocol = spec.get("protocol", "seldon")
+        graph_name = (first.get("graph") or {}).get("name", "model")
+        if protocol in ("v2", "kfserving"):
+            path = f"/v2/models/{graph_name}/infer"
+        elif protocol == "tensorflow":
+            path = f"/v1/models/{graph_name}:predict"
+        else:
+            path = "/api/v1.0/predictions"
+        replicas = self._replicas(obj)
+        deployments = {
+            dep: {"replicas": replicas, "availableReplicas": replicas}
+            for _, dep, _ in self._deployments(obj)
+        }
+        services = {}
+        for pred in spec["predictors"]:
+            s = f"{name}-{pred['name']}"
+            services[s] = {
+                "svcName": s,
+                "httpEndpoint": f"{s}.{ns}:8000",
+                "grpcEndpoint": f"{s}.{ns}:5001",
+            }
+        return {
+            "state": "Available",
+            "address": {"url": f"http://{svc}.{ns}.svc.cluster.local:8000{path}"},
+            "deploymentStatus": deployments,
+            "serviceStatus": services,
+            "replicas": replicas,
+        }
+
+    def set_state(
+        self, name: str, state: str, description: str = "", *, namespace: str = "default"
+    ) -> dict[str, Any]:
+        """Force ``status.state`` (Creating/Available/Failed) for the current generation."""
+        obj = self.store.require(self.rt, namespace, name)
+        gen = int(obj["metadata"].get("generation", 1))
+        st = self.state.get((namespace, name)) or _State(gen, "manual")
+        st.generation, st.phase = gen, "manual"
+        self.state[(namespace, name)] = st
+        status = (
+            self._available_status(obj) if state == "Available" else clone(obj.get("status") or {})
+        )
+        status["state"] = state
+        if description:
+            status["description"] = description
+        else:
+            status.pop("description", None)
+        return self.write_status(obj, status)
+
+    def set_ready(
+        self, name: str, ready: bool = True, *, namespace: str = "default", message: str = ""
+    ) -> dict[str, Any]:
+        return self.set_state(
+            name, "Available" if ready else "Failed", "" if ready else message, namespace=namespace
+        )
