@@ -396,3 +396,69 @@ def test_watch_pods_with_field_selector(bare: KubernetesEmulator) -> None:
         names.append((ev["type"], ev["object"].metadata.name))
         w.stop()
     assert names == [("ADDED", "p2")]
+
+
+def test_concurrent_watches_all_see_every_event(bare: KubernetesEmulator) -> None:
+    api = custom_api(bare)
+    rv = api.list_namespaced_custom_object(*KSERVE, NS, PLURAL)["metadata"]["resourceVersion"]
+    results: dict[int, list[str]] = {}
+    ready = threading.Barrier(6)
+
+    def watcher(idx: int) -> None:
+        w = watch.Watch()
+        got: list[str] = []
+        stream = w.stream(
+            custom_api(bare).list_namespaced_custom_object,
+            *KSERVE,
+            NS,
+            PLURAL,
+            resource_version=rv,
+            timeout_seconds=10,
+        )
+        ready.wait(5)
+        for ev in stream:
+            got.append(ev["object"]["metadata"]["name"])
+            if len(got) == 20:
+                w.stop()
+        results[idx] = got
+
+    threads = [threading.Thread(target=watcher, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    ready.wait(5)
+    for i in range(20):
+        create_isvc(api, isvc(f"n{i:02d}"))
+    for t in threads:
+        t.join(10)
+    assert results == {i: [f"n{j:02d}" for j in range(20)] for i in range(5)}
+
+
+def test_history_limit_is_the_compaction_window(bare: KubernetesEmulator) -> None:
+    api = custom_api(bare)
+    bare.history_limit = 3
+    rv = create_isvc(api, isvc("a"))["metadata"]["resourceVersion"]
+    for i in range(10):
+        create_isvc(api, isvc(f"b{i}"))
+    with pytest.raises(ApiException) as info:
+        list(
+            watch.Watch().stream(
+                api.list_namespaced_custom_object,
+                *KSERVE,
+                NS,
+                PLURAL,
+                resource_version=rv,
+                timeout_seconds=1,
+            )
+        )
+    assert info.value.status == 410
+
+
+def test_namespace_deletion_removes_content(bare: KubernetesEmulator) -> None:
+    core, api = core_api(bare), custom_api(bare)
+    api.create_namespaced_custom_object(*KSERVE, "other", PLURAL, isvc("a"))
+    ns = core.delete_namespace("other")
+    assert ns["status"]["phase"] == "Terminating"
+    assert bare.wait_for(lambda: bare.get("Namespace", "other", None) is None, 5)
+    assert bare.get("InferenceService", "a", "other") is None
+    exc = raises(api.create_namespaced_custom_object, *KSERVE, "other", PLURAL, isvc("b"))
+    assert exc.status == 404

@@ -183,6 +183,17 @@ class KubernetesEmulator:
         """Insert many objects directly (see ``Store.bulk_load``: no validation by default)."""
         return self.store.bulk_load(self.rt(kind), namespace, objects, validate=validate)
 
+    @property
+    def history_limit(self) -> int:
+        """How many events the store keeps for watches and consistent lists (the window)."""
+        return self.store.history_limit
+
+    @history_limit.setter
+    def history_limit(self, value: int) -> None:
+        with self.store.lock:
+            self.store.history_limit = value
+            self.store._trim(value)
+
     def compact(self, keep_last: int = 0) -> int:
         """Compact history; watches/consistent lists from older revisions get 410 Expired."""
         return self.store.compact(keep_last)

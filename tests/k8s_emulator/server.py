@@ -7,6 +7,7 @@ that end with the terminating chunk, or are cut without it when a fault says so.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import random
@@ -118,6 +119,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         warnings: list[str] | None = None,
     ) -> None:
+        self._log_request(code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(payload)))
@@ -142,6 +144,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         )
 
     def _start_stream(self, ctype: str) -> None:
+        self._log_request(200)
         self.send_response(200)
         self.send_header("Content-Type", ctype)
         self.send_header("Transfer-Encoding", "chunked")
@@ -171,15 +174,17 @@ class ApiHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self._status = 500
         self._route: Route | None = None
+        self._logged = False
         verb = self.command.lower()
+        self._q: dict[str, Any] = {"path": path, "query": query, "verb": verb, "started": started}
         try:
             if emu.faults.latency > 0:
                 time.sleep(emu.faults.latency)
-            auth = self.headers.get("Authorization", "")
-            if auth != f"Bearer {emu.token}":
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != emu.token:
                 raise E.unauthorized()
             route = self._route = self._parse(path)
-            verb = self._verb(route, query)
+            verb = self._q["verb"] = self._verb(route, query)
             streaming = verb == "watch" or (
                 route.subresource == "log" and query.get("follow") in _TRUE
             )
@@ -203,21 +208,30 @@ class ApiHandler(BaseHTTPRequestHandler):
                 {},
             )
         finally:
-            r = self._route
-            emu.requests.add(
-                RequestRecord(
-                    method=self.command,
-                    path=path,
-                    query=query,
-                    status=self._status,
-                    verb=verb,
-                    resource=r.rt.plural if r and r.rt else None,
-                    namespace=r.namespace if r else None,
-                    name=r.name if r else None,
-                    subresource=r.subresource if r else None,
-                    duration=time.monotonic() - started,
-                )
+            self._log_request(self._status)
+
+    def _log_request(self, status: int) -> None:
+        """Record the request once, before its response is written, so a client that got the
+        answer always finds it in ``emu.requests`` (duration = time to the response start)."""
+        if self._logged:
+            return
+        self._logged = True
+        r = self._route
+        q = self._q
+        self.server.emu.requests.add(
+            RequestRecord(
+                method=self.command,
+                path=q["path"],
+                query=q["query"],
+                status=status,
+                verb=q["verb"],
+                resource=r.rt.plural if r and r.rt else None,
+                namespace=r.namespace if r else None,
+                name=r.name if r else None,
+                subresource=r.subresource if r else None,
+                duration=time.monotonic() - q["started"],
             )
+        )
 
     def _safe_send(self, code: int, obj: Any, headers: dict[str, str]) -> None:
         try:
@@ -489,7 +503,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._chunk(json.dumps({"type": "ERROR", "object": err.status}).encode() + b"\n")
                 self._end_stream()
                 return
-            pending = list(initial)
+            pending = collections.deque(initial)
             while True:
                 if emu.stopping.is_set():
                     raise _Abort()
@@ -497,7 +511,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 if drop_secs is not None and now - start >= drop_secs:
                     raise _Abort()
                 if pending:
-                    etype, obj = pending.pop(0)
+                    etype, obj = pending.popleft()
                 else:
                     if now >= deadline:
                         if bookmarks:

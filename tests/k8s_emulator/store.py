@@ -267,6 +267,7 @@ class Store:
         new: dict[str, Any] | None,
         etype: str,
         prev: dict[str, Any] | None,
+        final: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write (or delete, new=None) under the lock with a fresh revision and emit events."""
         self.rv += 1
@@ -289,8 +290,9 @@ class Store:
                 del keys[i]
             self._by_uid.pop(prev["metadata"].get("uid", ""), None)
             self._index_owner_refs(rt.key, key, prev, None)
-            event_obj = dict(prev)
-            event_obj["metadata"] = dict(prev["metadata"], resourceVersion=str(rv))
+            src = final if final is not None else prev
+            event_obj = dict(src)
+            event_obj["metadata"] = dict(src["metadata"], resourceVersion=str(rv))
         ev = Event(rv, etype, rt.key, key, event_obj, prev)
         self._record(ev)
         self.rv_cond.notify_all()
@@ -299,7 +301,7 @@ class Store:
     def _record(self, ev: Event) -> None:
         self._history.append(ev)
         self._hist_rvs.append(ev.rv)
-        if len(self._history) > self.history_limit * 1.25 + 16:
+        if len(self._history) > self.history_limit:
             self._trim(self.history_limit)
         for w in list(self._watchers[ev.rkey]):
             out = w.convert(ev)
@@ -839,7 +841,7 @@ class Store:
             return new
         key = self.okey(ns, name)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._delete_now(rt, key, old)
+            return self._delete_now(rt, key, old, new)
         return self._commit(rt, key, new, "MODIFIED", old)
 
     def _prepare_update(
@@ -1009,8 +1011,11 @@ class Store:
             "details": details,
         }
 
-    def _delete_now(self, rt: ResourceType, key: str, old: dict[str, Any]) -> dict[str, Any]:
-        out = self._commit(rt, key, None, "DELETED", old)
+    def _delete_now(
+        self, rt: ResourceType, key: str, old: dict[str, Any], final: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Remove now; the DELETED event carries ``final`` (e.g. finalizers just cleared)."""
+        out = self._commit(rt, key, None, "DELETED", old, final)
         if rt.kind == "Pod":
             self.logs.drop_pod(old["metadata"].get("namespace", ""), old["metadata"]["name"])
         return out
