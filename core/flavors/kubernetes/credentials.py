@@ -28,7 +28,8 @@ KSERVE_GCS_CREDENTIAL_FILE = "gcloud-application-credentials.json"
 
 
 class _Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validation errors must not quote what was given: it may be a secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     def seldon_env(self) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -10,7 +10,7 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from core.deployer import DeployerSettings
 from core.flavors.kubernetes.credentials import StorageCredentials
@@ -20,6 +20,9 @@ from core.flavors.kubernetes.naming import check_dns1123_label, check_secret_nam
 class KubernetesDeployerSettings(DeployerSettings):
     """Cluster access (first that is set wins: `in_cluster`, `kubeconfig`, `kubeconfig_path`,
     then `$KUBECONFIG` / `~/.kube/config`, then the pod's service account) and placement."""
+
+    # Validation errors must not quote what was given: kubeconfigs and credentials are secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     kubeconfig_path: str | None = Field(default=None, description="Path of a kubeconfig file.")
     kubeconfig: dict[str, Any] | None = Field(

@@ -1,0 +1,391 @@
+"""The shared Kubernetes plumbing against the emulator, over real HTTP (issue 3 items 1-5):
+client configuration, optimistic concurrency, paginated selectors, managed-by filtering,
+retries, watches (410, drops, deadlines) and the storage Secret's lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import ConflictError, InvalidConfigError
+from core.flavors import create_deployer
+from core.flavors.kubernetes.client import connect
+from core.flavors.kubernetes.settings import KubernetesDeployerSettings
+from core.flavors.kubernetes.watching import WatchTimeout, watch_until
+from core.waiting import Deadline
+from tests.flavors_kubernetes.conftest import S3_CREDENTIALS, Cluster
+from tests.k8s_emulator import KubernetesEmulator
+
+SECRET = S3_CREDENTIALS["secret_access_key"]
+
+
+@pytest.fixture
+def emu(cluster: Cluster) -> KubernetesEmulator:
+    return cluster.requires_emulator()
+
+
+# --- client configuration --------------------------------------------------------------
+
+
+def _list_works(settings: dict[str, Any]) -> str:
+    kube = connect(KubernetesDeployerSettings.model_validate(settings))
+    try:
+        kube.core.list_namespaced_pod(kube.namespace, _request_timeout=5)
+        return kube.source
+    finally:
+        kube.close()
+
+
+def test_client_from_a_kubeconfig_file_a_dict_or_a_context(
+    emu: KubernetesEmulator, tmp_path: Path
+) -> None:
+    path = emu.write_kubeconfig(tmp_path / "config")
+    assert _list_works({"kubeconfig_path": str(path)}) == f"kubeconfig {path}"
+    assert _list_works({"kubeconfig_path": str(path), "context": "emulator"}).startswith(
+        "kubeconfig"
+    )
+    assert _list_works({"kubeconfig": emu.kubeconfig_dict()}) == "kubeconfig dict"
+    assert _list_works({"kubeconfig": path.read_text()}) == "kubeconfig dict"  # YAML text
+
+
+def test_client_from_kubeconfig_env_and_a_clear_error_when_nothing_works(
+    emu: KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = emu.write_kubeconfig(tmp_path / "config")
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert _list_works({}) == f"kubeconfig {path}"
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(InvalidConfigError) as caught:
+        _list_works({})
+    message = str(caught.value)
+    assert "no Kubernetes configuration works" in message
+    assert str(tmp_path / "missing") in message and "in-cluster" in message
+
+
+def test_bad_client_settings_fail_clearly_without_leaking_the_token(
+    emu: KubernetesEmulator, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidConfigError, match="does not exist"):
+        _list_works({"kubeconfig_path": str(tmp_path / "nope")})
+    with pytest.raises(InvalidConfigError) as caught:
+        _list_works({"kubeconfig": emu.kubeconfig_dict(), "context": "production"})
+    assert "production" in str(caught.value) and emu.token not in str(caught.value)
+    with pytest.raises(InvalidConfigError, match="not running in a Kubernetes pod"):
+        _list_works({"in_cluster": True})
+
+
+# --- lists, records, managed-by ----------------------------------------------------------
+
+
+def _bulk_servers(emu: KubernetesEmulator, deployer: Any, count: int) -> None:
+    """Load `count` managed SeldonDeployments straight into the store (no HTTP)."""
+    from uuid import uuid4
+
+    from core.flavors.seldon.server import SeldonModelServer
+    from core.status import ServiceStatus, utcnow
+
+    objects = []
+    for i in range(count):
+        config = deployer.parse_config(
+            {
+                "model_name": f"model-{i % 50}",
+                "model_uri": f"s3://models/m{i}",
+                "model_type": "sklearn",
+                "pipeline_name": f"pipeline-{i % 10}",
+            }
+        )
+        uuid = uuid4()
+        server = SeldonModelServer(
+            uuid, config, ServiceStatus(), deployer=deployer, name=f"m-{i}-{uuid.hex[:6]}"
+        )
+        objects.append(server.build_object(config, None, utcnow()))
+    emu.bulk_load("SeldonDeployment", objects)
+
+
+def test_lists_are_paginated_and_filters_are_pushed_down(emu: KubernetesEmulator) -> None:
+    deployer = create_deployer("seldon", {"kubeconfig": emu.kubeconfig_dict()})
+    _bulk_servers(emu, deployer, 1234)
+    emu.requests.reset()
+
+    everything = deployer.find_model_server()
+
+    assert len(everything) == 1234
+    lists = [r for r in emu.requests.entries if r.verb == "list"]
+    assert len(lists) == 3 and all(r.query["limit"] == "500" for r in lists)
+    assert "continue" in lists[1].query and "continue" in lists[2].query
+
+    emu.requests.reset()
+    some = deployer.find_model_server(model_name="model-7", pipeline_name="pipeline-7")
+    assert len(some) == 25 and {s.config.model_name for s in some} == {"model-7"}
+    [request] = emu.requests.entries
+    assert "modeldeploy.io/model=model-7" in request.query["labelSelector"]
+    created = [s.status.created_at for s in some]
+    assert created == sorted(created, reverse=True)  # newest first
+
+
+def test_objects_not_managed_by_modeldeploy_are_never_listed_or_changed(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    foreign = emu.get(plural, server.name)
+    foreign["metadata"] = {
+        "name": "someone-elses",
+        "labels": {k: v for k, v in foreign["metadata"]["labels"].items() if "managed" not in k},
+        "annotations": foreign["metadata"]["annotations"],
+    }
+    foreign.pop("status", None)
+    emu.bulk_load(plural, [foreign])
+
+    assert [s.uuid for s in deployer.find_model_server()] == [server.uuid]
+    taken = cluster.config(flavor, model="other", name="someone-elses")
+    with pytest.raises(ConflictError, match="already exists"):
+        deployer.deploy_model(taken, timeout=cluster.timeout)
+    with pytest.raises(ConflictError, match="not managed by modeldeploy"):
+        deployer.resources.delete("someone-elses")
+    assert emu.get(plural, "someone-elses") is not None
+
+
+# --- writes: optimistic concurrency and retries ------------------------------------------
+
+
+def test_a_conflicting_write_is_re_read_and_re_applied(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
+    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    # Someone else labels the object between our read and our write: our write conflicts.
+    original = deployer.resources.get
+
+    def get_then_race(name: str, deadline: Any = None) -> Any:
+        obj = original(name, deadline)
+        if obj is not None and "team" not in obj["metadata"].get("labels", {}):
+            meta = {**obj["metadata"], "labels": {**obj["metadata"]["labels"], "team": "a"}}
+            emu.store.update(emu.rt(plural), "default", name, {**obj, "metadata": meta})
+        return obj
+
+    deployer.resources.get = get_then_race  # type: ignore[method-assign]
+    emu.requests.reset()
+    deployer.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
+
+    puts = [r for r in emu.requests.entries if r.method == "PUT"]
+    assert [r.status for r in puts][:2] == [409, 200]
+    obj = emu.get(plural, server.name)
+    assert obj["metadata"]["labels"]["team"] == "a"  # their change survived
+    assert json.loads(obj["metadata"]["annotations"]["modeldeploy.io/config"])["model_uri"] == (
+        cluster.good_uri(flavor, 2)
+    )
+
+
+def test_transient_errors_are_retried_and_validation_errors_are_not(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    emu.faults.inject(503, times=3, method="GET")
+    emu.faults.inject(429, times=1, method="POST")
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    assert server.is_running
+    assert emu.requests.by_status()[503] == 3 and emu.requests.by_status()[429] == 1
+
+    emu.requests.reset()
+    emu.faults.inject(422, times=1, method="PUT")
+    with pytest.raises(InvalidConfigError, match="refused"):
+        deployer.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
+    assert [r.status for r in emu.requests.entries if r.method == "PUT"] == [422]
+
+
+# --- watches -----------------------------------------------------------------------------
+
+
+def test_watch_re_reads_after_410_gone(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    old = deployer.resources.get(server.name)
+    deployer.stop_model_server(server.uuid, timeout=cluster.timeout)
+    emu.compact(keep_last=0)
+    reads: list[bool] = []
+    gone: list[bool] = []
+
+    def judge(obj: Any, from_event: bool) -> Any:
+        reads.append(from_event)
+        return obj if len(reads) > 1 else None  # ignore the first read: watch from `old`
+
+    obj = watch_until(
+        deployer.resources,
+        server.name,
+        judge,
+        Deadline(5),
+        start_from=lambda _obj: old["metadata"]["resourceVersion"],
+        on_gone=lambda: gone.append(True),
+    )
+
+    assert gone == [True] and reads == [False, False]  # 410, then a fresh read
+    assert obj["metadata"]["annotations"].get("serving.kserve.io/stop") == "true" or (
+        obj["spec"]["predictors"][0]["replicas"] == 0
+    )
+
+
+def test_the_deadline_holds_when_no_event_arrives(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    started = time.monotonic()
+    with pytest.raises(WatchTimeout):
+        watch_until(deployer.resources, server.name, lambda o, e: None, Deadline(0.7))
+    assert 0.7 <= time.monotonic() - started < 1.2
+
+
+def test_dropped_watches_resume_without_missing_the_change(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    emu.faults.drop_watch_after_events = 1
+    server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
+    server = deployer.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
+    assert server.is_running and server.status.observed_generation == 2
+    watches = [r for r in emu.requests.entries if r.verb == "watch"]
+    assert len(watches) >= 3
+    versions = [r.query.get("resourceVersion") for r in watches]
+    assert len(set(versions)) == len(versions)  # each resumed from the last version seen
+
+
+# --- the storage Secret ------------------------------------------------------------------
+
+
+def test_the_secret_is_what_each_platform_reads(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    name = f"modeldeploy-{flavor}-storage"
+    secret = emu.get("secrets", name)
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    if flavor == "seldon":
+        assert data["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET
+        assert data["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio.minio:9000"
+        graph = emu.get("seldondeployments", server.name)["spec"]["predictors"][0]["graph"]
+        assert graph["envSecretRefName"] == name
+    else:
+        assert data == {
+            "AWS_ACCESS_KEY_ID": "AKIA-TEST-ACCESS-KEY",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+        }
+        annotations = secret["metadata"]["annotations"]
+        assert annotations["serving.kserve.io/s3-endpoint"] == "minio.minio:9000"
+        assert annotations["serving.kserve.io/s3-usehttps"] == "0"
+        account = emu.get("serviceaccounts", name)
+        assert {"name": name} in account["secrets"]
+        predictor = emu.get("inferenceservices", server.name)["spec"]["predictor"]
+        assert predictor["serviceAccountName"] == name
+
+
+def test_the_secret_is_updated_in_place_when_the_credentials_change(
+    cluster: Cluster, emu: KubernetesEmulator, make_deployer: Any, flavor: str
+) -> None:
+    make_deployer(flavor).deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
+    name = f"modeldeploy-{flavor}-storage"
+    uid = emu.get("secrets", name)["metadata"]["uid"]
+    rotated = {**S3_CREDENTIALS, "secret_access_key": "rotated-value"}
+
+    make_deployer(flavor, storage_credentials=rotated).deploy_model(
+        cluster.config(flavor, version=2), timeout=cluster.timeout
+    )
+
+    secret = emu.get("secrets", name)
+    assert secret["metadata"]["uid"] == uid  # same object, updated in place
+    values = {base64.b64decode(v).decode() for v in secret["data"].values()}
+    assert "rotated-value" in values and SECRET not in values
+    assert len(cluster.managed("secrets")) == 1
+
+
+def test_an_existing_secret_is_referenced_and_never_written_or_deleted(
+    cluster: Cluster, emu: KubernetesEmulator, make_deployer: Any, flavor: str
+) -> None:
+    emu.store.create(
+        emu.rt("secrets"),
+        "default",
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-creds"}, "data": {}},
+    )
+    deployer = make_deployer(flavor, storage_credentials=None, secret_name="team-creds")
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    deployer.delete_model_server(server.uuid, timeout=cluster.timeout)
+    assert emu.get("secrets", "team-creds") is not None
+    writes = [r for r in emu.requests.entries if r.resource == "secrets" and r.method != "GET"]
+    assert writes == []
+
+    managing = make_deployer(flavor, secret_name="team-creds")
+    with pytest.raises(ConflictError, match="not managed by modeldeploy"):
+        managing.deploy_model(cluster.config(flavor, model="other"), timeout=cluster.timeout)
+
+
+def test_secret_values_never_reach_annotations_labels_logs_exceptions_or_repr(
+    cluster: Cluster,
+    emu: KubernetesEmulator,
+    deployer: Any,
+    flavor: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    deployer.stop_model_server(server.uuid, timeout=cluster.timeout)
+    emu.faults.inject(422, times=1, method="PUT", path_contains="/secrets/")
+    credentials = {**S3_CREDENTIALS, "secret_access_key": "v2-" + SECRET}
+    rotated = create_deployer(flavor, cluster.settings(storage_credentials=credentials))
+    with pytest.raises(InvalidConfigError) as caught:
+        rotated.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
+
+    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    texts = [
+        json.dumps(emu.list_objects(plural)),
+        json.dumps(emu.list_objects("serviceaccounts")),
+        caplog.text,
+        str(caught.value),
+        repr(deployer),
+        repr(deployer.settings),
+        repr(server),
+        json.dumps(server.info().model_dump(mode="json")),
+    ]
+    for text in texts:
+        assert SECRET not in text
+
+
+def test_logs_come_from_the_servers_pods(
+    cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
+) -> None:
+    server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
+    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    container = server.container_name
+    for i in range(3):
+        assert controller.append_log(server.name, f"request {i} served", container=container)
+
+    lines = list(deployer.get_model_server_logs(server.uuid))
+    assert lines[-3:] == ["request 0 served", "request 1 served", "request 2 served"]
+    assert list(deployer.get_model_server_logs(server.uuid, tail=1)) == ["request 2 served"]
+
+    follow = server.logs(follow=True)
+    got: list[str] = []
+    streaming = threading.Event()
+
+    def read() -> None:
+        for line in follow:
+            got.append(line)
+            if line == "request 2 served":
+                streaming.set()
+            if line == "live line":
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert streaming.wait(10)  # the stream is open and has delivered the old lines
+    controller.append_log(server.name, "live line", container=container)
+    reader.join(timeout=10)
+    follow.close()
+    assert got[-1] == "live line"

@@ -1,0 +1,312 @@
+"""Pure pieces of the Kubernetes plumbing: names, labels, records, retries, error texts,
+credential layouts and inference-protocol bodies. No cluster needed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from core.deployer import ServerQuery
+from core.errors import (
+    ConflictError,
+    InvalidConfigError,
+    ModelServerNotFoundError,
+    PlatformError,
+)
+from core.flavors.kserve.config import KServeConfig
+from core.flavors.kubernetes import protocols
+from core.flavors.kubernetes.credentials import AzureCredentials, GCSCredentials, S3Credentials
+from core.flavors.kubernetes.errors import translate
+from core.flavors.kubernetes.naming import (
+    DNS1035_LABEL,
+    LABEL_VALUE,
+    MAX_SERVER_NAME,
+    label_value,
+    server_name,
+)
+from core.flavors.kubernetes.records import (
+    ANNOTATION_CONFIG,
+    query_selector,
+    read_record,
+    record_annotations,
+    record_labels,
+)
+from core.flavors.kubernetes.retry import RetryPolicy, is_transient
+from core.flavors.kubernetes.settings import KubernetesDeployerSettings
+from core.flavors.seldon.config import SeldonConfig
+
+SECRET = "s3cr3t-value-that-must-never-leak"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["iris", "Iris_Model.v2", "a" * 63, "my pipeline", "dag:task/1", "x" * 80, "-lead", "é"],
+)
+def test_label_values_are_valid_and_deterministic(value: str) -> None:
+    out = label_value(value)
+    assert len(out) <= 63 and LABEL_VALUE.match(out)
+    assert label_value(value) == out
+    if len(value) <= 63 and LABEL_VALUE.match(value):
+        assert out == value  # readable values are kept as they are
+
+
+def test_different_inputs_do_not_collide_after_sanitizing() -> None:
+    assert label_value("my pipeline") != label_value("my_pipeline")
+    assert label_value("my pipeline") != label_value("my-pipeline")
+    assert label_value("x" * 80) != label_value("x" * 81)
+
+
+@pytest.mark.parametrize("model", ["iris", "9lives", "My.Model_v2", "---", "m" * 200])
+def test_server_names_are_dns1035_and_short_enough_for_kserve(model: str) -> None:
+    uuid = uuid4()
+    name = server_name(model, uuid)
+    assert DNS1035_LABEL.match(name) and len(name) <= MAX_SERVER_NAME
+    assert name.endswith(uuid.hex[:8])
+
+
+def test_records_round_trip_and_selectors_push_filters_down() -> None:
+    config = SeldonConfig(
+        model_name="iris",
+        model_uri="s3://models/iris/1",
+        model_type="sklearn",
+        pipeline_name="my pipeline",
+        run_id="manual__2025-01-01T00:00:00+00:00",
+    )
+    uuid = uuid4()
+    created = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    obj = {
+        "metadata": {
+            "name": "iris-1",
+            "labels": record_labels(config, uuid, "seldon"),
+            "annotations": record_annotations(config, created),
+        }
+    }
+    record = read_record(obj, SeldonConfig)
+    assert record is not None
+    assert record.uuid == uuid and record.config == config and record.created_at == created
+    assert all(LABEL_VALUE.match(v) for v in obj["metadata"]["labels"].values())
+
+    selector = query_selector(
+        ServerQuery(pipeline_name="my pipeline", model_name="iris", run_id=config.run_id),
+        "seldon",
+    )
+    labels = obj["metadata"]["labels"]
+    for term in selector.split(","):
+        key, value = term.split("=")
+        assert labels[key] == value
+
+
+def test_damaged_or_foreign_records_are_skipped() -> None:
+    assert read_record({"metadata": {"name": "x", "labels": {}}}, SeldonConfig) is None
+    damaged = {
+        "metadata": {
+            "name": "x",
+            "labels": {"app.kubernetes.io/managed-by": "modeldeploy", "modeldeploy.io/uuid": "1"},
+            "annotations": {ANNOTATION_CONFIG: "{not json"},
+        }
+    }
+    assert read_record(damaged, SeldonConfig) is None
+
+
+def _api_error(status: int, reason: str = "", message: str = "", headers: Any = None) -> Any:
+    exc = ApiException(status=status, reason="x")
+    exc.body = json.dumps(
+        {"kind": "Status", "status": "Failure", "reason": reason, "message": message}
+    )
+    exc.headers = headers or {}
+    return exc
+
+
+def test_only_throttling_server_errors_and_drops_are_transient() -> None:
+    import urllib3
+
+    for status in (429, 500, 502, 503, 504):
+        assert is_transient(_api_error(status))
+    for status in (400, 401, 403, 404, 409, 410, 422):
+        assert not is_transient(_api_error(status))
+    assert is_transient(urllib3.exceptions.ProtocolError("connection dropped"))
+    assert is_transient(ConnectionResetError())
+    assert not is_transient(ValueError("bad input"))
+
+
+def test_retry_policy_backs_off_then_gives_up_and_never_retries_validation_errors() -> None:
+    slept: list[float] = []
+    policy = RetryPolicy(max_retries=3, sleep=slept.append)
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise _api_error(503)
+        return "ok"
+
+    assert policy.call(flaky) == "ok" and calls["n"] == 3 and len(slept) == 2
+
+    def invalid() -> None:
+        calls["n"] += 1
+        raise _api_error(422, "Invalid", "spec.replicas: Invalid value")
+
+    calls["n"] = 0
+    with pytest.raises(ApiException):
+        policy.call(invalid)
+    assert calls["n"] == 1  # no retry on a validation error
+
+    def always_down() -> None:
+        raise _api_error(500)
+
+    with pytest.raises(ApiException):
+        policy.call(always_down)
+
+    slept.clear()
+    with pytest.raises(ApiException):
+        RetryPolicy(max_retries=1, sleep=slept.append).call(
+            lambda: (_ for _ in ()).throw(_api_error(429, headers={"Retry-After": "0.25"}))
+        )
+    assert slept == [0.25]  # Retry-After is honoured
+
+
+def test_api_errors_become_typed_errors_with_the_servers_reason() -> None:
+    cases = [
+        (404, "NotFound", ModelServerNotFoundError),
+        (409, "Conflict", ConflictError),
+        (422, "Invalid", InvalidConfigError),
+        (403, "Forbidden", PlatformError),
+        (500, "InternalError", PlatformError),
+    ]
+    for status, reason, kind in cases:
+        err = translate(_api_error(status, reason, f"the {reason} message"), "doing x")
+        assert isinstance(err, kind)
+        assert f"the {reason} message" in str(err) and "doing x" in str(err)
+
+
+def test_settings_accept_plain_strings_and_hide_secrets() -> None:
+    settings = KubernetesDeployerSettings.model_validate(
+        {
+            "kubeconfig": "apiVersion: v1\nclusters: []\ncontexts: []\nusers: []\n",
+            "namespace": " team-a ",
+            "in_cluster": "false",
+            "ingress_base_url": "http://127.0.0.1:8080/",
+            "storage_credentials": json.dumps(
+                {"type": "s3", "access_key_id": "AK", "secret_access_key": SECRET}
+            ),
+            "secret_name": "",
+            "request_timeout": "12.5",
+        }
+    )
+    assert settings.kubeconfig == {"apiVersion": "v1", "clusters": [], "contexts": [], "users": []}
+    assert settings.namespace == "team-a" and settings.in_cluster is False
+    assert settings.ingress_base_url == "http://127.0.0.1:8080"
+    assert settings.secret_name is None and settings.request_timeout == 12.5
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert SECRET not in text
+    assert "clusters" not in repr(settings)  # the kubeconfig (with its tokens) stays out
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("namespace", "Team_A"),
+        ("ingress_base_url", "ftp://x"),
+        ("secret_name", "Bad Name"),
+        ("storage_credentials", {"type": "ftp"}),
+    ],
+)
+def test_bad_settings_are_refused(field: str, value: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        KubernetesDeployerSettings.model_validate({field: value})
+
+
+def test_credential_errors_do_not_echo_secret_values() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        AzureCredentials(account_key=SECRET)  # account_name missing
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        GCSCredentials(service_account_json=SECRET)  # not JSON
+    assert SECRET not in str(caught.value)
+
+
+def test_secret_layouts_use_the_names_the_platforms_read() -> None:
+    s3 = S3Credentials(
+        access_key_id="AK", secret_access_key=SECRET, endpoint="http://minio:9000", region="eu"
+    )
+    env = s3.seldon_env()
+    assert env["RCLONE_CONFIG_S3_TYPE"] == "s3"
+    assert env["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET
+    assert env["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"
+    assert env["RCLONE_CONFIG_S3_ENV_AUTH"] == "false"
+    data, annotations = s3.kserve_secret()
+    assert data == {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET}
+    assert annotations["serving.kserve.io/s3-endpoint"] == "minio:9000"
+    assert annotations["serving.kserve.io/s3-usehttps"] == "0"
+    assert annotations["serving.kserve.io/s3-region"] == "eu"
+    assert SECRET not in json.dumps(annotations)
+
+    key = json.dumps({"type": "service_account", "private_key": SECRET})
+    gcs = GCSCredentials(service_account_json=key)
+    assert gcs.seldon_env()["RCLONE_CONFIG_GS_SERVICE_ACCOUNT_CREDENTIALS"] == key
+    assert gcs.seldon_env()["RCLONE_CONFIG_GS_TYPE"] == "google cloud storage"
+    assert gcs.kserve_secret() == ({"gcloud-application-credentials.json": key}, {})
+
+    azure = AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t")
+    assert azure.kserve_secret()[0]["AZURE_CLIENT_SECRET"] == SECRET
+    assert azure.seldon_env()["RCLONE_CONFIG_AZ_TYPE"] == "azureblob"
+    account = AzureCredentials(account_name="acct", account_key=SECRET)
+    assert account.kserve_secret()[0]["AZURE_STORAGE_ACCESS_KEY"] == SECRET
+    assert account.seldon_env()["RCLONE_CONFIG_AZ_KEY"] == SECRET
+
+
+def test_flavor_configs_resolve_their_server_from_the_model_type() -> None:
+    seldon = SeldonConfig(model_name="m", model_uri="s3://b/m", model_type="xgboost")
+    assert seldon.resolved_implementation() == "XGBOOST_SERVER"
+    kserve = KServeConfig(model_name="m", model_uri="s3://b/m", model_type="scikit-learn")
+    assert kserve.resolved_format() == "sklearn"
+    with pytest.raises(ValueError, match="implementation or container"):
+        SeldonConfig(
+            model_name="m",
+            model_uri="s3://b/m",
+            implementation="SKLEARN_SERVER",
+            container={"image": "me/model:1"},
+        )
+
+
+def test_protocol_bodies_follow_the_documented_shapes() -> None:
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    assert protocols.seldon_request(rows) == {"data": {"ndarray": rows}}
+    assert protocols.seldon_response({"data": {"names": ["t:0"], "ndarray": [0, 2]}}) == [0, 2]
+    tensor = {"data": {"tensor": {"shape": [2, 1], "values": [0, 2]}}}
+    assert protocols.seldon_response(tensor) == [[0], [2]]
+    assert protocols.v1_request(rows) == {"instances": rows}
+    assert protocols.v1_response({"predictions": [0, 2]}) == [0, 2]
+    body = protocols.v2_request(rows)
+    assert body == {
+        "inputs": [
+            {"name": "input-0", "shape": [2, 4], "datatype": "FP64", "data": [*rows[0], *rows[1]]}
+        ]
+    }
+    assert protocols.v2_request([[1, 2], [3, 4]])["inputs"][0]["datatype"] == "INT64"
+    out = {"outputs": [{"name": "predict", "shape": [2, 1], "datatype": "INT64", "data": [0, 2]}]}
+    assert protocols.v2_response(out) == [[0], [2]]
+    with pytest.raises(PlatformError):
+        protocols.v2_response({"error": "boom"})
+
+
+def test_settings_errors_do_not_echo_credentials_or_kubeconfigs() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        KubernetesDeployerSettings.model_validate(
+            {"storage_credentials": {"type": "gcs", "service_account_json": SECRET}}
+        )
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        KubernetesDeployerSettings.model_validate({"kubeconfig": f"[{SECRET}"})
+    assert SECRET not in str(caught.value)
