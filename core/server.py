@@ -118,11 +118,11 @@ class ModelServer(ABC):
         A terminal error is raised at once with the platform's reason. Flavors with a
         watch API override `_next_status` to block on events instead of polling.
         """
-        last_state: ServiceState | None = None
+        last_seen: tuple[ServiceState, bool] | None = None
         while True:
             status = self.check_status()
-            if status.state != last_state:
-                last_state = status.state
+            if (status.state, status.is_current) != last_seen:
+                last_seen = (status.state, status.is_current)
                 if on_transition is not None:
                     on_transition(self, status)
             if status.is_current and status.state == target:

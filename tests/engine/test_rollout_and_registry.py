@@ -1,0 +1,149 @@
+"""Gate, registry and rollout together: real MLflow registry on SQLite, real scoring servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import InvalidConfigError
+from core.flavors.mlflow.deployer import MLflowModelDeployer
+from core.gate import Gate
+from core.registry import CHAMPION_ALIAS, ModelRegistry
+from core.rollout import continuous_deploy, rollback
+from core.status import ServiceState
+from tests.conftest import SavedModels
+
+
+def _rows(models: SavedModels) -> dict:
+    return {"dataframe_split": {"columns": models.columns, "data": models.sample_rows}}
+
+
+def test_register_candidate_records_metrics_and_lineage(
+    tracking_uri: str, saved_models: SavedModels
+) -> None:
+    registry = ModelRegistry(tracking_uri)
+    version = registry.register_candidate(
+        "iris",
+        str(saved_models.first),
+        {"accuracy": 0.97, "f1": 0.96},
+        lineage={"pipeline": "dag", "run_id": "manual__1", "step": "deploy"},
+    )
+    assert version.version == "1"
+    assert version.metrics == {"accuracy": 0.97, "f1": 0.96}
+    assert version.tags["modeldeploy.pipeline"] == "dag"
+    assert version.tags["modeldeploy.run_id"] == "manual__1"
+    assert version.tags["modeldeploy.step"] == "deploy"
+    assert version.model_uri == str(saved_models.first)
+    assert registry.get_champion("iris") is None
+    registry.promote("iris", version.version)
+    champion = registry.get_champion("iris")
+    assert champion is not None and champion.version == "1"
+    assert CHAMPION_ALIAS in champion.aliases
+    # Straight from MLflow, not through our wrapper: the alias really moved.
+    assert str(registry.client.get_model_version_by_alias("iris", "champion").version) == "1"
+
+
+def test_registry_refuses_what_it_cannot_register(tracking_uri: str) -> None:
+    registry = ModelRegistry(tracking_uri)
+    with pytest.raises(Exception, match="could not register runs:/nope/model"):
+        registry.register_candidate("iris", "runs:/nope/model", {"accuracy": 1.0})
+
+
+def test_rollout_creates_updates_keeps_restarts_and_rolls_back(
+    mlflow_deployer: MLflowModelDeployer, tracking_uri: str, saved_models: SavedModels
+) -> None:
+    registry = ModelRegistry(tracking_uri)
+    gate = Gate.from_rules(["accuracy>=0.9"], champion_metric="accuracy")
+    base = {"model_name": "iris", "pipeline_name": "cd", "step_name": "deploy", "run_id": "r1"}
+
+    first = continuous_deploy(
+        mlflow_deployer,
+        {**base, "model_uri": str(saved_models.first)},
+        {"accuracy": 0.95},
+        gate,
+        registry,
+        timeout=120,
+    )
+    assert first.action == "created" and first.champion_version == "1"
+    assert first.server is not None and first.server.model_version == "1"
+    url = first.server.prediction_url
+
+    second = continuous_deploy(
+        mlflow_deployer,
+        {**base, "model_uri": str(saved_models.second), "run_id": "r2"},
+        {"accuracy": 0.96},
+        gate,
+        registry,
+        timeout=120,
+    )
+    assert second.action == "updated" and second.server is not None
+    assert second.server.prediction_url == url and second.champion_version == "2"
+    assert registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    server = mlflow_deployer.get_model_server(second.server.uuid)
+    assert server.predict(_rows(saved_models)) == [2, 2, 2]
+
+    # A worse candidate: registered (tagged rejected) but the champion keeps serving.
+    rejected = continuous_deploy(
+        mlflow_deployer,
+        {**base, "model_uri": str(saved_models.first), "run_id": "r3"},
+        {"accuracy": 0.91},
+        gate,
+        registry,
+        timeout=120,
+    )
+    assert rejected.action == "kept"
+    assert "accuracy 0.91 vs champion 0.96" in rejected.message
+    assert rejected.candidate_version == "3"
+    assert registry.get_version("iris", "3").tags["modeldeploy.gate"] == "rejected"
+    assert registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    assert server.predict(_rows(saved_models)) == [2, 2, 2]
+
+    # Rejected while the champion is down: it is restarted, not left dark.
+    mlflow_deployer.stop_model_server(server.uuid, timeout=30)
+    restarted = continuous_deploy(
+        mlflow_deployer,
+        {**base, "model_uri": str(saved_models.first), "run_id": "r4"},
+        {"accuracy": 0.5},
+        gate,
+        registry,
+        timeout=120,
+    )
+    assert restarted.action == "restarted"
+    assert server.check_status().state == ServiceState.ACTIVE
+    assert server.predict(_rows(saved_models)) == [2, 2, 2]
+
+    back = rollback(mlflow_deployer, registry, "iris", timeout=120)
+    assert back.action == "rolled_back" and back.champion_version == "1"
+    assert back.server is not None and back.server.prediction_url == url
+    assert registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
+    assert server.predict(_rows(saved_models)) == [0, 0, 0]
+    assert len(mlflow_deployer.find_model_server()) == 1
+
+    with pytest.raises(InvalidConfigError, match="no previous champion"):
+        rollback(mlflow_deployer, registry, "iris", timeout=120)
+
+
+def test_rollout_refuses_bad_input_before_registering(
+    mlflow_deployer: MLflowModelDeployer, tracking_uri: str, md_home: Path
+) -> None:
+    registry = ModelRegistry(tracking_uri)
+    with pytest.raises(InvalidConfigError, match="does not exist"):
+        continuous_deploy(
+            mlflow_deployer,
+            {"model_name": "iris", "model_uri": "/no/such/model"},
+            {"accuracy": 0.99},
+            Gate.from_rules(["accuracy>=0.9"]),
+            registry,
+        )
+    with pytest.raises(InvalidConfigError, match="timeout"):
+        continuous_deploy(
+            mlflow_deployer,
+            {"model_name": "iris", "model_uri": "/x"},
+            {},
+            None,
+            registry,
+            timeout=-1,
+        )
+    assert registry.client.search_registered_models() == []
+    assert mlflow_deployer.find_model_server() == []
