@@ -8,6 +8,7 @@ requests or kubernetes: a flavor does that inside the verbs that need it.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any
@@ -174,9 +175,10 @@ def models_logs(g: Globals, args: argparse.Namespace) -> int:
 def models_start(g: Globals, args: argparse.Namespace) -> int:
     deployer = make_deployer(g)
     server = resolve_server(deployer, args.uuid)
-    progress = Progress()
+    progress = Progress(
+        header=f"starting model server {label(server)}, now {server.status.state.value}"
+    )
     progress.seen(server.uuid, server.status.state)
-    progress.say(f"starting model server {label(server)}, now {server.status.state.value}")
     server = deployer.start_model_server(server.uuid, timeout=timeout_of(g), on_transition=progress)
     progress.say(f"serving after {progress.elapsed():.1f}s")
     print(f"Started {server.uuid} at {server.prediction_url or '-'}")
@@ -186,9 +188,10 @@ def models_start(g: Globals, args: argparse.Namespace) -> int:
 def models_stop(g: Globals, args: argparse.Namespace) -> int:
     deployer = make_deployer(g)
     server = resolve_server(deployer, args.uuid)
-    progress = Progress()
+    progress = Progress(
+        header=f"stopping model server {label(server)}, now {server.status.state.value}"
+    )
     progress.seen(server.uuid, server.status.state)
-    progress.say(f"stopping model server {label(server)}, now {server.status.state.value}")
     server = deployer.stop_model_server(
         server.uuid, timeout=timeout_of(g), force=args.force, on_transition=progress
     )
@@ -253,14 +256,28 @@ def tracking_uri_of(g: Globals) -> str | None:
     return None
 
 
+def import_mlflow_quietly(g: Globals) -> None:
+    """Import mlflow with its INFO chatter (creating SQLite tables...) off the terminal.
+
+    The level is set for this process only: daemons started later keep MLflow's default.
+    """
+    if g.debug or "MLFLOW_LOGGING_LEVEL" in os.environ or "mlflow" in sys.modules:
+        return
+    os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+    try:
+        import mlflow  # noqa: F401 - configures its loggers on import
+    finally:
+        os.environ.pop("MLFLOW_LOGGING_LEVEL", None)
+
+
 def rollback(g: Globals, args: argparse.Namespace) -> int:
     from core.registry import ModelRegistry
     from core.rollout import rollback as rollback_model
 
+    import_mlflow_quietly(g)
     deployer = make_deployer(g)
     registry = ModelRegistry(tracking_uri_of(g))
-    progress = Progress()
-    progress.say(f"rolling back {args.model_name}")
+    progress = Progress(header=f"rolling back {args.model_name}")
     outcome = rollback_model(
         deployer,
         registry,

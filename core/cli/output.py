@@ -108,14 +108,22 @@ class Progress:
     """`on_transition` callback: one stderr line per state change, with elapsed time.
 
     Seed it with the state a server had before the command acted (`seen`), so the first
-    line reads `active -> pending_shutdown` rather than a bare state.
+    line reads `active -> pending_shutdown` rather than a bare state. The `header` is
+    printed just before the first line, so input refused before anything happened still
+    ends in a single `error:` line.
     """
 
-    def __init__(self, stream: IO[str] | None = None, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        clock: Any = time.monotonic,
+        header: str | None = None,
+    ) -> None:
         self._stream = stream
         self._clock = clock
         self._start = clock()
         self._last: dict[str, str] = {}
+        self._header = header
         self.lines: list[str] = []
 
     @property
@@ -147,5 +155,8 @@ class Progress:
         self._emit(f"[{self.elapsed():6.1f}s] {short_uuid(key)} {label}: {change}")
 
     def _emit(self, line: str) -> None:
+        if self._header is not None:
+            header, self._header = self._header, None
+            self._emit(f"[{0.0:6.1f}s] {header}")
         self.lines.append(line)
         print(line, file=self.stream, flush=True)

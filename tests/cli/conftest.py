@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,50 @@ def clean_env(home: Path, tracking_uri: str | None = None, **extra: str) -> dict
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+@dataclass(frozen=True)
+class CLIModels:
+    """Two small MLflow models on disk that answer differently for the same rows."""
+
+    first: Path  # logistic regression: class 0 for the sample rows
+    second: Path  # constant: always class 2
+    columns: list[str]
+    sample_rows: list[list[float]]
+
+
+@pytest.fixture(scope="session")
+def cli_models(tmp_path_factory: pytest.TempPathFactory) -> CLIModels:
+    """Saved with an explicit signature and requirements: MLflow then skips inferring
+    requirements in a subprocess, which costs seconds per model on a busy machine."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("cli-models")
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    saved = []
+    for name, estimator in (
+        ("logreg", LogisticRegression(max_iter=500)),
+        ("constant", DummyClassifier(strategy="constant", constant=2)),
+    ):
+        model = estimator.fit(features, target)
+        path = root / name
+        mlflow.sklearn.save_model(
+            model,
+            path,
+            signature=infer_signature(features, model.predict(features)),
+            pip_requirements=["scikit-learn"],
+        )
+        saved.append(path)
+    return CLIModels(
+        first=saved[0],
+        second=saved[1],
+        columns=list(features.columns),
+        sample_rows=features.head(3).values.tolist(),
+    )
 
 
 @pytest.fixture
