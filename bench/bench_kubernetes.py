@@ -177,17 +177,17 @@ def main() -> int:
                 f"{flavor}: find_model_server over {args.servers:,} servers, no filter",
                 f"{found['all_s']:.3f} s, {found['all_requests']:.0f} API requests (pages of 500)",
                 "(reference)",
-                "",
+                "-",
             )
         )
 
-    headers = ("measure", "result", "target", "met")
+    headers = ("measure", "figure", "target", "met")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(4)]
-    line = "+".join("-" * (w + 2) for w in widths)
-    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    print(line)
+    print("\n## Kubernetes flavors (seldon, kserve) against the API emulator\n")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
     for row in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     return 0 if ok else 1
 
 
