@@ -389,3 +389,19 @@ def test_logs_come_from_the_servers_pods(
     reader.join(timeout=10)
     follow.close()
     assert got[-1] == "live line"
+
+
+def test_a_kubeconfig_path_may_list_several_files_like_kubeconfig_env(
+    emu: KubernetesEmulator, tmp_path: Path
+) -> None:
+    import os
+
+    import yaml
+
+    full = emu.kubeconfig_dict()
+    users = {"apiVersion": "v1", "kind": "Config", "users": full["users"]}
+    rest = {k: v for k, v in full.items() if k != "users"}
+    (tmp_path / "a").write_text(yaml.safe_dump(rest))
+    (tmp_path / "b").write_text(yaml.safe_dump(users))
+    joined = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "missing"), str(tmp_path / "b")])
+    assert _list_works({"kubeconfig_path": joined}).startswith("kubeconfig")

@@ -113,23 +113,27 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
             ) from None
         return done(configuration, "kubeconfig dict")
 
-    paths: list[str] = []
+    # A path may list several files (KUBECONFIG style, joined with os.pathsep); the client
+    # merges them, so contexts can come from one file and users from another.
+    sources: list[tuple[str, bool]] = []
     if settings.kubeconfig_path:
-        paths.append(os.path.expanduser(settings.kubeconfig_path))
-        if not Path(paths[0]).is_file():
-            raise InvalidConfigError(
-                f"kubeconfig_path {settings.kubeconfig_path!r} does not exist or is not a file"
-            )
+        sources.append((settings.kubeconfig_path, True))
     else:
-        env = os.environ.get("KUBECONFIG")
-        if env:
-            paths.extend(p for p in env.split(os.pathsep) if p)
-        paths.append(os.path.expanduser("~/.kube/config"))
+        if os.environ.get("KUBECONFIG"):
+            sources.append((os.environ["KUBECONFIG"], False))
+        sources.append(("~/.kube/config", False))
 
-    for path in paths:
-        if not Path(path).is_file():
-            tried.append(f"{path} (missing)")
+    for source, explicit in sources:
+        files = [os.path.expanduser(p) for p in source.split(os.pathsep) if p]
+        existing = [p for p in files if Path(p).is_file()]
+        if not existing:
+            if explicit:
+                raise InvalidConfigError(
+                    f"kubeconfig_path {source!r} does not exist or is not a file"
+                )
+            tried.append(f"{source} (missing)")
             continue
+        path = os.pathsep.join(existing)
         configuration = _fresh_configuration()
         try:
             config.load_kube_config(
@@ -139,7 +143,7 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
                 persist_config=False,
             )
         except (ConfigException, KeyError, TypeError, ValueError) as exc:
-            if settings.kubeconfig_path:
+            if explicit:
                 raise InvalidConfigError(
                     f"kubeconfig {path} cannot be used: {_config_problem(exc)}"
                 ) from None
