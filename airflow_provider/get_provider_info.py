@@ -61,18 +61,28 @@ def _kubernetes_fields() -> dict[str, Any]:
         ),
         "storage_type": {
             "label": "Model storage",
-            "description": "Where the model files live, for the storage credentials.",
-            "schema": {"type": ["string", "null"], "enum": ["", "s3", "gcs", "azure"]},
+            "description": "Where the model files live, to build the storage credentials "
+            "(S3 key pair: the login and password fields above).",
+            "schema": {"type": ["string", "null"], "enum": ["s3", "gcs", "azure"]},
         },
-        "s3_endpoint_url": _text("S3 endpoint URL", "For MinIO or other S3-compatible stores."),
+        "s3_endpoint": _text("S3 endpoint URL", "For MinIO or other S3-compatible stores."),
         "s3_region": _text("S3 region", "Region of the bucket."),
-        "gcs_service_account_key": _secret(
+        "s3_verify_ssl": {
+            "label": "S3 verify TLS",
+            "description": "Verify the endpoint's certificate.",
+            "schema": {"type": ["boolean", "null"], "default": True},
+        },
+        "gcs_service_account_json": _secret(
             "GCS service-account key (JSON)", "Content of the service-account key file."
         ),
-        "azure_storage_account": _text("Azure storage account", "Name of the storage account."),
+        "azure_account_name": _text("Azure storage account", "Name of the storage account."),
+        "azure_storage_access_key": _secret(
+            "Azure storage account key", "Account key (or use a service principal below)."
+        ),
         "azure_client_id": _text("Azure client ID", "Service principal client ID."),
         "azure_tenant_id": _text("Azure tenant ID", "Service principal tenant ID."),
         "azure_client_secret": _secret("Azure client secret", "Service principal secret."),
+        "azure_subscription_id": _text("Azure subscription ID", "Optional."),
         "tracking_uri": _TRACKING_URI,
     }
 

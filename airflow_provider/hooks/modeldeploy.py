@@ -41,6 +41,13 @@ _KUBERNETES_SETTINGS = (
     "secret_name",
 )
 
+_SECRET_FIELDS = (
+    "kubeconfig_secret",
+    "gcs_service_account_json",
+    "azure_storage_access_key",
+    "azure_client_secret",
+)
+
 
 class ModelDeployConnectionError(AirflowException):
     """The connection is missing, of the wrong type or malformed; the message says which."""
@@ -158,9 +165,11 @@ class ModelDeployHook(BaseHook):
             settings["in_cluster"] = as_bool(
                 extras["in_cluster"], f"connection {conn.conn_id!r}: in_cluster"
             )
-        if raw := extras.get("kubeconfig_secret"):
-            mask_secret(raw)
-            settings["kubeconfig"] = _parse_kubeconfig(raw, conn.conn_id)
+        for name in _SECRET_FIELDS:  # keep them out of task logs whatever their key
+            if name in extras:
+                mask_secret(extras[name])
+        if "kubeconfig_secret" in extras:
+            settings["kubeconfig"] = extras["kubeconfig_secret"]  # YAML or JSON: core parses
         credentials = _storage_credentials(conn, extras)
         if credentials is not None:
             settings["storage_credentials"] = credentials
@@ -237,49 +246,35 @@ class KServeDeployHook(ModelDeployHook):
     accepted_conn_types = ("modeldeploy_kserve",)
 
 
-def _parse_kubeconfig(raw: Any, conn_id: str) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    import yaml  # JSON is YAML too
-
-    try:
-        parsed = yaml.safe_load(str(raw))
-    except yaml.YAMLError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        # never echo the value: it holds credentials
-        raise ModelDeployConnectionError(
-            f"connection {conn_id!r}: the kubeconfig field is not a YAML or JSON mapping; "
-            "paste the whole kubeconfig file"
-        )
-    return parsed
-
-
 def _storage_credentials(conn: Connection, extras: dict[str, Any]) -> dict[str, Any] | None:
-    """Storage credentials for the flavor's storage Secret, from the form's fields."""
+    """The engine's `storage_credentials` from the form's fields (S3 keys in login/password)."""
     kind = extras.get("storage_type") or ("s3" if conn.login or conn.password else None)
     if not kind:
         return None
     if kind == "s3":
         creds = {
-            "type": "s3",
             "access_key_id": conn.login,
             "secret_access_key": conn.password,
-            "endpoint_url": extras.get("s3_endpoint_url"),
+            "endpoint": extras.get("s3_endpoint"),
             "region": extras.get("s3_region"),
         }
+        if "s3_verify_ssl" in extras:
+            creds["verify_ssl"] = as_bool(
+                extras["s3_verify_ssl"], f"connection {conn.conn_id!r}: s3_verify_ssl"
+            )
     elif kind == "gcs":
-        creds = {"type": "gcs", "service_account_key": extras.get("gcs_service_account_key")}
+        creds = {"service_account_json": extras.get("gcs_service_account_json")}
     elif kind == "azure":
         creds = {
-            "type": "azure",
-            "storage_account": extras.get("azure_storage_account"),
+            "account_name": extras.get("azure_account_name"),
+            "account_key": extras.get("azure_storage_access_key"),
             "client_id": extras.get("azure_client_id"),
-            "tenant_id": extras.get("azure_tenant_id"),
             "client_secret": extras.get("azure_client_secret"),
+            "tenant_id": extras.get("azure_tenant_id"),
+            "subscription_id": extras.get("azure_subscription_id"),
         }
     else:
         raise ModelDeployConnectionError(
             f"connection {conn.conn_id!r}: storage_type must be s3, gcs or azure, got {kind!r}"
         )
-    return {k: v for k, v in creds.items() if v not in (None, "")}
+    return {"type": kind, **{k: v for k, v in creds.items() if v not in (None, "")}}

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-#: XCom key under which the operators also publish the prediction URL
+#: operator attribute (and XCom key, with multiple_outputs) holding the prediction URL
 PREDICTION_URL_KEY = "prediction_url"
 
 

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider._values import as_bool, as_mapping, as_metrics, as_number, as_rules
 from airflow_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
-from airflow_provider.links.modeldeploy import PREDICTION_URL_KEY, PredictionUrlLink
+from airflow_provider.links.modeldeploy import PredictionUrlLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from core.status import ServiceStatus
 
 DEFAULT_TIMEOUT = 300.0
+#: XCom key of the rollout written before a deferral, finished on resume
+PENDING_ROLLOUT_KEY = "pending_rollout"
 #: extra time the scheduler allows a deferred task beyond the engine's own deadline
 DEFER_GRACE = timedelta(seconds=60)
 
@@ -50,6 +52,8 @@ class _ModelDeployOperator(BaseOperator):
         timeout: float | str = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
+        # each key of the returned dict is also its own XCom: `deploy.output["uuid"]`
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         self.modeldeploy_conn_id = modeldeploy_conn_id
         self.timeout = timeout
@@ -68,10 +72,8 @@ class _ModelDeployOperator(BaseOperator):
         detail = f" ({status.last_error})" if status.last_error else ""
         self.log.info("model server %s is %s%s", server.uuid, status.state.value, detail)
 
-    def _publish_url(self, context: Context, url: str | None) -> None:
-        if url:
-            self.prediction_url = url  # read by PredictionUrlLink when the task ends
-            context["ti"].xcom_push(key=PREDICTION_URL_KEY, value=url)
+    def _publish_url(self, url: str | None) -> None:
+        self.prediction_url = url  # read by PredictionUrlLink when the task ends
 
 
 class DeployModelOperator(_ModelDeployOperator):
@@ -241,6 +243,9 @@ class DeployModelOperator(_ModelDeployOperator):
         if outcome.pending is not None and self.deferrable and wait_for_completion:
             from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
+            pending = outcome.model_dump(mode="json")
+            # also in XCom: dag.test() of Airflow 3.3 drops defer kwargs (apache/airflow#69942)
+            context["ti"].xcom_push(key=PENDING_ROLLOUT_KEY, value=pending)
             self.defer(
                 trigger=ModelServerReadyTrigger(
                     model_server_uuid=outcome.pending.server_uuid,
@@ -249,17 +254,24 @@ class DeployModelOperator(_ModelDeployOperator):
                     timeout=self.timeout_seconds,
                 ),
                 method_name="execute_complete",
-                kwargs={"outcome": outcome.model_dump(mode="json")},
+                kwargs={"outcome": pending},
                 timeout=timedelta(seconds=self.timeout_seconds) + DEFER_GRACE,
             )
-        return self._result(context, outcome)
+        return self._result(outcome)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any], outcome: dict[str, Any]
+        self, context: Context, event: dict[str, Any], outcome: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger: let the engine finish (or undo) the rollout."""
         from core.errors import ModelDeployError
         from core.rollout import finish_rollout
+
+        if outcome is None:
+            outcome = context["ti"].xcom_pull(task_ids=self.task_id, key=PENDING_ROLLOUT_KEY)
+        if not outcome:
+            raise ModelDeployTaskError(
+                f"{self.task_id} resumed without its pending rollout; clear the task to retry"
+            )
 
         deployer = self.hook.get_deployer()
         registry = self._registry(deployer)
@@ -268,7 +280,7 @@ class DeployModelOperator(_ModelDeployOperator):
                 deployer, outcome, registry, self.timeout_seconds, self._log_transition
             )
             self.log.info("%s", finished.message)
-            return self._result(context, finished)
+            return self._result(finished)
         self.log.error("model server did not become ready: %s", event.get("message"))
         undo = (
             "the previous model was restored"
@@ -281,9 +293,9 @@ class DeployModelOperator(_ModelDeployOperator):
             raise ModelDeployTaskError(f"{event.get('message')}; {undo}") from exc
         raise ModelDeployTaskError(f"{event.get('message')}")  # became ready too late: retry
 
-    def _result(self, context: Context, outcome: RolloutOutcome) -> dict[str, Any]:
+    def _result(self, outcome: RolloutOutcome) -> dict[str, Any]:
         result = outcome_to_xcom(outcome)
-        self._publish_url(context, result["prediction_url"])
+        self._publish_url(result["prediction_url"])
         return result
 
 
@@ -336,6 +348,7 @@ class ModelGateOperator(BaseBranchOperator):
         modeldeploy_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # `gate.output["passed"]`
         super().__init__(**kwargs)
         self.metrics = metrics
         self.rules = rules
@@ -400,9 +413,9 @@ class _ModelServerOperator(_ModelDeployOperator):
         super().__init__(**kwargs)
         self.model_server_uuid = model_server_uuid
 
-    def _info(self, context: Context, info: ModelServerInfo) -> dict[str, Any]:
+    def _info(self, info: ModelServerInfo) -> dict[str, Any]:
         result = info.model_dump(mode="json")
-        self._publish_url(context, result.get("prediction_url"))
+        self._publish_url(result.get("prediction_url"))
         return result
 
 
@@ -427,7 +440,7 @@ class _WaitingServerOperator(_ModelServerOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         deployer = self.hook.get_deployer()
         if not self.deferrable:
-            return self._info(context, self._act_and_wait(deployer).info())
+            return self._info(self._act_and_wait(deployer).info())
         server = self._act(deployer)
         from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
@@ -450,7 +463,7 @@ class _WaitingServerOperator(_ModelServerOperator):
             raise ModelDeployTaskError(str(event.get("message")))
         self.log.info("%s", event.get("message"))
         server = event["server"]
-        self._publish_url(context, server.get("prediction_url"))
+        self._publish_url(server.get("prediction_url"))
         return server
 
 
@@ -585,7 +598,7 @@ class RollbackModelOperator(_ModelDeployOperator):
         )
         self.log.info("%s", outcome.message)
         result = outcome_to_xcom(outcome)
-        self._publish_url(context, result["prediction_url"])
+        self._publish_url(result["prediction_url"])
         return result
 
 

@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
-from airflow_provider.links.modeldeploy import PREDICTION_URL_KEY, PredictionUrlLink
+from airflow_provider.links.modeldeploy import PredictionUrlLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,6 +49,7 @@ class ModelServerReadySensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", 300.0)
+        kwargs.setdefault("multiple_outputs", True)  # `ready.output["prediction_url"]`
         super().__init__(**kwargs)
         self.model_server_uuid = model_server_uuid
         self.modeldeploy_conn_id = modeldeploy_conn_id
@@ -78,7 +79,7 @@ class ModelServerReadySensor(BaseSensorOperator):
         status = server.check_status()
         if status.is_current and status.state == target:
             info = server.info().model_dump(mode="json")
-            self._publish(context, info)
+            self._publish(info)
             return PokeReturnValue(is_done=True, xcom_value=info)
         if status.is_current and status.state == ServiceState.ERROR:
             self._fail(
@@ -111,13 +112,11 @@ class ModelServerReadySensor(BaseSensorOperator):
         if event.get("status") != "success":
             self._fail(str(event.get("message")))
         self.log.info("%s", event.get("message"))
-        self._publish(context, event["server"])
+        self._publish(event["server"])
         return event["server"]
 
-    def _publish(self, context: Context, info: dict[str, Any]) -> None:
-        if info.get("prediction_url"):
-            self.prediction_url = info["prediction_url"]  # read by PredictionUrlLink
-            context["ti"].xcom_push(key=PREDICTION_URL_KEY, value=info["prediction_url"])
+    def _publish(self, info: dict[str, Any]) -> None:
+        self.prediction_url = info.get("prediction_url")  # read by PredictionUrlLink
 
     def _fail(self, message: str) -> None:
         """A terminal failure: retrying cannot help, so fail without retries (or skip)."""

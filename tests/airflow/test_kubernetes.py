@@ -1,0 +1,188 @@
+"""Gate, deploy, sensor and delete on Seldon and KServe connections, through `dag.test()`.
+
+The operators talk to the Kubernetes API emulator (tests/k8s_emulator) over real HTTP with
+the real `kubernetes` client, in blocking and in deferrable mode (the trigger then runs in
+line, as Airflow's `dag.test()` does), with templated arguments rendered from params.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.k8s_emulator import KubernetesEmulator
+
+KINDS = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
+INGRESS = "http://ingress.example.test"
+ACCESS_KEY = "AKIA-AIRFLOW-TEST"
+SECRET_KEY = "airflow-s3-secret-that-must-never-leak"
+
+PIPELINE_DAG = """
+from airflow.sdk import dag
+from airflow_provider.operators.modeldeploy import (
+    DeleteModelServerOperator, DeployModelOperator, ModelGateOperator,
+)
+from airflow_provider.sensors.modeldeploy import ModelServerReadySensor
+
+CONN = "__CONN__"
+DEFERRABLE = __DEFERRABLE__
+
+
+@dag(
+    dag_id="k8s___FLAVOR_____MODE__",
+    schedule=None,
+    params={"model_name": "iris-__FLAVOR__", "accuracy": 0.95, "replicas": 2},
+)
+def pipeline():
+    metrics = {"accuracy": "{{ params.accuracy }}"}
+    gate = ModelGateOperator(
+        task_id="gate", metrics=metrics, rules="accuracy>=0.9", modeldeploy_conn_id=CONN
+    )
+    deploy = DeployModelOperator(
+        task_id="deploy",
+        modeldeploy_conn_id=CONN,
+        model_name="{{ params.model_name }}",
+        model_uri="s3://models/iris/{{ params.replicas }}",
+        model_type="sklearn",
+        service_config={__REPLICAS__: "{{ params.replicas }}"},
+        metrics=metrics,
+        gate_rules=["accuracy>=0.9"],
+        timeout=30,
+        deferrable=DEFERRABLE,
+    )
+    ready = ModelServerReadySensor(
+        task_id="ready",
+        model_server_uuid=deploy.output["uuid"],
+        modeldeploy_conn_id=CONN,
+        poke_interval=0.2,
+        timeout=30,
+        deferrable=DEFERRABLE,
+    )
+    delete = DeleteModelServerOperator(
+        task_id="delete", model_server_uuid=deploy.output["uuid"], modeldeploy_conn_id=CONN,
+        timeout=30,
+    )
+    delete_again = DeleteModelServerOperator(
+        task_id="delete_again", model_server_uuid=deploy.output["uuid"],
+        modeldeploy_conn_id=CONN,
+    )
+    gate >> deploy >> ready >> delete >> delete_again
+
+
+pipeline()
+"""
+
+
+def kubernetes_connection(
+    set_connection: Any, emu: KubernetesEmulator, flavor: str, tracking_uri: str
+) -> str:
+    return set_connection(
+        f"k8s_{flavor}",
+        f"modeldeploy_{flavor}",
+        login=ACCESS_KEY,
+        password=SECRET_KEY,
+        extra={
+            "kubeconfig_secret": json.dumps(emu.kubeconfig_dict()),
+            "namespace": "default",
+            "ingress_base_url": INGRESS,
+            "storage_type": "s3",
+            "s3_endpoint": "http://minio.minio:9000",
+            "s3_region": "us-east-1",
+            "tracking_uri": tracking_uri,
+        },
+    )
+
+
+def pipeline_dag(flavor: str, conn_id: str, deferrable: bool) -> str:
+    replicas = {"seldon": '"replicas"', "kserve": '"min_replicas"'}[flavor]
+    return (
+        PIPELINE_DAG.replace("__CONN__", conn_id)
+        .replace("__DEFERRABLE__", str(deferrable))
+        .replace("__FLAVOR__", flavor)
+        .replace("__MODE__", "deferrable" if deferrable else "blocking")
+        .replace("__REPLICAS__", replicas)
+    )
+
+
+def our_triggers() -> dict[int, tuple[str, dict[str, Any]]]:
+    """The provider's trigger rows in the metadata database, by id."""
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(Trigger).where(Trigger.classpath.like("airflow_provider.%")))
+        return {row.id: (row.classpath, dict(row.kwargs)) for row in rows}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
+@pytest.mark.parametrize("flavor", ["seldon", "kserve"])
+def test_gate_deploy_sensor_delete(
+    flavor: str,
+    deferrable: bool,
+    run_dag: Any,
+    set_connection: Any,
+    k8s_emulator: KubernetesEmulator,
+    tmp_path: Path,
+) -> None:
+    conn_id = kubernetes_connection(
+        set_connection, k8s_emulator, flavor, f"sqlite:///{tmp_path / 'registry.db'}"
+    )
+    seen: list[dict[str, Any]] = []
+    k8s_emulator.store.add_listener(
+        lambda ev: seen.append(ev.obj) if ev.rkey.endswith(KINDS[flavor].lower() + "s") else None
+    )
+
+    before = our_triggers()
+    result = run_dag(pipeline_dag(flavor, conn_id, deferrable))
+
+    assert result.state == "success", result.states
+    assert set(result.states.values()) == {"success"}, result.states
+    assert result.value("gate")["passed"] is True
+    deployed = result.value("deploy")
+    assert deployed["action"] == "created"
+    assert deployed["flavor"] == flavor
+    assert deployed["model_name"] == f"iris-{flavor}"  # rendered from params
+    assert deployed["state"] == "active"
+    assert deployed["prediction_url"].startswith(INGRESS if flavor == "seldon" else "http")
+    assert deployed["candidate_version"] == "1"  # registered through the connection's URI
+    assert deployed["server"]["pipeline_name"] == f"k8s_{flavor}_{result.dag_id.split('_')[-1]}"
+    assert deployed["server"]["step_name"] == "deploy"
+    assert deployed["server"]["run_id"] == result.run_id
+    ready = result.value("ready")
+    assert ready["uuid"] == deployed["uuid"] and ready["state"] == "active"
+    assert result.value("delete") == {"uuid": deployed["uuid"], "deleted": True}
+    assert result.value("delete_again") == {"uuid": deployed["uuid"], "deleted": False}
+
+    # what was written to the cluster: rendered templates, credentials in a Secret
+    written = [o for o in seen if o.get("spec")]
+    assert written, "no custom resource was written"
+    spec = json.dumps(written[0]["spec"])
+    assert "s3://models/iris/2" in spec  # model_uri rendered from params
+    if flavor == "seldon":
+        assert written[0]["spec"]["predictors"][0]["replicas"] == 2
+    else:
+        assert written[0]["spec"]["predictor"]["minReplicas"] == 2
+    assert not k8s_emulator.list_objects(KINDS[flavor]), "delete left the resource behind"
+    # no secret in any XCom
+    dumped = json.dumps({f"{t}/{k}": v for (t, k), v in result.xcoms.items()}, default=str)
+    assert SECRET_KEY not in dumped and k8s_emulator.token not in dumped
+
+    triggers = [row for key, row in our_triggers().items() if key not in before]
+    if deferrable:
+        # deploy and sensor each deferred once, with only their own arguments serialized
+        assert len(triggers) >= 2
+        for classpath, kwargs in triggers:
+            assert classpath == "airflow_provider.triggers.modeldeploy.ModelServerReadyTrigger"
+            assert set(kwargs) == {
+                "model_server_uuid",
+                "modeldeploy_conn_id",
+                "target_state",
+                "timeout",
+            }
+            assert SECRET_KEY not in json.dumps(kwargs, default=str)
+    else:
+        assert triggers == []
