@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
@@ -78,7 +78,7 @@ def train_and_evaluate(
     }
 
 
-@flow(name="continuous-deployment-prefect", log_prints=True)
+@flow(name="continuous-deployment-prefect")
 def continuous_deployment(
     deployer: MLflowDeployer | str | None = None,
     model_name: str = MODEL_NAME,
@@ -140,21 +140,22 @@ def continuous_deployment(
         "server_uuid": outcome.server.uuid if outcome.server else None,
         "prediction_url": url,
         "predictions": check.predictions if check else [],
+        "verification": check.message if check else None,
     }
-    print(f"Accuracy: {report['accuracy']:.4f}")
-    print(f"Gate: {report['gate']}")
-    print(f"Rollout: {outcome.action}: {outcome.message}")
-    if check is not None:
-        print(f"Live predictions: {check.predictions} ({check.message})")
-    if url:
-        print(f"Prediction URL: {url}")
+    get_run_logger().info("report: %s", report)
     return report
 
 
-if __name__ == "__main__":
-    result = continuous_deployment()
-    if result["server_uuid"]:
-        uuid = result["server_uuid"]
+def print_report(report: dict[str, Any]) -> None:
+    print(f"Accuracy: {report['accuracy']:.4f}")
+    print(f"Gate: {report['gate']}")
+    print(f"Rollout: {report['action']}: {report['message']}")
+    if report["verification"]:
+        print(f"Live predictions: {report['predictions']} ({report['verification']})")
+    if report["prediction_url"]:
+        print(f"Prediction URL: {report['prediction_url']}")
+    if report["server_uuid"]:
+        uuid = report["server_uuid"]
         print(
             "\nInspect and manage it:\n"
             "  modeldeploy models list\n"
@@ -162,3 +163,7 @@ if __name__ == "__main__":
             f"  modeldeploy models stop {uuid}\n"
             f"  modeldeploy models delete {uuid} -y"
         )
+
+
+if __name__ == "__main__":
+    print_report(continuous_deployment())
