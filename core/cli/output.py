@@ -83,7 +83,9 @@ def render_description(info: Mapping[str, Any]) -> str:
     width = max(len(label) for label, _ in _DESCRIBE_FIELDS) + 1
     lines = [f"{label + ':':<{width}}  {cell(info.get(key))}" for label, key in _DESCRIBE_FIELDS]
     shown = {key for _, key in _DESCRIBE_FIELDS} | {"flavor"}
-    extra = {k: v for k, v in (info.get("config") or {}).items() if k not in shown}
+    extra = {
+        k: v for k, v in (info.get("config") or {}).items() if k not in shown and v is not None
+    }
     if extra:
         lines.append("Config:")
         for key in sorted(extra):
