@@ -101,7 +101,7 @@ def test_a_stale_ready_is_never_taken_for_the_generation_we_wrote(
         elapsed = time.monotonic() - started
     finally:
         controller.start()
-    assert 0.8 <= elapsed < 1.5, elapsed
+    assert 0.8 <= elapsed < 1.8, elapsed  # the deadline, not the next event, ended it
     assert server.status.state == ServiceState.PENDING_STARTUP
     assert "generation 2" in str(caught.value)
     # The controller catches up: now the new generation really is ready.

@@ -310,3 +310,19 @@ def test_settings_errors_do_not_echo_credentials_or_kubeconfigs() -> None:
     with pytest.raises(ValidationError) as caught:
         KubernetesDeployerSettings.model_validate({"kubeconfig": f"[{SECRET}"})
     assert SECRET not in str(caught.value)
+
+
+def test_importing_the_flavors_and_building_deployers_does_not_import_kubernetes() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, core\n"
+        "from core.flavors import create_deployer\n"
+        "for f in ('seldon', 'kserve'):\n"
+        "    d = create_deployer(f, {'namespace': 'models', 'kubeconfig_path': '/nowhere'})\n"
+        "    cfg = {'model_name': 'm', 'model_uri': 's3://b/m', 'model_type': 'sklearn'}\n"
+        "    d.parse_config(cfg)\n"
+        "assert 'kubernetes' not in sys.modules, 'kubernetes imported too early'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
