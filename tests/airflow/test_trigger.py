@@ -1,0 +1,105 @@
+"""`ModelServerReadyTrigger`: serializes only its arguments, and `run()` yields one event
+whose status and message come from the engine's wait on the emulated cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
+from tests.k8s_emulator import KubernetesEmulator
+
+CLASSPATH = "airflow_provider.triggers.modeldeploy.ModelServerReadyTrigger"
+MISSING = "c0ffee00-0000-4000-8000-000000000000"
+
+
+def first_event(trigger: ModelServerReadyTrigger) -> dict[str, Any]:
+    async def run() -> Any:
+        events = trigger.run()
+        event = await events.__anext__()
+        await events.aclose()
+        return event
+
+    return asyncio.run(run()).payload
+
+
+@pytest.fixture
+def kserve(set_connection: Any, k8s_emulator: KubernetesEmulator) -> Any:
+    """A KServe connection on the emulator and its deployer."""
+    from core.flavors import create_deployer
+
+    settings = {"kubeconfig": k8s_emulator.kubeconfig_dict(), "namespace": "default"}
+    set_connection(
+        "trigger_kserve",
+        "modeldeploy_kserve",
+        extra={"kubeconfig_secret": json.dumps(settings["kubeconfig"]), "namespace": "default"},
+    )
+    return create_deployer("kserve", settings)
+
+
+def write(deployer: Any, uri: str = "s3://models/iris/1") -> str:
+    pending = deployer.begin_deploy(
+        {"model_name": "iris", "model_uri": uri, "model_type": "sklearn"}
+    )
+    return pending.server_uuid
+
+
+def test_serialize_round_trip_holds_only_arguments() -> None:
+    trigger = ModelServerReadyTrigger(MISSING, "conn", "inactive", 12)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    assert kwargs == {
+        "model_server_uuid": MISSING,
+        "modeldeploy_conn_id": "conn",
+        "target_state": "inactive",
+        "timeout": 12.0,
+    }
+    again = ModelServerReadyTrigger(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+
+
+def test_run_yields_success_when_ready(kserve: Any, k8s_emulator: KubernetesEmulator) -> None:
+    uuid = write(kserve)
+    event = first_event(ModelServerReadyTrigger(uuid, "trigger_kserve", "active", 20))
+    assert event["status"] == "success", event
+    assert event["model_server_uuid"] == uuid
+    assert event["server"]["uuid"] == uuid
+    assert event["server"]["state"] == "active"
+    assert event["server"]["flavor"] == "kserve"
+    assert event["message"].startswith(f"model server {uuid} is active")
+    assert k8s_emulator.token not in json.dumps(event)
+
+
+def test_run_reports_the_platform_failure_at_once(
+    kserve: Any, k8s_emulator: KubernetesEmulator
+) -> None:
+    k8s_emulator.kserve.fail_when_uri_startswith = "s3://unreachable"
+    k8s_emulator.kserve.failure_message = "failed to download model: bucket unreachable"
+    uuid = write(kserve, "s3://unreachable/iris/1")
+    event = first_event(ModelServerReadyTrigger(uuid, "trigger_kserve", "active", 60))
+    assert event["status"] == "error", event
+    assert "bucket unreachable" in event["message"]
+    assert event["server"] is None
+
+
+def test_run_times_out_with_the_last_state(kserve: Any, k8s_emulator: KubernetesEmulator) -> None:
+    k8s_emulator.kserve.hold = True  # the new generation never becomes ready
+    uuid = write(kserve)
+    event = first_event(ModelServerReadyTrigger(uuid, "trigger_kserve", "active", 0.5))
+    assert event["status"] == "timeout", event
+    assert "pending_startup" in event["message"] and "0.5s" in event["message"]
+
+
+def test_run_reports_a_missing_connection(airflow_db: Any) -> None:
+    event = first_event(ModelServerReadyTrigger(MISSING, "nope"))
+    assert event["status"] == "error"
+    assert "modeldeploy connection 'nope' is not defined" in event["message"]
+
+
+def test_run_reports_a_server_that_is_gone(kserve: Any) -> None:
+    event = first_event(ModelServerReadyTrigger(MISSING, "trigger_kserve", "active", 5))
+    assert event["status"] == "error"
+    assert f"no kserve model server with uuid {MISSING}" in event["message"]
