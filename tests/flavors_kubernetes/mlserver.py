@@ -54,7 +54,7 @@ IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]
 def ensure_venv() -> Path:
     """Build `.venv-mlserver` once (under a file lock, so parallel workers wait for it)."""
     python = VENV / "bin" / "python"
-    lock = ROOT / ".venv-mlserver.lock"
+    lock = ROOT / ".venv" / ".mlserver-venv.lock"  # inside the ignored main venv
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         if (VENV / "bin" / "mlserver").exists():
