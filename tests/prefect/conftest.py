@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.k8s_emulator.fixtures import k8s_emulator  # noqa: F401 - fixture for the k8s tests
+
 # Before anything imports prefect: its settings are read from the environment at import.
 _ROOT = Path(tempfile.mkdtemp(prefix="modeldeploy-prefect-tests-"))
 atexit.register(shutil.rmtree, _ROOT, True)

@@ -1,0 +1,222 @@
+"""The tasks with the Seldon and KServe deployer blocks, against the Kubernetes API emulator
+(the real `kubernetes` client over HTTP, CRD-validated objects, controller simulators).
+
+Predictions go through a small ingress on loopback that answers in each platform's protocol,
+so the `predict` task is exercised end to end as well.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from prefect import flow
+
+from prefect_collection.blocks import (
+    KServeDeployer,
+    KubernetesCredentials,
+    S3StorageCredentials,
+    SeldonDeployer,
+)
+from prefect_collection.tasks import (
+    delete_model_server,
+    deploy_model,
+    find_model_servers,
+    predict,
+    rollback_model,
+    start_model_server,
+    stop_model_server,
+)
+from tests.prefect import samples
+from tests.prefect.helpers import flow_run_id, run_logs
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TIMEOUT = 30.0
+GOOD = "s3://models/iris/{}"
+BAD = "s3://unreachable-bucket/iris/{}"
+
+
+class _Ingress(BaseHTTPRequestHandler):
+    """Answers every POST in the protocol its path names; remembers what it was sent."""
+
+    seen: list[tuple[str, str | None, Any]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        self.seen.append((self.path, self.headers.get("Host"), body))
+        if "/seldon/" in self.path:
+            answer: dict[str, Any] = {"data": {"names": [], "ndarray": [1, 1]}}
+        else:
+            answer = {"predictions": [1, 1]}
+        raw = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ingress() -> Iterator[tuple[str, list[Any]]]:
+    seen: list[Any] = []
+    handler = type("Ingress", (_Ingress,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(params=["seldon", "kserve"])
+def k8s_block(
+    request: pytest.FixtureRequest, k8s_emulator: Any, ingress: Any, tmp_path: Any
+) -> Iterator[Any]:
+    emu = k8s_emulator
+    emu.seldon.fail_when_uri_startswith = emu.kserve.fail_when_uri_startswith = BAD.format("")
+    cls = SeldonDeployer if request.param == "seldon" else KServeDeployer
+    # The kubeconfig carries the emulator's bearer token: it must stay secret too.
+    block = cls(
+        kubernetes_credentials=KubernetesCredentials(
+            kubeconfig=emu.kubeconfig_dict(), namespace="default"
+        ),
+        ingress_base_url=ingress[0],
+        storage_credentials=S3StorageCredentials(
+            aws_access_key_id=samples.AWS_KEY_ID,
+            aws_secret_access_key=samples.AWS_SECRET,
+            endpoint_url="http://minio.minio:9000",
+        ),
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    yield block
+    with block.deployer() as deployer:
+        for server in deployer.find_model_server():
+            server.delete(force=True)
+
+
+@flow(name="kubernetes tasks")
+def kubernetes_tasks(block: Any, model: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    common = {"gate_rules": ["accuracy>=0.9"], "config": {"model_type": "sklearn"}}
+    out["created"] = deploy_model(
+        block, model, GOOD.format(1), metrics={"accuracy": 0.95}, timeout=TIMEOUT, **common
+    )
+    # A candidate whose files cannot be fetched: the platform's failure is reported and the
+    # previous model keeps serving.
+    try:
+        deploy_model(
+            block, model, BAD.format(2), metrics={"accuracy": 0.99}, timeout=TIMEOUT, **common
+        )
+    except Exception as exc:
+        out["failed"] = f"{type(exc).__name__}: {exc}"
+    out["after_failure"] = find_model_servers(block, model_name=model)
+    out["updated"] = deploy_model(
+        block, model, GOOD.format(3), metrics={"accuracy": 0.96}, timeout=TIMEOUT, **common
+    )
+    out["answer"] = predict(block, out["updated"], [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]])
+    out["rolled_back"] = rollback_model(block, model, timeout=TIMEOUT)
+    out["stopped"] = stop_model_server(block, out["created"], timeout=TIMEOUT)
+    out["started"] = start_model_server(block, out["created"], timeout=TIMEOUT)
+    out["deleted"] = delete_model_server(block, out["created"], timeout=TIMEOUT)
+    out["deleted_again"] = delete_model_server(block, out["created"], timeout=TIMEOUT)
+    out["left"] = find_model_servers(block)
+    return out
+
+
+def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingress: Any) -> None:
+    flavor = k8s_block.flavor
+    plural = {"seldon": "seldondeployments", "kserve": "inferenceservices"}[flavor]
+    model = f"iris-{flavor}"
+    state = kubernetes_tasks(k8s_block, model, return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+
+    created = out["created"]
+    assert (created.action, created.server.flavor, created.server.state) == (
+        "created",
+        flavor,
+        "active",
+    )
+    assert created.server.pipeline_name == "kubernetes tasks"
+    assert created.server.step_name == "deploy_model"
+    assert "unreachable-bucket" in out["failed"]
+    assert [(s.uuid, s.model_uri) for s in out["after_failure"]] == [
+        (created.server.uuid, GOOD.format(1))
+    ]
+
+    updated = out["updated"]
+    assert updated.action == "updated"
+    assert updated.server.uuid == created.server.uuid
+    assert updated.server.prediction_url == created.server.prediction_url
+    assert updated.server.model_uri == GOOD.format(3)
+
+    assert out["answer"] == [1, 1]
+    path, _host, body = ingress[1][-1]
+    if flavor == "seldon":
+        assert path.startswith("/seldon/default/") and path.endswith("/api/v1.0/predictions")
+        assert body["data"]["ndarray"][0] == [5.1, 3.5, 1.4, 0.2]
+    else:
+        assert path.endswith(":predict") and body["instances"][0] == [5.1, 3.5, 1.4, 0.2]
+
+    rolled = out["rolled_back"]
+    assert rolled.action == "rolled_back"
+    assert rolled.server.model_uri == GOOD.format(1)
+    assert rolled.champion_version == created.champion_version
+
+    assert out["stopped"].state == "inactive"
+    assert out["started"].state == "active"
+    assert out["started"].prediction_url == created.server.prediction_url
+    assert out["deleted"].deleted and not out["deleted_again"].deleted
+    assert out["left"] == []
+    assert [o for o in k8s_emulator.list_objects(plural, "default")] == []
+    assert k8s_emulator.list_objects("secrets", "default") == []  # removed with its last user
+
+    # Secrets never reach the run logs or the task results.
+    logs = "\n".join(run_logs(flow_run_id(state)))
+    assert f"{flavor} model server {created.server.uuid} ({model}) is active" in logs
+    assert "gate passed: accuracy 0.95 >= 0.9" in logs
+    results = json.dumps(
+        {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in out.items()}
+        | {"left": [], "after_failure": [s.model_dump(mode="json") for s in out["after_failure"]]}
+    )
+    token = k8s_emulator.kubeconfig_dict()["users"][0]["user"]["token"]
+    for secret in (*samples.SECRETS, token):
+        assert secret not in logs
+        assert secret not in results
+
+
+def test_storage_credentials_reach_the_cluster_as_a_secret(
+    k8s_block: Any, k8s_emulator: Any
+) -> None:
+    @flow
+    def deploy_one() -> Any:
+        return deploy_model(
+            k8s_block,
+            "iris-secret",
+            GOOD.format(1),
+            config={"model_type": "sklearn"},
+            register=False,
+            timeout=TIMEOUT,
+        )
+
+    outcome = deploy_one()
+    assert outcome.action == "created" and outcome.candidate_version is None
+    (secret,) = k8s_emulator.list_objects("secrets", "default")
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "modeldeploy"
+    values = json.dumps(secret.get("stringData") or {}) + json.dumps(secret.get("data") or {})
+    import base64
+
+    decoded = values + "".join(
+        base64.b64decode(v).decode() for v in (secret.get("data") or {}).values()
+    )
+    assert samples.AWS_SECRET in decoded
