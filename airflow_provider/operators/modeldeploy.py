@@ -348,7 +348,6 @@ class ModelGateOperator(BaseBranchOperator):
         modeldeploy_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("multiple_outputs", True)  # `gate.output["passed"]`
         super().__init__(**kwargs)
         self.metrics = metrics
         self.rules = rules
@@ -399,9 +398,15 @@ class ModelGateOperator(BaseBranchOperator):
             )
         return self.on_reject
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        self.do_branch(context, self.choose_branch(context))
-        return self._decision
+    def execute(self, context: Context) -> None:
+        branches = self.choose_branch(context)
+        # Pushed first: skipping downstream tasks ends `execute` with an exception.
+        # Each key is also its own XCom: `gate.output["passed"]`.
+        ti = context["ti"]
+        ti.xcom_push(key="return_value", value=self._decision)
+        for key, value in self._decision.items():
+            ti.xcom_push(key=key, value=value)
+        self.do_branch(context, branches)
 
 
 class _ModelServerOperator(_ModelDeployOperator):

@@ -1,0 +1,105 @@
+"""`ModelGateOperator`: short-circuits or branches on the engine's gate, with the reason in
+the log and XCom, and compares the candidate with the registry's champion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GATE_DAG = """
+from airflow.sdk import dag, task
+from airflow_provider.operators.modeldeploy import ModelGateOperator
+
+CONN = "md_gate"
+
+
+@task
+def marker():
+    return "ran"
+
+
+@dag(dag_id="gates", schedule=None, params={"accuracy": 0.95})
+def gates():
+    metrics = {"accuracy": "{{ params.accuracy }}", "latency_ms": 12}
+
+    passes = ModelGateOperator(
+        task_id="passes", metrics=metrics, rules="accuracy>=0.9,latency_ms<=50",
+        modeldeploy_conn_id=CONN,
+    )
+    passes >> marker.override(task_id="after_pass")()
+
+    short = ModelGateOperator(
+        task_id="short", metrics=metrics, rules=["accuracy>=0.99"], modeldeploy_conn_id=CONN
+    )
+    short >> [marker.override(task_id="deploy_a")(), marker.override(task_id="deploy_b")()]
+
+    branch = ModelGateOperator(
+        task_id="branch", metrics=metrics, rules=["accuracy>=0.99"],
+        on_pass="promote", on_reject="notify", modeldeploy_conn_id=CONN,
+    )
+    branch >> [marker.override(task_id="promote")(), marker.override(task_id="notify")()]
+
+    champion = ModelGateOperator(
+        task_id="champion", metrics=metrics, rules=["accuracy>=0.9"],
+        model_name="iris-gate", champion_metric="accuracy", min_improvement="0.01",
+        modeldeploy_conn_id=CONN,
+    )
+    champion >> marker.override(task_id="after_champion")()
+
+
+gates()
+"""
+
+
+@pytest.fixture
+def registry_with_champion(set_connection: Any, tmp_path: Path) -> Any:
+    """A registry whose `iris-gate` champion has accuracy 0.95."""
+    from core.registry import ModelRegistry
+
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    set_connection("md_gate", "modeldeploy_mlflow", extra={"tracking_uri": uri, "home": "/x"})
+    registry = ModelRegistry(uri)
+    version = registry.register_candidate("iris-gate", "s3://models/iris/1", {"accuracy": 0.95})
+    registry.promote("iris-gate", version.version)
+    return registry
+
+
+def test_gate_short_circuits_branches_and_compares_with_the_champion(
+    run_dag: Any, registry_with_champion: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = run_dag(GATE_DAG)
+
+    assert result.state == "success", result.states
+    assert result.states == {
+        "passes": "success",
+        "after_pass": "success",
+        "short": "success",
+        "deploy_a": "skipped",
+        "deploy_b": "skipped",
+        "branch": "success",
+        "promote": "skipped",
+        "notify": "success",
+        "champion": "success",
+        "after_champion": "skipped",
+    }
+    passed = result.value("passes")
+    assert passed["passed"] is True
+    assert passed["reason"] == "passed: accuracy 0.95 >= 0.9; latency_ms 12 <= 50"
+    assert result.value("passes", "passed") is True  # each key is its own XCom
+
+    rejected = result.value("short")
+    assert rejected["passed"] is False
+    assert rejected["reason"] == "rejected: accuracy 0.95 < 0.99"
+
+    champion = result.value("champion")
+    assert champion["passed"] is False
+    assert champion["champion_version"] == "1"
+    assert (
+        "accuracy 0.95 vs champion 0.95 (needs an improvement of at least 0.01)"
+        in (champion["reason"])
+    )
+    log = capfd.readouterr().out
+    assert "gate rejected: accuracy 0.95 < 0.99; skipping the deployment" in log
+    assert "gate rejected: accuracy 0.95 < 0.99; continuing with notify" in log

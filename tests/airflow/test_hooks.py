@@ -1,0 +1,197 @@
+"""Hooks: connection fields become the engine's settings (nothing read from os.environ by
+the hook itself), the registry sits beside the local servers, and `test_connection` works."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider.hooks.modeldeploy import (
+    KServeDeployHook,
+    MLflowDeployHook,
+    ModelDeployConnectionError,
+    ModelDeployHook,
+    SeldonDeployHook,
+)
+from tests.k8s_emulator import KubernetesEmulator
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def test_hook_metadata() -> None:
+    for hook, conn_type in [
+        (MLflowDeployHook, "modeldeploy_mlflow"),
+        (SeldonDeployHook, "modeldeploy_seldon"),
+        (KServeDeployHook, "modeldeploy_kserve"),
+    ]:
+        assert hook.conn_type == conn_type
+        assert hook.conn_name_attr == "modeldeploy_conn_id"
+        assert hook.default_conn_name == f"{conn_type}_default"
+        assert hook.hook_name.startswith("modeldeploy: ")
+        assert hook.accepted_conn_types == (conn_type,)
+    assert ModelDeployHook.default_conn_name == "modeldeploy_default"
+
+
+def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None:
+    set_connection(
+        "md_local",
+        "modeldeploy_mlflow",
+        extra={"home": str(tmp_path / "state"), "tracking_uri": "sqlite:////srv/r.db", "x": ""},
+    )
+    hook = MLflowDeployHook("md_local")
+    assert hook.flavor == "mlflow"
+    assert hook.settings == {"home": str(tmp_path / "state"), "tracking_uri": "sqlite:////srv/r.db"}
+    deployer = hook.get_deployer()
+    assert deployer.flavor == "mlflow"
+    assert deployer.home == (tmp_path / "state").resolve()
+    assert hook.get_registry(deployer).tracking_uri == "sqlite:////srv/r.db"
+
+
+def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
+    hook = ModelDeployHook()
+    assert hook.connection is None
+    assert hook.flavor == "mlflow"
+    assert hook.settings == {}
+    deployer = hook.get_deployer()
+    assert deployer.home == md_home.resolve()
+    # the registry is the local store beside the servers
+    assert hook.get_registry().tracking_uri == f"sqlite:///{md_home.resolve() / 'mlflow.db'}"
+
+
+def test_registry_follows_the_connection_home(set_connection: Any, tmp_path: Path) -> None:
+    set_connection("md_home", "modeldeploy_mlflow", extra={"home": str(tmp_path / "h")})
+    registry = ModelDeployHook("md_home").get_registry()
+    assert registry.tracking_uri == f"sqlite:///{(tmp_path / 'h').resolve() / 'mlflow.db'}"
+
+
+def test_kubernetes_connection_settings(set_connection: Any) -> None:
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []}
+    set_connection(
+        "md_kserve",
+        "modeldeploy_kserve",
+        login="AKIA-ID",
+        password="s3-secret",
+        extra={
+            "kubeconfig_secret": json.dumps(kubeconfig),
+            "context": "prod",
+            "namespace": "models",
+            "in_cluster": "false",
+            "ingress_base_url": "http://gw.example",
+            "secret_name": "model-store",
+            "storage_type": "s3",
+            "s3_endpoint": "http://minio:9000",
+            "s3_region": "eu-west-1",
+            "s3_verify_ssl": False,
+            "tracking_uri": "http://mlflow.example",
+        },
+    )
+    hook = KServeDeployHook("md_kserve")
+    assert hook.flavor == "kserve"
+    assert hook.settings == {
+        "kubeconfig": json.dumps(kubeconfig),
+        "context": "prod",
+        "namespace": "models",
+        "in_cluster": False,
+        "ingress_base_url": "http://gw.example",
+        "secret_name": "model-store",
+        "storage_credentials": {
+            "type": "s3",
+            "access_key_id": "AKIA-ID",
+            "secret_access_key": "s3-secret",
+            "endpoint": "http://minio:9000",
+            "region": "eu-west-1",
+            "verify_ssl": False,
+        },
+    }
+    assert hook.get_registry().tracking_uri == "http://mlflow.example"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"storage_type": "gcs", "gcs_service_account_json": '{"type": "service_account"}'},
+            {"type": "gcs", "service_account_json": '{"type": "service_account"}'},
+        ),
+        (
+            {
+                "storage_type": "azure",
+                "azure_client_id": "cid",
+                "azure_tenant_id": "tid",
+                "azure_client_secret": "csecret",
+            },
+            {"type": "azure", "client_id": "cid", "tenant_id": "tid", "client_secret": "csecret"},
+        ),
+        ({"namespace": "default"}, None),
+    ],
+    ids=["gcs", "azure", "none"],
+)
+def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) -> None:
+    set_connection("md_seldon", "modeldeploy_seldon", extra=extra)
+    settings = SeldonDeployHook("md_seldon").settings
+    assert settings.get("storage_credentials") == expected
+    if expected is not None:  # the engine accepts them
+        from core.flavors.seldon.settings import SeldonDeployerSettings
+
+        parsed = SeldonDeployerSettings.model_validate(settings)
+        assert parsed.storage_credentials is not None
+        assert "csecret" not in repr(parsed)
+
+
+def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
+    set_connection("md_kserve", "modeldeploy_kserve")
+    with pytest.raises(ModelDeployConnectionError, match="needs one of modeldeploy_seldon"):
+        _ = SeldonDeployHook("md_kserve").settings
+    assert ModelDeployHook("md_kserve").flavor == "kserve"  # the generic hook takes any
+
+
+def test_bad_field_values_are_named(set_connection: Any) -> None:
+    set_connection("md_bad", "modeldeploy_kserve", extra={"in_cluster": "perhaps"})
+    with pytest.raises(Exception, match="connection 'md_bad': in_cluster must be true or false"):
+        _ = ModelDeployHook("md_bad").settings
+    set_connection("md_bad2", "modeldeploy_kserve", extra={"namespace": "Not_A_Namespace"})
+    with pytest.raises(ModelDeployConnectionError, match="connection 'md_bad2': invalid kserve"):
+        ModelDeployHook("md_bad2").get_deployer()
+    set_connection("md_bad3", "modeldeploy_seldon", extra={"storage_type": "ftp"})
+    with pytest.raises(ModelDeployConnectionError, match="storage_type must be s3, gcs or azure"):
+        _ = ModelDeployHook("md_bad3").settings
+
+
+def test_hook_does_not_touch_the_environment(set_connection: Any, tmp_path: Path) -> None:
+    set_connection("md_local", "modeldeploy_mlflow", extra={"home": str(tmp_path)})
+    before = dict(os.environ)
+    hook = ModelDeployHook("md_local")
+    hook.get_deployer()
+    hook.get_registry()
+    assert dict(os.environ) == before
+
+
+def test_test_connection(
+    set_connection: Any, k8s_emulator: KubernetesEmulator, md_home: Path
+) -> None:
+    set_connection(
+        "md_ok",
+        "modeldeploy_seldon",
+        extra={"kubeconfig_secret": json.dumps(k8s_emulator.kubeconfig_dict())},
+    )
+    ok, message = ModelDeployHook("md_ok").test_connection()
+    assert ok, message
+    assert message == "seldon deployer is reachable: 0 model server(s), 0 running"
+
+    unreachable = k8s_emulator.kubeconfig_dict()
+    unreachable["clusters"][0]["cluster"]["server"] = "http://127.0.0.1:9"  # discard port
+    set_connection(
+        "md_down",
+        "modeldeploy_seldon",
+        extra={"kubeconfig_secret": json.dumps(unreachable)},
+    )
+    ok, message = ModelDeployHook("md_down").test_connection()
+    assert not ok
+    assert k8s_emulator.token not in message
+
+    ok, message = ModelDeployHook().test_connection()  # the embedded default
+    assert ok and message.startswith("mlflow deployer is reachable")
