@@ -59,9 +59,10 @@ def test_update_in_place_keeps_the_url_and_waits_for_the_new_generation(
     url = first.prediction_url
     seen, on_transition = _transitions()
 
-    result = deployer.deploy(
-        cluster.config(flavor, version=2), timeout=cluster.timeout, on_transition=on_transition
-    )
+    # A new model and new resources: the spec changes even where both URIs are the same
+    # public model (real clusters).
+    update = cluster.config(flavor, version=2, resources={"requests": {"memory": "300Mi"}})
+    result = deployer.deploy(update, timeout=cluster.timeout, on_transition=on_transition)
 
     second = result.server
     assert result.action == "updated"
