@@ -152,6 +152,9 @@ class Progress:
         change = state if before is None else f"{before} -> {state}"
         if status.last_error and state == "error":
             change += f" ({cell(status.last_error)})"
+        elif not status.is_current:
+            # An in-place update: the previous generation serves while the new one starts.
+            change += f" (previous model still serving; waiting for generation {status.generation})"
         version = server.config.model_version
         label = server.config.model_name + (f" v{version}" if version else "")
         self._emit(f"[{self.elapsed():6.1f}s] {short_uuid(key)} {label}: {change}")

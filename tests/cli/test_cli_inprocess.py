@@ -185,6 +185,20 @@ def test_progress_prints_each_transition_once_with_elapsed_time() -> None:
     ]
 
 
+def test_progress_says_when_the_previous_generation_still_serves() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream=stream, header="rolling back iris")
+    server = add_server(model_version="1")
+    progress(server, ServiceStatus(state="active", generation=3, observed_generation=2))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("] rolling back iris")
+    assert lines[1].endswith(
+        f"{str(server.uuid)[:8]} iris v1: active (previous model still serving; waiting for "
+        "generation 3)"
+    )
+    assert len(lines) == 2
+
+
 # --- commands against the fake flavor ---------------------------------------------------
 
 
