@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("modeldeploy.kubernetes")
 
-DELETE_TIMEOUT = 60.0
-
 
 class Observation(NamedTuple):
     """What the platform's status says, for a status that reflects the current generation."""
