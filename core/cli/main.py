@@ -169,7 +169,7 @@ def _global_options() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--in-cluster",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=s,
         help=f"use the pod's service account (env {ENVIRONMENT['in_cluster']}=1)",
     )

@@ -77,6 +77,10 @@ def test_environment_booleans_and_timeout_are_validated() -> None:
     assert cli.resolve_globals(args, {"MODELDEPLOY_IN_CLUSTER": "yes"}).in_cluster is True
     assert cli.resolve_globals(args, {"MODELDEPLOY_IN_CLUSTER": "0"}).in_cluster is False
     assert cli.resolve_globals(args, {"MODELDEPLOY_TIMEOUT": "2.5"}).timeout == 2.5
+    off = cli.resolve_globals(
+        parse("--no-in-cluster", "models", "list"), {"MODELDEPLOY_IN_CLUSTER": "1"}
+    )
+    assert off.in_cluster is False  # the option overrides the environment either way
     with pytest.raises(cli.CLIError, match="MODELDEPLOY_IN_CLUSTER must be true or false"):
         cli.resolve_globals(args, {"MODELDEPLOY_IN_CLUSTER": "maybe"})
     with pytest.raises(cli.CLIError, match="MODELDEPLOY_TIMEOUT: must be zero or more"):
