@@ -439,3 +439,31 @@ def test_a_kubeconfig_path_may_list_several_files_like_kubeconfig_env(
     (tmp_path / "b").write_text(yaml.safe_dump(users))
     joined = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "missing"), str(tmp_path / "b")])
     assert _list_works({"kubeconfig_path": joined}).startswith("kubeconfig")
+
+
+def test_an_unreachable_api_server_is_retried_then_named_in_the_error() -> None:
+    import socket
+
+    from core.errors import PlatformError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: connections are refused
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    deployer = create_deployer("kserve", {"kubeconfig": config, "max_retries": 2})
+    slept: list[float] = []
+    deployer.kube.retry._sleep = slept.append
+
+    with pytest.raises(PlatformError) as caught:
+        deployer.find_model_server()
+
+    assert f"http://127.0.0.1:{port} could not be reached" in str(caught.value)
+    assert "not-a-real-token" not in str(caught.value)
+    assert len(slept) == 2  # retried with backoff before giving up

@@ -47,6 +47,12 @@ class KubeClient:
         return self._core
 
     @property
+    def host(self) -> str | None:
+        """The API server's address (no credentials), for error messages."""
+        configuration = getattr(self.api_client, "configuration", None)
+        return getattr(configuration, "host", None)
+
+    @property
     def timeout(self) -> tuple[float, float]:
         """(connect, read) timeout of one ordinary request."""
         return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)

@@ -58,13 +58,15 @@ def status_message(exc: BaseException) -> str:
     return message + (f" ({'; '.join(extra)})" if extra else "")
 
 
-def translate(exc: BaseException, doing: str) -> ModelDeployError:
+def translate(exc: BaseException, doing: str, host: str | None = None) -> ModelDeployError:
     """A typed error for `exc`, saying what we were doing (`doing`) and what to do next."""
     status = api_status(exc)
     if status is None:
+        where = f" at {host}" if host else ""
         return PlatformError(
-            f"{doing} failed: the Kubernetes API could not be reached ({type(exc).__name__}); "
-            "check the cluster address in your kubeconfig and that the API server is up"
+            f"{doing} failed: the Kubernetes API{where} could not be reached "
+            f"({type(exc).__name__}); check the cluster address in your kubeconfig and that "
+            "the API server is up"
         )
     message = status_message(exc)
     if status == 404:

@@ -76,7 +76,7 @@ class CustomResources:
         except Exception as exc:
             if api_status(exc) == 404:
                 return None
-            raise translate(exc, f"reading {self.where(name)}") from None
+            raise translate(exc, f"reading {self.where(name)}", self.kube.host) from None
 
     def get_managed(self, name: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
         obj = self.get(name, deadline)
@@ -102,7 +102,7 @@ class CustomResources:
                     f"cannot create {self.where(name)}: an object of that name already exists "
                     f"(managed by {owner}); choose another name for the model server"
                 ) from None
-            raise translate(exc, f"creating {self.where(name)}") from None
+            raise translate(exc, f"creating {self.where(name)}", self.kube.host) from None
 
     def update(
         self,
@@ -138,7 +138,7 @@ class CustomResources:
                     raise ModelServerNotFoundError(
                         f"{self.where(name)} was deleted while it was being updated"
                     ) from None
-                raise translate(exc, f"updating {self.where(name)}") from None
+                raise translate(exc, f"updating {self.where(name)}", self.kube.host) from None
         raise ConflictError(
             f"updating {self.where(name)}: it kept changing under us "
             f"({MAX_CONFLICT_RETRIES} conflicts in a row); another client is writing it"
@@ -159,7 +159,7 @@ class CustomResources:
         except Exception as exc:
             if api_status(exc) == 404:
                 return False
-            raise translate(exc, f"deleting {self.where(name)}") from None
+            raise translate(exc, f"deleting {self.where(name)}", self.kube.host) from None
         return True
 
     # --- collections -------------------------------------------------------------------
@@ -195,7 +195,7 @@ class CustomResources:
                         f"{self.kind.kind} CRD installed, and does namespace "
                         f"{self.namespace} exist?"
                     ) from None
-                raise translate(exc, f"listing {self.where()}") from None
+                raise translate(exc, f"listing {self.where()}", self.kube.host) from None
         raise ConflictError(f"listing {self.where()}: the listing kept expiring; try again")
 
     def watch(
