@@ -387,3 +387,60 @@ def test_an_operator_restart_after_a_timed_out_rollout_restores_the_previous_mod
     assert current.config.model_uri == cluster.good_uri(flavor, 1)
     current.wait_until_ready(Deadline(cluster.timeout))
     assert current.is_running
+
+
+RICH = {
+    "seldon": {
+        "container": {
+            "image": "registry.example.com/iris-model:1.2",
+            "command": ["seldon-core-microservice"],
+            "args": ["Model", "--service-type", "MODEL"],
+            "env": {"LOG_LEVEL": "INFO"},
+        },
+        "model_type": None,
+        "replicas": 2,
+        "protocol": "v2",
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": 1}},
+        "service_account_name": "model-runner",
+    },
+    "kserve": {
+        "model_format": "xgboost",
+        "model_format_version": "2",
+        "runtime": "kserve-xgbserver",
+        "protocol_version": "v2",
+        "min_replicas": 0,
+        "max_replicas": 4,
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"nvidia.com/gpu": 1},
+        },
+    },
+}
+
+
+def test_every_config_field_is_accepted_by_the_platforms_crd_schema(
+    cluster: Cluster, make_deployer: Any, flavor: str
+) -> None:
+    """The emulator validates every object against the real CRD (a 422 otherwise)."""
+    deployer = make_deployer(flavor, storage_credentials=None)
+    server = deployer.deploy_model(cluster.config(flavor, **RICH[flavor]), timeout=cluster.timeout)
+
+    assert server.is_running
+    [obj] = cluster.managed(PLURAL[flavor])
+    if flavor == "seldon":
+        predictor = obj["spec"]["predictors"][0]
+        assert predictor["replicas"] == 2 and "implementation" not in predictor["graph"]
+        [container] = predictor["componentSpecs"][0]["spec"]["containers"]
+        assert container["image"] == "registry.example.com/iris-model:1.2"
+        assert container["env"] == [{"name": "LOG_LEVEL", "value": "INFO"}]
+        assert container["resources"]["limits"] == {"cpu": "1"}
+        assert predictor["componentSpecs"][0]["spec"]["serviceAccountName"] == "model-runner"
+        assert obj["spec"]["protocol"] == "v2"
+    else:
+        predictor = obj["spec"]["predictor"]
+        assert (predictor["minReplicas"], predictor["maxReplicas"]) == (0, 4)
+        model = predictor["model"]
+        assert model["modelFormat"] == {"name": "xgboost", "version": "2"}
+        assert model["runtime"] == "kserve-xgbserver" and model["protocolVersion"] == "v2"
+        assert model["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+        assert "serviceAccountName" not in predictor
