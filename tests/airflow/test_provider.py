@@ -1,0 +1,243 @@
+"""The provider as Airflow sees it: valid provider info, listed by `airflow providers`, its
+connection forms, templated arguments, and DAG files that stay cheap to parse."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import airflow_provider
+from airflow_provider._values import as_bool, as_mapping, as_metrics, as_number
+from airflow_provider.operators import modeldeploy as operators
+from airflow_provider.sensors.modeldeploy import ModelServerReadySensor
+
+ROOT = Path(__file__).resolve().parents[2]
+CONN_TYPES = ("modeldeploy_mlflow", "modeldeploy_seldon", "modeldeploy_kserve")
+HEAVY = ("mlflow", "kubernetes", "sklearn", "pandas", "numpy")
+
+
+def test_provider_info_is_valid_against_airflows_schema() -> None:
+    import jsonschema
+
+    schema_path = Path(inspect.getfile(__import__("airflow"))).parent / "provider_info.schema.json"
+    info = airflow_provider.get_provider_info()
+    jsonschema.validate(info, json.loads(schema_path.read_text()))
+    assert info["package-name"] == "modeldeploy"  # must equal the distribution's name
+    assert [c["connection-type"] for c in info["connection-types"]] == list(CONN_TYPES)
+
+
+def test_entry_point_is_the_function() -> None:
+    from importlib.metadata import entry_points
+
+    group = entry_points(group="apache_airflow_provider")
+    (entry,) = [e for e in group if e.dist is not None and e.dist.name == "modeldeploy"]
+    assert entry.value == "airflow_provider:get_provider_info"
+    assert entry.load() is airflow_provider.get_provider_info
+
+
+def test_every_declared_class_and_module_imports() -> None:
+    import importlib
+
+    info = airflow_provider.get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for module in info[section][0]["python-modules"]:
+            importlib.import_module(module)
+    for path in [*info["extra-links"], *(c["hook-class-name"] for c in info["connection-types"])]:
+        module, _, name = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), path
+
+
+def test_conn_fields_hide_relabel_and_mask() -> None:
+    declared = airflow_provider.get_provider_info()["connection-types"]
+    info = {c["connection-type"]: c for c in declared}
+    mlflow = info["modeldeploy_mlflow"]
+    assert set(mlflow["conn-fields"]) == {"tracking_uri", "home"}
+    assert {"host", "schema", "login", "password", "port"} <= set(
+        mlflow["ui-field-behaviour"]["hidden-fields"]
+    )
+    for conn_type in ("modeldeploy_seldon", "modeldeploy_kserve"):
+        fields = info[conn_type]["conn-fields"]
+        for name in (
+            "kubeconfig_secret",
+            "kubeconfig_path",
+            "context",
+            "namespace",
+            "in_cluster",
+            "ingress_base_url",
+            "secret_name",
+            "storage_type",
+        ):
+            assert name in fields, (conn_type, name)
+        secret = {n for n, f in fields.items() if f["schema"].get("format") == "password"}
+        assert secret == {
+            "kubeconfig_secret",
+            "gcs_service_account_json",
+            "azure_storage_access_key",
+            "azure_client_secret",
+        }
+        # Airflow also masks by key name: every secret field's name is a sensitive one
+        from airflow.sdk._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS
+
+        for name in secret - {"kubeconfig_secret"}:
+            assert any(word in name for word in DEFAULT_SENSITIVE_FIELDS), name
+        behaviour = info[conn_type]["ui-field-behaviour"]
+        assert behaviour["relabeling"] == {
+            "login": "S3 access key ID",
+            "password": "S3 secret access key",
+        }
+        assert {"host", "schema", "port"} <= set(behaviour["hidden-fields"])
+
+
+def test_airflow_providers_cli_lists_the_provider(airflow_db: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    providers = {p["package_name"]: p for p in json.loads(listed.stdout)}
+    assert "modeldeploy" in providers
+    assert providers["modeldeploy"]["description"].startswith("Continuous deployment of ML")
+
+    script = (
+        "import sys\n"
+        "from airflow.cli import cli_parser\n"
+        "parser = cli_parser.get_parser()\n"
+        "for command in ('get', 'hooks', 'links', 'triggers', 'widgets', 'behaviours'):\n"
+        "    extra = ['modeldeploy', '--full'] if command == 'get' else []\n"
+        "    args = parser.parse_args(['providers', command, *extra, '-o', 'json'])\n"
+        "    print('=====', command, flush=True)\n"
+        "    args.func(args)\n"
+        "    sys.stdout.flush()\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    outputs = dict(part.split("\n", 1) for part in shown.stdout.split("===== ")[1:] if "\n" in part)
+    got = json.loads(outputs["get"])[0]
+    assert got["operators"][0]["python-modules"] == ["airflow_provider.operators.modeldeploy"]
+    assert got["sensors"][0]["python-modules"] == ["airflow_provider.sensors.modeldeploy"]
+    hooks = {h["connection_type"]: h for h in json.loads(outputs["hooks"])}
+    for conn_type in CONN_TYPES:
+        assert hooks[conn_type]["package_name"] == "modeldeploy"
+        assert hooks[conn_type]["conn_id_attribute_name"] == "modeldeploy_conn_id"
+    links = [link["extra_link_class_name"] for link in json.loads(outputs["links"])]
+    assert "airflow_provider.links.modeldeploy.PredictionUrlLink" in links
+    triggers = [t["class"] for t in json.loads(outputs["triggers"])]
+    assert "airflow_provider.triggers.modeldeploy" in triggers
+    widgets = {w["connection_parameter_name"]: w for w in json.loads(outputs["widgets"])}
+    for conn_type, field in [
+        ("modeldeploy_mlflow", "tracking_uri"),
+        ("modeldeploy_seldon", "kubeconfig_secret"),
+        ("modeldeploy_kserve", "ingress_base_url"),
+    ]:
+        assert widgets[f"extra__{conn_type}__{field}"]["package_name"] == "modeldeploy"
+    assert "modeldeploy_seldon" in outputs["behaviours"]
+
+
+# --- template fields --------------------------------------------------------------------
+
+#: arguments that choose how the task runs rather than what it deploys
+EXECUTION_CONTROL = {"deferrable", "self", "kwargs"}
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [
+        operators.DeployModelOperator,
+        operators.ModelGateOperator,
+        operators.StartModelServerOperator,
+        operators.StopModelServerOperator,
+        operators.DeleteModelServerOperator,
+        operators.RollbackModelOperator,
+        ModelServerReadySensor,
+    ],
+    ids=lambda op: op.__name__,
+)
+def test_every_user_facing_argument_is_templated(operator: type) -> None:
+    arguments: set[str] = set()
+    for klass in operator.__mro__:
+        if klass.__module__.startswith("airflow_provider") and "__init__" in vars(klass):
+            arguments |= set(inspect.signature(klass.__init__).parameters)
+    missing = arguments - EXECUTION_CONTROL - set(operator.template_fields)
+    assert not missing, f"{operator.__name__} does not template {sorted(missing)}"
+    assert any(f.endswith("conn_id") for f in operator.template_fields)
+
+
+def test_rendering_a_deploy_operator(airflow_db: Path) -> None:
+    from airflow.sdk import DAG
+
+    with DAG("render", schedule=None, params={"n": 3, "model": "iris"}):
+        op = operators.DeployModelOperator(
+            task_id="deploy",
+            modeldeploy_conn_id="md_{{ params.model }}",
+            model_name="{{ params.model }}-model",
+            model_uri="s3://models/{{ params.model }}/{{ params.n }}",
+            service_config={"replicas": "{{ params.n }}", "implementation": "SKLEARN_SERVER"},
+            metrics={"accuracy": "{{ 0.5 + 0.4 }}"},
+            gate_rules=["accuracy>={{ 0.8 }}"],
+            timeout="{{ params.n * 10 }}",
+            replace="{{ params.n > 5 }}",
+        )
+    op.render_template_fields({"params": {"n": 3, "model": "iris"}})
+    assert op.modeldeploy_conn_id == "md_iris"
+    assert op.model_name == "iris-model"
+    assert op.model_uri == "s3://models/iris/3"
+    assert op.service_config == {"replicas": "3", "implementation": "SKLEARN_SERVER"}
+    assert op.timeout_seconds == 30.0
+    gate = op.gate()
+    assert gate.thresholds[0].metric == "accuracy" and gate.thresholds[0].at_least == 0.8
+    config = op.service_config_for({"run_id": "manual__1"})
+    assert config["replicas"] == "3"
+    assert config["pipeline_name"] == "render"
+    assert config["step_name"] == "deploy"
+    assert config["run_id"] == "manual__1"
+    assert as_metrics(op.metrics) == {"accuracy": 0.9}
+    assert as_bool(op.replace, "replace") is False
+
+
+def test_bad_template_values_are_named() -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    with pytest.raises(AirflowException, match="timeout must be a number, got 'soon'"):
+        as_number("soon", "timeout")
+    with pytest.raises(AirflowException, match="metrics must map names to numbers"):
+        as_metrics({"accuracy": "high"})
+    with pytest.raises(AirflowException, match="service_config must be a mapping"):
+        as_mapping("[1, 2]", "service_config")
+    assert as_mapping("{'replicas': 2}", "service_config") == {"replicas": 2}
+
+
+# --- import cost --------------------------------------------------------------------------
+
+
+def test_dag_file_imports_pull_in_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "import airflow_provider.operators.modeldeploy, airflow_provider.sensors.modeldeploy\n"
+        "import airflow_provider.hooks.modeldeploy, airflow_provider.links.modeldeploy\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_provider_source_has_no_module_level_heavy_import() -> None:
+    for path in (ROOT / "airflow_provider").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            assert not any(line.startswith((f"import {name}", f"from {name}")) for name in HEAVY), (
+                f"{path}: {line}"
+            )
+            assert "CustomObjectsApi" not in line and "CoreV1Api" not in line, path
