@@ -220,3 +220,37 @@ def test_storage_credentials_reach_the_cluster_as_a_secret(
         base64.b64decode(v).decode() for v in (secret.get("data") or {}).values()
     )
     assert samples.AWS_SECRET in decoded
+
+
+def test_ready_made_flow_verifies_and_rolls_back(k8s_block: Any) -> None:
+    """`prefect_collection.flows.continuous_deployment`: deploy + live check in one
+    transaction; a failed check puts the previous champion back."""
+    from prefect_collection.flows import continuous_deployment
+
+    common = {
+        "gate_rules": ["accuracy>=0.9"],
+        "config": {"model_type": "sklearn"},
+        "verification_data": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]],
+        "timeout": TIMEOUT,
+    }
+    first = continuous_deployment(
+        k8s_block, "iris-flow", GOOD.format(1), {"accuracy": 0.95},
+        expected_predictions=[1, 1], **common,
+    )  # fmt: skip
+    assert (first.action, first.champion_version) == ("created", "1")
+
+    # The ingress answers [1, 1]; expecting [0, 0] fails the check after the update.
+    state = continuous_deployment(
+        k8s_block, "iris-flow", GOOD.format(2), {"accuracy": 0.96},
+        expected_predictions=[0, 0], return_state=True, **common,
+    )  # fmt: skip
+    assert state.is_failed() and "VerificationError" in state.message
+    with k8s_block.deployer() as deployer:
+        (server,) = deployer.find_model_server(model_name="iris-flow")
+        assert str(server.uuid) == first.server.uuid
+        assert server.config.model_uri == GOOD.format(1)
+        assert server.is_running
+    registry = k8s_block.get_registry()
+    assert registry.get_champion("iris-flow").version == "1"
+    logs = "\n".join(run_logs(flow_run_id(state)))
+    assert "rolled iris-flow back to version 1" in logs
