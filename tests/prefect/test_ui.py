@@ -130,14 +130,14 @@ def schemas(registered: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_block_register_reports_every_block_type(registered: dict[str, Any]) -> None:
+def check_block_register_reports_every_block_type(registered: dict[str, Any]) -> None:
     output = " ".join(registered["register_output"].split())
     assert f"Successfully registered {len(BLOCK_TYPES)} blocks" in output
     for cls in BLOCK_TYPES:
         assert cls.get_block_type_name() in output
 
 
-def test_api_lists_our_block_types_with_their_fields(
+def check_api_lists_our_block_types_with_their_fields(
     registered: dict[str, Any], schemas: dict[str, dict[str, Any]]
 ) -> None:
     import requests
@@ -164,8 +164,10 @@ def test_api_lists_our_block_types_with_their_fields(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Headless Chromium with a fresh profile; None when Chromium is not installed."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"Chromium is not installed ({CHROMIUM}, {CHROMEDRIVER}); run `make browser`")
+        yield None
+        return
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -201,7 +203,7 @@ def _screenshot_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_browser_opens_each_block_creation_form_and_sees_our_fields(
+def check_browser_opens_each_block_creation_form_and_sees_our_fields(
     registered: dict[str, Any],
     schemas: dict[str, dict[str, Any]],
     browser: Any,
@@ -232,7 +234,7 @@ def test_browser_opens_each_block_creation_form_and_sees_our_fields(
         assert browser.save_screenshot(str(shots / f"prefect-{slug}.png"))
 
 
-def test_a_block_created_in_the_ui_keeps_its_secret_secret(
+def check_a_block_created_in_the_ui_keeps_its_secret_secret(
     registered: dict[str, Any], browser: Any, tmp_path: Path
 ) -> None:
     """Fill the S3 form in the browser and create the block: the UI and the API show the
@@ -271,3 +273,23 @@ def test_a_block_created_in_the_ui_keeps_its_secret_secret(
     revealed = requests.get(base, params={"include_secrets": "true"}, timeout=10).json()["data"]
     assert revealed["aws_secret_access_key"] == secret
     assert revealed["aws_access_key_id"] == "AKIA-UI-TYPED"
+
+
+def test_prefect_ui(
+    registered: dict[str, Any],
+    schemas: dict[str, dict[str, Any]],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    """One test, so that `pytest -n auto` starts one Prefect server, not one per worker."""
+    check_block_register_reports_every_block_type(registered)
+    check_api_lists_our_block_types_with_their_fields(registered, schemas)
+    if browser is None:
+        pytest.skip(
+            f"API checks passed; browser checks need Chromium ({CHROMIUM}, {CHROMEDRIVER}), "
+            "which is not installed: run `make browser`"
+        )
+    check_browser_opens_each_block_creation_form_and_sees_our_fields(
+        registered, schemas, browser, tmp_path
+    )
+    check_a_block_created_in_the_ui_keeps_its_secret_secret(registered, browser, tmp_path)
