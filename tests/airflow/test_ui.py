@@ -1,0 +1,253 @@
+"""The connection form in the real Airflow UI: `airflow api-server` on SQLite (simple auth
+manager, everyone admin), the API that drives the form, and headless Chromium picking each
+of our connection types and seeing its fields.
+
+Screenshots go to the test's temp directory; with MODELDEPLOY_UPDATE_SCREENSHOTS=1 they
+are also copied to docs/images/ (how the ones in the docs were made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.airflow.conftest import _migrated_template
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+#: what each form must show: hook name, extra-field labels, secret inputs
+FORMS = {
+    "mlflow": (
+        "modeldeploy: local MLflow server",
+        ["MLflow tracking URI", "State directory"],
+        [],
+    ),
+    "seldon": (
+        "modeldeploy: Seldon Core",
+        [
+            "Namespace",
+            "Kubeconfig context",
+            "Kubeconfig path",
+            "Kubeconfig (YAML or JSON)",
+            "In cluster",
+            "Ingress base URL",
+            "Storage secret name",
+            "Model storage",
+            "GCS service-account key (JSON)",
+            "Azure client secret",
+            "MLflow tracking URI",
+        ],
+        ["element_kubeconfig_secret", "element_gcs_service_account_json"],
+    ),
+    "kserve": (
+        "modeldeploy: KServe",
+        ["Namespace", "Kubeconfig (YAML or JSON)", "Ingress base URL", "S3 endpoint URL"],
+        ["element_kubeconfig_secret", "element_azure_client_secret"],
+    ),
+}
+
+
+@dataclass
+class ApiServer:
+    url: str
+    process: subprocess.Popen[str]
+    log: list[str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    home = tmp_path_factory.mktemp("api-server-home")
+    shutil.copyfile(_migrated_template(tmp_path_factory.getbasetemp().parent), home / "airflow.db")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--apps",
+            "core",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    log: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            if "Uvicorn running on" in line:  # printed once the socket listens
+                started.set()
+        started.set()  # the process ended: stop waiting
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert started.wait(120), "api-server did not start in 120 s:\n" + "".join(log[-30:])
+        assert process.poll() is None, "api-server exited:\n" + "".join(log[-30:])
+        yield ApiServer(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None:
+    response = requests.get(f"{api_server.url}/ui/connections/hook_meta", timeout=60)
+    assert response.status_code == 200, response.text[:500]
+    meta = {m["connection_type"]: m for m in response.json()}
+    for flavor, (hook_name, _, _) in FORMS.items():
+        entry = meta[f"modeldeploy_{flavor}"]
+        assert entry["hook_name"] == hook_name
+        assert entry["hook_class_name"].startswith("airflow_provider.hooks.modeldeploy.")
+    mlflow = meta["modeldeploy_mlflow"]
+    assert set(mlflow["extra_fields"]) == {"tracking_uri", "home"}
+    assert mlflow["extra_fields"]["home"]["schema"]["title"] == "State directory"
+    for hidden in ("host", "port", "login", "password", "url_schema"):
+        assert mlflow["standard_fields"][hidden]["hidden"] is True, hidden
+    for flavor in ("seldon", "kserve"):
+        entry = meta[f"modeldeploy_{flavor}"]
+        fields = entry["extra_fields"]
+        assert fields["kubeconfig_secret"]["schema"]["format"] == "password"
+        assert fields["in_cluster"]["schema"]["type"] == ["boolean", "null"]
+        assert fields["namespace"]["value"] == "default"
+        assert fields["storage_type"]["schema"]["enum"] == ["s3", "gcs", "azure"]
+        assert entry["standard_fields"]["login"] == {
+            "hidden": False,
+            "title": "S3 access key ID",
+            "placeholder": "AKIA... (only for models on S3)",
+        }
+        assert entry["standard_fields"]["host"]["hidden"] is True
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Chromium and chromedriver are not installed (run `make browser`)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,2800",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _screenshot(element: object, name: str, tmp_path: Path) -> Path:
+    path = tmp_path / name
+    element.screenshot(str(path))  # type: ignore[attr-defined]
+    if os.environ.get("MODELDEPLOY_UPDATE_SCREENSHOTS") == "1":
+        target = ROOT / "docs" / "images" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return path
+
+
+def test_add_connection_form_shows_our_fields(
+    api_server: ApiServer, browser: object, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    for flavor, (hook_name, labels, secrets) in FORMS.items():
+        driver.get(f"{api_server.url}/connections")  # type: ignore[attr-defined]
+        driver.find_element(By.XPATH, "//button[normalize-space()='Add Connection']").click()  # type: ignore[attr-defined]
+        dialog = driver.find_element(By.CSS_SELECTOR, "[role=dialog]")  # type: ignore[attr-defined]
+        combobox = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
+        combobox.send_keys("modeldeploy")
+        options = driver.find_elements(  # type: ignore[attr-defined]
+            By.XPATH, "//*[contains(@id,'react-select') and contains(@id,'-option-')]"
+        )
+        offered = sorted(o.text for o in options)
+        assert offered == sorted(h for h, _, _ in FORMS.values()), offered
+        if flavor == "mlflow":
+            _screenshot(dialog, "airflow-connection-types.png", tmp_path)
+        next(o for o in options if o.text == hook_name).click()
+        # standard fields (open first): unused ones hidden, the S3 key pair relabelled
+        dialog.find_element(By.XPATH, ".//label[normalize-space()='Description']")
+        standard = {label.text.strip() for label in dialog.find_elements(By.TAG_NAME, "label")}
+        assert not standard & {"Host", "Port", "Schema"}, standard
+        if flavor != "mlflow":
+            assert {"S3 access key ID", "S3 secret access key"} <= standard, standard
+            assert "Login" not in standard and "Password" not in standard
+            if flavor == "seldon":
+                _screenshot(dialog, "airflow-connection-seldon-standard.png", tmp_path)
+        else:
+            assert not standard & {"Login", "Password"}, standard
+        dialog.find_element(By.XPATH, ".//button[normalize-space()='Extra Fields']").click()
+        first = labels[0]
+        dialog.find_element(By.XPATH, f".//label[normalize-space()='{first}']")
+        shown = {label.text.strip() for label in dialog.find_elements(By.TAG_NAME, "label")}
+        missing = [label for label in labels if label not in shown]
+        assert not missing, f"{flavor}: missing {missing}; form shows {sorted(shown)}"
+        password_inputs = {
+            i.get_attribute("name")
+            for i in dialog.find_elements(By.CSS_SELECTOR, "input[type=password]")
+        }
+        assert set(secrets) <= password_inputs, (flavor, password_inputs)
+        assert "Connection type missing" in dialog.text  # the form's own help, not an error
+        _screenshot(dialog, f"airflow-connection-{flavor}.png", tmp_path)
+        combobox.send_keys(Keys.ESCAPE)
+        assert (tmp_path / f"airflow-connection-{flavor}.png").stat().st_size > 10_000
