@@ -189,10 +189,20 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
         {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in out.items()}
         | {"left": [], "after_failure": [s.model_dump(mode="json") for s in out["after_failure"]]}
     )
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_flow_run(flow_run_id(state))
+        task_runs = client.read_task_runs()
+    api_view = json.dumps(stored.parameters, default=str) + "".join(
+        t.model_dump_json() for t in task_runs
+    )
+    assert "kubernetes_credentials" in api_view  # the block is among the stored parameters
     token = k8s_emulator.kubeconfig_dict()["users"][0]["user"]["token"]
     for secret in (*samples.SECRETS, token):
         assert secret not in logs
         assert secret not in results
+        assert secret not in api_view
 
 
 def test_storage_credentials_reach_the_cluster_as_a_secret(
