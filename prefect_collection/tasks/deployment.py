@@ -115,9 +115,15 @@ def deploy_model(
 
     logger = run_logger()
     block = resolve_deployer_block(deployer)
-    lineage = run_lineage(pipeline_name, run_id, step_name)
-    service_config = {**dict(config or {}), **lineage, "model_name": model_name}
-    service_config["model_uri"] = model_uri
+    # Explicit arguments win over `config`, which wins over the run context's defaults.
+    explicit = {"pipeline_name": pipeline_name, "run_id": run_id, "step_name": step_name}
+    service_config = {
+        **run_lineage(None, None, None),
+        **dict(config or {}),
+        **{k: v for k, v in explicit.items() if v is not None},
+        "model_name": model_name,
+        "model_uri": model_uri,
+    }
     gate = _make_gate(gate_rules, champion_metric, min_improvement, direction)
     registry = block.get_registry() if register else None
     if registry is None and gate.champion_challenger is not None:
