@@ -108,6 +108,15 @@ class ModelDeployer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings!r})"
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections to the platform; flavors with clients override it."""
+
+    def __enter__(self) -> ModelDeployer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # --- platform primitives -------------------------------------------------------------
 
     @abstractmethod

@@ -38,7 +38,13 @@ def get_deployer_class(flavor: str) -> type[ModelDeployer]:
             f"unknown flavor {flavor!r}; installed flavors: {known}. Install the extra that "
             f"provides it (e.g. `pip install modeldeploy[kubernetes]`) or fix the name"
         )
-    cls = entry.load()
+    try:
+        cls = entry.load()
+    except ImportError as exc:
+        raise FlavorNotFoundError(
+            f"flavor {flavor!r} is installed but cannot be imported ({exc}); install its "
+            f"extra, e.g. `pip install modeldeploy[kubernetes]` for seldon and kserve"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, ModelDeployer)):
         raise InvalidConfigError(
             f"entry point {flavor!r} in {ENTRY_POINT_GROUP} is {entry.value}, "

@@ -53,13 +53,8 @@ class ModelDeployerBlock(Block, ABC):
     @contextlib.contextmanager
     def deployer(self) -> Iterator[ModelDeployer]:
         """`get_deployer()` for one piece of work: its connections are closed afterwards."""
-        deployer = self.get_deployer()
-        try:
+        with self.get_deployer() as deployer:
             yield deployer
-        finally:
-            close = getattr(deployer, "close", None)
-            if callable(close):
-                close()
 
     def registry_tracking_uri(self) -> str | None:
         return getattr(self, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
