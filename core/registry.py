@@ -173,6 +173,17 @@ class ModelRegistry:
         self._write_history(model_name, history)
         return self.get_version(model_name, history[-1])
 
+    def retract_champion(self, model_name: str, version: str) -> None:
+        """Take `champion` off a model's first and only champion (its rollout was undone)."""
+        history = self.champion_history(model_name)
+        if history != [str(version)]:
+            raise InvalidConfigError(
+                f"version {version} of {model_name} is not its only champion "
+                f"(history: {history}); use rollback instead"
+            )
+        self.client.delete_registered_model_alias(model_name, CHAMPION_ALIAS)
+        self._write_history(model_name, [])
+
     def _write_history(self, model_name: str, history: list[str]) -> None:
         self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history[-50:]))
 

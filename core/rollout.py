@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.config import ServiceConfig
 from core.deployer import DeployResult, ModelDeployer, PendingDeploy
-from core.errors import InvalidConfigError
+from core.errors import ConflictError, InvalidConfigError
 from core.gate import Gate, GateDecision
 from core.registry import TAG_PREFIX, ModelRegistry
 from core.server import ModelServerInfo, TransitionCallback
@@ -23,7 +23,7 @@ from core.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
 
-RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "rolled_back"]
+RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "rolled_back", "deleted"]
 
 
 class RolloutOutcome(BaseModel):
@@ -227,4 +227,59 @@ def rollback(
         decision=None,
         server=result.server.info(),
         retired=result.retired,
+    )
+
+
+def revert_rollout(
+    deployer: ModelDeployer,
+    outcome: RolloutOutcome,
+    registry: ModelRegistry | None = None,
+    pipeline_name: str | None = None,
+    step_name: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_transition: TransitionCallback | None = None,
+) -> RolloutOutcome | None:
+    """Undo one `continuous_deploy` after a later check failed (a transaction's rollback).
+
+    Returns None when the rollout changed nothing that serves. Puts the previous champion
+    back when there is one; after a model's first rollout, deletes the new server and takes
+    the `champion` alias off the failed version. Refuses when someone else has deployed
+    since, rather than undoing their work.
+    """
+    check_timeout(timeout)
+    if outcome.action not in ("created", "updated") or outcome.server is None:
+        return None
+    name = outcome.model_name
+    if registry is not None:
+        champion = registry.get_champion(name)
+        current = champion.version if champion else None
+        if current != outcome.champion_version:
+            raise ConflictError(
+                f"not reverting {name}: its champion is now version {current}, not "
+                f"{outcome.champion_version}, so another rollout happened since; roll back "
+                "explicitly with `modeldeploy rollback` if that is what you want"
+            )
+        if registry.previous_champion(name) is not None:
+            return rollback(
+                deployer, registry, name, pipeline_name, step_name, timeout, on_transition
+            )
+    if outcome.action != "created":
+        raise InvalidConfigError(
+            f"cannot revert {name}: no previous champion is recorded in the registry; model "
+            f"server {outcome.server.uuid} keeps serving version {outcome.candidate_version}"
+        )
+    deployer.delete_model_server(outcome.server.uuid, timeout=timeout, force=True)
+    if registry is not None and outcome.champion_version is not None:
+        registry.retract_champion(name, outcome.champion_version)
+    return RolloutOutcome(
+        action="deleted",
+        message=(
+            f"deleted model server {outcome.server.uuid} of {name}: it was the first rollout, "
+            "with no previous champion to restore"
+        ),
+        model_name=name,
+        candidate_version=outcome.candidate_version,
+        champion_version=None,
+        decision=None,
+        server=None,
     )

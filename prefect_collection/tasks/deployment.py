@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 #: Key under which `deploy_model` leaves what its rollback hook needs in its transaction.
 ROLLBACK_RECORD = "modeldeploy.deploy_model"
-_UNDOABLE = ("created", "updated")
 
 
 def _make_gate(
@@ -169,13 +168,6 @@ def _roll_back_deploy(txn: Transaction) -> None:
     if record is None:
         return
     outcome = RolloutOutcome.model_validate(record["outcome"])
-    if outcome.action not in _UNDOABLE or outcome.server is None:
-        logger.info(
-            "deploy_model did not change what serves %s (%s); nothing to roll back",
-            outcome.model_name,
-            outcome.action,
-        )
-        return
     block: ModelDeployerBlock = record["deployer"]
     with block.deployer() as deployer:
         _undo(deployer, block, record, outcome, logger)
@@ -188,48 +180,25 @@ def _undo(
     outcome: RolloutOutcome,
     logger: Any,
 ) -> None:
-    from core.rollout import rollback
+    from core.rollout import revert_rollout
 
-    registry = block.get_registry() if record["register"] else None
-    name = outcome.model_name
-    if registry is not None:
-        champion = registry.get_champion(name)
-        if champion is None or champion.version != outcome.champion_version:
-            logger.warning(
-                "not rolling back %s: its champion is now version %s, not %s, so someone "
-                "else has deployed since",
-                name,
-                champion.version if champion else None,
-                outcome.champion_version,
-            )
-            return
-        if registry.previous_champion(name) is not None:
-            result = rollback(
-                deployer,
-                registry,
-                name,
-                pipeline_name=record["pipeline_name"],
-                step_name=record["step_name"],
-                timeout=record["timeout"],
-                on_transition=transition_logger(logger),
-            )
-            logger.warning("%s", result.message)
-            return
-    server = outcome.server.uuid if outcome.server else None
-    if outcome.action == "created" and server:
-        # First rollout of this model: nothing to go back to, so take the new server down.
-        deployer.delete_model_server(server, timeout=record["timeout"], force=True)
-        logger.warning(
-            "deleted model server %s of %s: it was the first rollout, with no previous "
-            "champion to restore",
-            server,
-            name,
-        )
-        return
-    raise RuntimeError(
-        f"cannot roll back {name}: no previous champion is recorded in the registry; "
-        f"model server {server} keeps serving version {outcome.candidate_version}"
+    reverted = revert_rollout(
+        deployer,
+        outcome,
+        block.get_registry() if record["register"] else None,
+        pipeline_name=record["pipeline_name"],
+        step_name=record["step_name"],
+        timeout=record["timeout"],
+        on_transition=transition_logger(logger),
     )
+    if reverted is None:
+        logger.info(
+            "deploy_model did not change what serves %s (%s); nothing to roll back",
+            outcome.model_name,
+            outcome.action,
+        )
+    else:
+        logger.warning("%s", reverted.message)
 
 
 @task(name="rollback_model", cache_policy=NO_CACHE)

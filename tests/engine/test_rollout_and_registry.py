@@ -147,3 +147,35 @@ def test_rollout_refuses_bad_input_before_registering(
         )
     assert registry.client.search_registered_models() == []
     assert mlflow_deployer.find_model_server() == []
+
+
+def test_reverting_a_first_rollout_deletes_the_server_and_retracts_the_alias(
+    mlflow_deployer: MLflowModelDeployer, tracking_uri: str, saved_models: SavedModels
+) -> None:
+    from core.errors import ConflictError
+    from core.rollout import revert_rollout
+
+    registry = ModelRegistry(tracking_uri)
+    outcome = continuous_deploy(
+        mlflow_deployer,
+        {"model_name": "iris", "model_uri": str(saved_models.first)},
+        {"accuracy": 0.95},
+        Gate.from_rules(["accuracy>=0.9"]),
+        registry,
+        timeout=120,
+    )
+    assert outcome.action == "created"
+    assert registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
+
+    stale = outcome.model_copy(update={"champion_version": "7"})
+    with pytest.raises(ConflictError, match="champion is now version 1, not 7"):
+        revert_rollout(mlflow_deployer, stale, registry, timeout=60)
+    assert len(mlflow_deployer.find_model_server()) == 1
+
+    reverted = revert_rollout(mlflow_deployer, outcome, registry, timeout=60)
+    assert reverted is not None and reverted.action == "deleted"
+    assert mlflow_deployer.find_model_server() == []
+    assert registry.get_champion("iris") is None
+    assert registry.champion_history("iris") == []
+    kept = outcome.model_copy(update={"action": "kept"})
+    assert revert_rollout(mlflow_deployer, kept, registry) is None
