@@ -152,29 +152,11 @@ def post_json(
     host: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, Any]:
-    """POST JSON and return the JSON answer; errors quote the server's own message."""
-    import requests
+    """POST JSON and return the JSON object answered; errors quote the server's message."""
+    from core.http import JsonClient
 
-    headers = {"Content-Type": "application/json"}
-    if host:
-        headers["Host"] = host
-    try:
-        resp = requests.post(url, json=payload, headers=headers, timeout=timeout)
-    except requests.RequestException as exc:
-        raise PlatformError(
-            f"prediction request to {url} failed: {type(exc).__name__}; check that the model "
-            "server is running and that the ingress URL is reachable from here"
-        ) from None
-    if resp.status_code >= 400:
-        raise PlatformError(
-            f"prediction request to {url} was answered {resp.status_code}: {_short(resp.text)}"
-        )
-    try:
-        body = resp.json()
-    except ValueError:
-        raise PlatformError(
-            f"prediction request to {url} was answered with non-JSON: {_short(resp.text)}"
-        ) from None
+    headers = {"Host": host} if host else None
+    body = JsonClient(timeout=timeout).post_json(url, payload, headers)
     if not isinstance(body, dict):
         raise PlatformError(f"prediction request to {url} answered {_short(body)}")
     return body

@@ -31,9 +31,8 @@ from core.flavors.mlflow.supervisor import SERVER_DIR_ENV
 from core.status import ServiceState, ServiceStatus
 
 if TYPE_CHECKING:
-    import requests
-
     from core.flavors.mlflow.deployer import MLflowModelDeployer
+    from core.http import JsonClient
 
 from core.server import ModelServer
 
@@ -61,7 +60,7 @@ class MLflowModelServer(ModelServer):
         self._deployer = deployer
         self.dir = server_dir
         self._record = record
-        self._session: requests.Session | None = None
+        self._client: JsonClient | None = None
         self._reconcile(read_json(server_dir / STATUS))
 
     # -- status ------------------------------------------------------------------------
@@ -220,43 +219,15 @@ class MLflowModelServer(ModelServer):
                 else:
                     time.sleep(0.1)
 
-    def _http(self) -> requests.Session:
-        if self._session is None:
-            import requests
-
-            self._session = requests.Session()
-        return self._session
-
     def predict(self, data: Any) -> Any:
         """POST `data` to MLflow's `/invocations`; DataFrames go as `dataframe_split`."""
-        import requests
+        from core.http import JsonClient
 
+        if self._client is None:
+            self._client = JsonClient(timeout=self.config.request_timeout)
         url = self.prediction_url
-        # Bytes, not str: http.client then sends headers and body in one segment, which
-        # avoids a 40 ms Nagle/delayed-ACK stall per request.
-        body = to_invocation_payload(data).encode()
-        for attempt in (1, 2):
-            try:
-                response = self._http().post(
-                    url,
-                    data=body,
-                    timeout=self.config.request_timeout,
-                    headers={"Content-Type": "application/json"},
-                )
-                break
-            except requests.ConnectionError as exc:
-                # A keep-alive connection closed by a retiring scoring server: retry once.
-                if attempt == 2:
-                    raise PlatformError(
-                        f"model server {self.uuid} at {url} is not answering: {exc}; check "
-                        f"`modeldeploy models describe {self.uuid}`"
-                    ) from None
-        if response.status_code != 200:
-            raise PlatformError(
-                f"model server {self.uuid} answered {response.status_code} at {url}: "
-                f"{response.text[:500]}"
-            )
-        answer = response.json()
+        assert url is not None
+        answer = self._client.post_json(url, to_invocation_payload(data).encode())
         return answer.get("predictions", answer) if isinstance(answer, dict) else answer
 
 

@@ -245,15 +245,22 @@ class Supervisor:
             self.publish("pending_startup")
 
     def _promote_pending(self) -> None:
+        """Both children accept on the socket now; retire the old one, then say so.
+
+        The new generation is published only once the old scoring server has exited
+        (after finishing its in-flight requests), so when a deploy returns, every new
+        request is answered by the new model.
+        """
         assert self.pending is not None
         old, self.active, self.pending = self.active, self.pending, None
         self.failed_generation = None
         self.last_error = None
         self.crashes = 0
+        if old is not None:
+            self.log.note(f"retiring generation {old.generation}")
+            old.terminate()
         self.log.note(f"generation {self.active.generation} is serving")
         self.publish("active")
-        if old is not None:
-            threading.Thread(target=old.terminate, daemon=True).start()
 
     def shutdown(self) -> None:
         self.log.note("stopping")
