@@ -19,7 +19,7 @@ def main() -> int:
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"\n# {script.name}", flush=True)
         started = time.monotonic()
-        result = subprocess.run([sys.executable, str(script), *sys.argv[1:]])
+        result = subprocess.run([sys.executable, str(script)])
         print(f"({script.name}: {time.monotonic() - started:.0f} s)", flush=True)
         if result.returncode != 0:
             failed.append(script.name)
