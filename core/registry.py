@@ -6,6 +6,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -88,6 +89,28 @@ class ModelRegistry:
                         os.environ.pop(key, None)
                     else:
                         os.environ[key] = value
+
+    def set_experiment(self, name: str) -> str:
+        """Make `name` the active MLflow experiment, creating it if needed; returns its id.
+
+        With a file-backed store (the default SQLite one) MLflow would put artifacts in
+        `./mlruns` of whatever directory the process runs in; new experiments keep theirs
+        beside the database instead.
+        """
+        import mlflow
+
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            experiment_id = experiment.experiment_id
+        else:
+            location = None
+            if self.tracking_uri.startswith("sqlite:///"):
+                database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+                location = (database.parent / "artifacts" / name).as_uri()
+            experiment_id = self.client.create_experiment(name, artifact_location=location)
+        with self.using_tracking_uri():
+            mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
 
     def register_candidate(
         self,

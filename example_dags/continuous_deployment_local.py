@@ -48,9 +48,9 @@ def train_and_log(registry, regularization: float) -> tuple[str, str, dict[str, 
         "accuracy": float(accuracy_score(y_test, predicted)),
         "f1": float(f1_score(y_test, predicted)),
     }
+    registry.set_experiment(PIPELINE)  # artifacts beside the tracking store
     with registry.using_tracking_uri(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.set_experiment(PIPELINE)
         with mlflow.start_run() as run:
             mlflow.log_params({"C": regularization, "model": "LogisticRegression"})
             mlflow.log_metrics(metrics)
@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "none": "Nothing deployed and nothing serving yet.",
     }[outcome.action]
     print(f"Result: {what}")
-    print(
-        f"Candidate version: {outcome.candidate_version}; champion: {outcome.champion_version}"
-    )
+    print(f"Candidate version: {outcome.candidate_version}; champion: {outcome.champion_version}")
     if outcome.server is None:
         return 1
 
