@@ -17,6 +17,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 
 from airflow_provider._values import as_bool
+from core.flavors import DEFAULT_FLAVOR  # imports nothing heavy
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -120,7 +121,7 @@ class ModelDeployHook(BaseHook):
     @property
     def flavor(self) -> str:
         conn = self.connection
-        return "mlflow" if conn is None else FLAVOR_OF_CONN_TYPE[conn.conn_type or ""]
+        return DEFAULT_FLAVOR if conn is None else FLAVOR_OF_CONN_TYPE[conn.conn_type or ""]
 
     @cached_property
     def extras(self) -> dict[str, Any]:

@@ -274,24 +274,28 @@ class DeployModelOperator(_ModelDeployOperator):
             )
 
         deployer = self.hook.get_deployer()
-        registry = self._registry(deployer)
-        if event.get("status") == "success":
-            finished = finish_rollout(
-                deployer, outcome, registry, self.timeout_seconds, self._log_transition
-            )
-            self.log.info("%s", finished.message)
-            return self._result(finished)
-        self.log.error("model server did not become ready: %s", event.get("message"))
+        ready = event.get("status") == "success"
+        if not ready:
+            self.log.error("model server did not become ready: %s", event.get("message"))
         undo = (
             "the previous model was restored"
             if outcome.get("action") == "updated"
             else "the new model server was removed"
         )
-        try:  # the server is not ready: the engine reverts or removes it and raises
-            finish_rollout(deployer, outcome, registry, 0, self._log_transition)
+        try:  # the engine checks again: finishes the rollout, or undoes it and raises
+            finished = finish_rollout(
+                deployer,
+                outcome,
+                self._registry(deployer),
+                self.timeout_seconds if ready else 0,
+                self._log_transition,
+            )
         except ModelDeployError as exc:
-            raise ModelDeployTaskError(f"{event.get('message')}; {undo}") from exc
-        raise ModelDeployTaskError(f"{event.get('message')}")  # became ready too late: retry
+            raise ModelDeployTaskError(
+                f"{event.get('message') if not ready else exc}; {undo}"
+            ) from exc
+        self.log.info("%s", finished.message)
+        return self._result(finished)
 
     def _result(self, outcome: RolloutOutcome) -> dict[str, Any]:
         result = outcome_to_xcom(outcome)

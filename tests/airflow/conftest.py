@@ -75,11 +75,27 @@ def _migrated_template(shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This worker's migrated metadata database."""
-    template = _migrated_template(tmp_path_factory.getbasetemp().parent)
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated metadata database to copy (shared by the workers of this session)."""
+    return _migrated_template(tmp_path_factory.getbasetemp().parent)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def airflow_db(migrated_template: Path) -> Path:
+    """This worker's migrated metadata database, in place before any test imports Airflow.
+
+    Collecting the tests imports no Airflow, so this session fixture runs before the first
+    connection; should one exist already, it is dropped so the next opens the new file.
+    """
     database = AIRFLOW_HOME / "airflow.db"
-    shutil.copyfile(template, database)
+    partial = database.with_suffix(".partial")
+    shutil.copyfile(migrated_template, partial)
+    os.replace(partial, database)
+    if "airflow.settings" in sys.modules:
+        from airflow import settings
+
+        if settings.engine is not None:
+            settings.engine.dispose()
     return database
 
 

@@ -10,19 +10,22 @@ from typing import Any
 
 import pytest
 
-from airflow_provider.hooks.modeldeploy import (
-    KServeDeployHook,
-    MLflowDeployHook,
-    ModelDeployConnectionError,
-    ModelDeployHook,
-    SeldonDeployHook,
-)
 from tests.k8s_emulator import KubernetesEmulator
+
+# Airflow is imported inside the tests: collecting the suite must not import it, so that
+# workers which run no Airflow test never load it.
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def test_hook_metadata() -> None:
+    from airflow_provider.hooks.modeldeploy import (
+        KServeDeployHook,
+        MLflowDeployHook,
+        ModelDeployHook,
+        SeldonDeployHook,
+    )
+
     for hook, conn_type in [
         (MLflowDeployHook, "modeldeploy_mlflow"),
         (SeldonDeployHook, "modeldeploy_seldon"),
@@ -37,6 +40,8 @@ def test_hook_metadata() -> None:
 
 
 def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None:
+    from airflow_provider.hooks.modeldeploy import MLflowDeployHook
+
     set_connection(
         "md_local",
         "modeldeploy_mlflow",
@@ -52,6 +57,8 @@ def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None
 
 
 def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
+    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+
     hook = ModelDeployHook()
     assert hook.connection is None
     assert hook.flavor == "mlflow"
@@ -63,12 +70,16 @@ def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
 
 
 def test_registry_follows_the_connection_home(set_connection: Any, tmp_path: Path) -> None:
+    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+
     set_connection("md_home", "modeldeploy_mlflow", extra={"home": str(tmp_path / "h")})
     registry = ModelDeployHook("md_home").get_registry()
     assert registry.tracking_uri == f"sqlite:///{(tmp_path / 'h').resolve() / 'mlflow.db'}"
 
 
 def test_kubernetes_connection_settings(set_connection: Any) -> None:
+    from airflow_provider.hooks.modeldeploy import KServeDeployHook
+
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []}
     set_connection(
         "md_kserve",
@@ -131,6 +142,8 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
     ids=["gcs", "azure", "none"],
 )
 def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) -> None:
+    from airflow_provider.hooks.modeldeploy import SeldonDeployHook
+
     set_connection("md_seldon", "modeldeploy_seldon", extra=extra)
     settings = SeldonDeployHook("md_seldon").settings
     assert settings.get("storage_credentials") == expected
@@ -143,6 +156,12 @@ def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) ->
 
 
 def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
+    from airflow_provider.hooks.modeldeploy import (
+        ModelDeployConnectionError,
+        ModelDeployHook,
+        SeldonDeployHook,
+    )
+
     set_connection("md_kserve", "modeldeploy_kserve")
     with pytest.raises(ModelDeployConnectionError, match="needs one of modeldeploy_seldon"):
         _ = SeldonDeployHook("md_kserve").settings
@@ -150,6 +169,8 @@ def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
 
 
 def test_bad_field_values_are_named(set_connection: Any) -> None:
+    from airflow_provider.hooks.modeldeploy import ModelDeployConnectionError, ModelDeployHook
+
     set_connection("md_bad", "modeldeploy_kserve", extra={"in_cluster": "perhaps"})
     with pytest.raises(Exception, match="connection 'md_bad': in_cluster must be true or false"):
         _ = ModelDeployHook("md_bad").settings
@@ -162,6 +183,8 @@ def test_bad_field_values_are_named(set_connection: Any) -> None:
 
 
 def test_hook_does_not_touch_the_environment(set_connection: Any, tmp_path: Path) -> None:
+    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+
     set_connection("md_local", "modeldeploy_mlflow", extra={"home": str(tmp_path)})
     before = dict(os.environ)
     hook = ModelDeployHook("md_local")
@@ -173,6 +196,8 @@ def test_hook_does_not_touch_the_environment(set_connection: Any, tmp_path: Path
 def test_test_connection(
     set_connection: Any, k8s_emulator: KubernetesEmulator, md_home: Path
 ) -> None:
+    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+
     set_connection(
         "md_ok",
         "modeldeploy_seldon",

@@ -22,8 +22,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.airflow.conftest import _migrated_template
-
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -76,9 +74,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+def api_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
+) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("api-server-home")
-    shutil.copyfile(_migrated_template(tmp_path_factory.getbasetemp().parent), home / "airflow.db")
+    shutil.copyfile(migrated_template, home / "airflow.db")
     port = _free_port()
     env = {
         **os.environ,
