@@ -22,6 +22,7 @@ same Airflow) to measure ``KubernetesPodOperator`` the same way, e.g.::
 which makes the pod operator look five times slower than it is.)
 
 Run: .venv/bin/python bench/bench_airflow_import.py [--runs N] [--cncf-python PATH]
+(`make bench` runs it without arguments; set CNCF_PYTHON to include the comparison.)
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument(
-        "--cncf-python", help="interpreter of a venv with apache-airflow-providers-cncf-kubernetes"
+        "--cncf-python",
+        default=os.environ.get("CNCF_PYTHON"),
+        help="interpreter of a venv with apache-airflow-providers-cncf-kubernetes "
+        "(default: $CNCF_PYTHON)",
     )
     args = parser.parse_args(argv)
 

@@ -86,6 +86,12 @@ class _Row:
         self.value = value
 
 
+def _short(path: Path) -> str:
+    """The path relative to the current directory when it is below it (as `make` runs)."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
@@ -110,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Rollout: {report['what_happened']} (action: {report['action']})")
     print(f"Live check: {report['live_check']}")
     print(f"Model server: {report['uuid']} (model version {report['model_version']})")
-    env = f"MODELDEPLOY_HOME={shlex.quote(str(modeldeploy_home))}"
-    cli = shlex.quote(str(Path(sys.executable).with_name("modeldeploy")))
+    env = f"MODELDEPLOY_HOME={shlex.quote(_short(modeldeploy_home))}"
+    cli = shlex.quote(_short(Path(sys.executable).with_name("modeldeploy")))
     print()
     print("Next:")
     print(f"  {env} {cli} models list")
