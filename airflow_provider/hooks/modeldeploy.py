@@ -209,8 +209,8 @@ class ModelDeployHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Build the deployer and list its model servers (Airflow's "Test" button)."""
         try:
-            deployer = self.get_deployer()
-            servers = deployer.find_model_server()
+            with self.get_deployer() as deployer:
+                servers = deployer.find_model_server()
         except Exception as exc:  # the UI shows the message; never raise from here
             return False, f"{type(exc).__name__}: {exc}"
         running = sum(1 for s in servers if s.is_running)

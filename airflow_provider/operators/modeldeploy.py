@@ -225,20 +225,19 @@ class DeployModelOperator(_ModelDeployOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from core.rollout import continuous_deploy
 
-        deployer = self.hook.get_deployer()
-        registry = self._registry(deployer)
         wait_for_completion = as_bool(self.wait_for_completion, "wait_for_completion")
-        outcome = continuous_deploy(
-            deployer,
-            self.service_config_for(context),
-            metrics=as_metrics(self.metrics),
-            gate=self.gate(),
-            registry=registry,
-            replace=as_bool(self.replace, "replace"),
-            timeout=self.timeout_seconds,
-            on_transition=self._log_transition,
-            wait=wait_for_completion and not self.deferrable,
-        )
+        with self.hook.get_deployer() as deployer:
+            outcome = continuous_deploy(
+                deployer,
+                self.service_config_for(context),
+                metrics=as_metrics(self.metrics),
+                gate=self.gate(),
+                registry=self._registry(deployer),
+                replace=as_bool(self.replace, "replace"),
+                timeout=self.timeout_seconds,
+                on_transition=self._log_transition,
+                wait=wait_for_completion and not self.deferrable,
+            )
         self.log.info("%s", outcome.message)
         if outcome.pending is not None and self.deferrable and wait_for_completion:
             from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
@@ -273,7 +272,6 @@ class DeployModelOperator(_ModelDeployOperator):
                 f"{self.task_id} resumed without its pending rollout; clear the task to retry"
             )
 
-        deployer = self.hook.get_deployer()
         ready = event.get("status") == "success"
         if not ready:
             self.log.error("model server did not become ready: %s", event.get("message"))
@@ -283,13 +281,14 @@ class DeployModelOperator(_ModelDeployOperator):
             else "the new model server was removed"
         )
         try:  # the engine checks again: finishes the rollout, or undoes it and raises
-            finished = finish_rollout(
-                deployer,
-                outcome,
-                self._registry(deployer),
-                self.timeout_seconds if ready else 0,
-                self._log_transition,
-            )
+            with self.hook.get_deployer() as deployer:
+                finished = finish_rollout(
+                    deployer,
+                    outcome,
+                    self._registry(deployer),
+                    self.timeout_seconds if ready else 0,
+                    self._log_transition,
+                )
         except ModelDeployError as exc:
             raise ModelDeployTaskError(
                 f"{event.get('message') if not ready else exc}; {undo}"
@@ -447,22 +446,22 @@ class _WaitingServerOperator(_ModelServerOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
-        deployer = self.hook.get_deployer()
-        if not self.deferrable:
-            return self._info(self._act_and_wait(deployer).info())
-        server = self._act(deployer)
-        from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
+        with self.hook.get_deployer() as deployer:
+            if not self.deferrable:
+                return self._info(self._act_and_wait(deployer).info())
+            server = self._act(deployer)
+            from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
-        self.defer(
-            trigger=ModelServerReadyTrigger(
-                model_server_uuid=str(server.uuid),
-                modeldeploy_conn_id=self.modeldeploy_conn_id,
-                target_state=self.target_state,
-                timeout=self.timeout_seconds,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout_seconds) + DEFER_GRACE,
-        )
+            self.defer(
+                trigger=ModelServerReadyTrigger(
+                    model_server_uuid=str(server.uuid),
+                    modeldeploy_conn_id=self.modeldeploy_conn_id,
+                    target_state=self.target_state,
+                    timeout=self.timeout_seconds,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout_seconds) + DEFER_GRACE,
+            )
 
     def _act_and_wait(self, deployer: Any) -> ModelServer:
         raise NotImplementedError
@@ -547,16 +546,16 @@ class DeleteModelServerOperator(_ModelServerOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from core.errors import ModelServerNotFoundError
 
-        deployer = self.hook.get_deployer()
-        try:
-            deployer.delete_model_server(
-                self.model_server_uuid, self.timeout_seconds, force=as_bool(self.force, "force")
-            )
-        except ModelServerNotFoundError:
-            self.log.info("model server %s is already gone", self.model_server_uuid)
-            return {"uuid": str(self.model_server_uuid), "deleted": False}
-        self.log.info("deleted model server %s", self.model_server_uuid)
-        return {"uuid": str(self.model_server_uuid), "deleted": True}
+        with self.hook.get_deployer() as deployer:
+            try:
+                deployer.delete_model_server(
+                    self.model_server_uuid, self.timeout_seconds, force=as_bool(self.force, "force")
+                )
+            except ModelServerNotFoundError:
+                self.log.info("model server %s is already gone", self.model_server_uuid)
+                return {"uuid": str(self.model_server_uuid), "deleted": False}
+            self.log.info("deleted model server %s", self.model_server_uuid)
+            return {"uuid": str(self.model_server_uuid), "deleted": True}
 
 
 class RollbackModelOperator(_ModelDeployOperator):
@@ -595,20 +594,20 @@ class RollbackModelOperator(_ModelDeployOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from core.rollout import rollback
 
-        deployer = self.hook.get_deployer()
-        outcome = rollback(
-            deployer,
-            self.hook.get_registry(deployer),
-            self.model_name,
-            pipeline_name=self.pipeline_name or None,
-            step_name=self.step_name or None,
-            timeout=self.timeout_seconds,
-            on_transition=self._log_transition,
-        )
-        self.log.info("%s", outcome.message)
-        result = outcome_to_xcom(outcome)
-        self._publish_url(result["prediction_url"])
-        return result
+        with self.hook.get_deployer() as deployer:
+            outcome = rollback(
+                deployer,
+                self.hook.get_registry(deployer),
+                self.model_name,
+                pipeline_name=self.pipeline_name or None,
+                step_name=self.step_name or None,
+                timeout=self.timeout_seconds,
+                on_transition=self._log_transition,
+            )
+            self.log.info("%s", outcome.message)
+            result = outcome_to_xcom(outcome)
+            self._publish_url(result["prediction_url"])
+            return result
 
 
 def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:

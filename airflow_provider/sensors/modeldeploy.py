@@ -75,8 +75,9 @@ class ModelServerReadySensor(BaseSensorOperator):
         from core.status import ServiceState
 
         target = self._target()
-        server = self.hook.get_deployer().get_model_server(self.model_server_uuid)
-        status = server.check_status()
+        with self.hook.get_deployer() as deployer:
+            server = deployer.get_model_server(self.model_server_uuid)
+            status = server.check_status()
         if status.is_current and status.state == target:
             info = server.info().model_dump(mode="json")
             self._publish(info)

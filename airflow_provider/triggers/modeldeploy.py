@@ -71,8 +71,11 @@ class ModelServerReadyTrigger(BaseTrigger):
 
         try:
             deadline = Deadline(self.timeout)
-            server = create_deployer(flavor, settings).get_model_server(self.model_server_uuid)
-            server.wait_for_state(ServiceState(self.target_state), deadline, self._log_transition)
+            with create_deployer(flavor, settings) as deployer:  # the triggerer lives long
+                server = deployer.get_model_server(self.model_server_uuid)
+                server.wait_for_state(
+                    ServiceState(self.target_state), deadline, self._log_transition
+                )
         except DeploymentTimeoutError as exc:
             return self._event("timeout", str(exc))
         except (ModelDeployError, ValueError) as exc:
