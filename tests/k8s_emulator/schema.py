@@ -72,12 +72,14 @@ class CRDVersion:
 
 
 def default_crd_dir() -> Path:
-    """``MODELDEPLOY_CRD_DIR`` or ``<repo root>/../shared/crds`` (repo root = parent of tests/)."""
+    """``MODELDEPLOY_CRD_DIR``, else ``../shared/crds`` beside the repository when present,
+    else the copy in ``tests/crds`` (so a bare clone runs the Kubernetes tests too)."""
     env = os.environ.get("MODELDEPLOY_CRD_DIR")
     if env:
         return Path(env)
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root.parent / "shared" / "crds"
+    tests_dir = Path(__file__).resolve().parents[1]
+    shared = tests_dir.parent.parent / "shared" / "crds"
+    return shared if shared.is_dir() else tests_dir / "crds"
 
 
 _CACHE: dict[str, list[CRDVersion]] = {}
