@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python example_dags/continuous_deployment_local.py
+	$(BIN)/python example_dags/run_airflow_demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
