@@ -155,6 +155,8 @@ def continuous_deployment() -> None:
             "model_version": deployment["model_version"],
             "champion_version": deployment["champion_version"],
             "live_check": f"{verification['correct']}/{verification['checked']} correct",
+            "predictions": verification["predictions"],
+            "expected": evaluation["labels"][: len(verification["predictions"])],
         }
         for key, value in summary.items():
             print(f"{key}: {value}")

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Gate: {report['gate_reason']}")
     print(f"Rollout: {report['what_happened']} (action: {report['action']})")
     print(f"Live check: {report['live_check']}")
+    print(f"Predictions: {report['predictions']} (expected {report['expected']})")
     print(f"Model server: {report['uuid']} (model version {report['model_version']})")
     env = f"MODELDEPLOY_HOME={shlex.quote(_short(modeldeploy_home))}"
     cli = shlex.quote(_short(Path(sys.executable).with_name("modeldeploy")))
