@@ -20,6 +20,7 @@ from core.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 logger = logging.getLogger("modeldeploy")
 
 DeployAction = Literal["created", "updated"]
+RESTORE_TIMEOUT = 30.0
 
 
 class DeployerSettings(BaseModel):
@@ -234,9 +235,12 @@ class ModelDeployer(ABC):
                 self._discard(server)
             elif pending.previous_config is not None:
                 logger.warning("rollout of %s failed; restoring the previous model", server.uuid)
+                # The previous model never stopped serving (the platform keeps the old
+                # revision until the new one is ready), so confirming the revert is quick;
+                # bound it so a failing deploy does not take twice its timeout.
                 with contextlib.suppress(ModelDeployError):
                     server.update(self.parse_config(pending.previous_config))
-                    server.wait_until_ready(Deadline(max(deadline.timeout, 30.0)))
+                    server.wait_until_ready(Deadline(RESTORE_TIMEOUT))
             raise
         for uuid in pending.retire:
             for older in self.find_model_server(service_uuid=uuid):
