@@ -115,31 +115,21 @@ class ModelServer(ABC):
     ) -> ServiceStatus:
         """Wait until the platform reports `target` for the generation we wrote.
 
-        A terminal error is raised at once with the platform's reason. Flavors with a
-        watch API override `_next_status` to block on events instead of polling.
+        A terminal error is raised at once with the platform's reason. The default polls
+        `check_status`; flavors with a watch API feed `WaitProgress.judge` from events.
         """
-        last_seen: tuple[ServiceState, bool] | None = None
+        progress = WaitProgress(self, target, on_transition)
         while True:
-            status = self.check_status()
-            if (status.state, status.is_current) != last_seen:
-                last_seen = (status.state, status.is_current)
-                if on_transition is not None:
-                    on_transition(self, status)
-            if status.is_current and status.state == target:
+            status = progress.judge(self.check_status())
+            if status is not None:
                 return status
-            if status.is_current and status.state == ServiceState.ERROR:
-                raise PlatformError(
-                    f"{self.flavor} model server {self.uuid} ({self.config.model_name}) failed: "
-                    f"{status.last_error or 'no reason given by the platform'}"
-                )
             if deadline.expired:
-                raise DeploymentTimeoutError(
-                    f"{self.flavor} model server {self.uuid} ({self.config.model_name}) is still "
-                    f"{status.state.value} after {deadline.timeout:g}s (wanted {target.value}); "
-                    f"last error: {status.last_error or 'none'}. Check its logs with "
-                    f"`modeldeploy models logs {self.uuid}` or raise the timeout."
-                )
+                raise progress.timeout(deadline)
             self._await_change(deadline)
+
+    def where(self) -> str:
+        """Where the server lives, for messages (a namespace and name, a port...)."""
+        return self.config.model_name
 
     def _await_change(self, deadline: Deadline) -> None:
         """Block until the status may have changed; the default polls briefly."""
@@ -177,4 +167,48 @@ class ModelServer(ABC):
             created_at=self.status.created_at,
             updated_at=self.status.updated_at,
             config=c.to_record(),
+        )
+
+
+class WaitProgress:
+    """The judging half of a wait, shared by polling and watching flavors.
+
+    Reports each change of state (and of whether it is the generation we wrote) to the
+    callback, says when the target is reached, raises a current terminal failure at once.
+    """
+
+    def __init__(
+        self,
+        server: ModelServer,
+        target: ServiceState,
+        on_transition: TransitionCallback | None = None,
+    ) -> None:
+        self.server = server
+        self.target = target
+        self.on_transition = on_transition
+        self._seen: tuple[ServiceState, bool] | None = None
+
+    def judge(self, status: ServiceStatus) -> ServiceStatus | None:
+        if (status.state, status.is_current) != self._seen:
+            self._seen = (status.state, status.is_current)
+            if self.on_transition is not None:
+                self.on_transition(self.server, status)
+        if status.is_current and status.state == self.target:
+            return status
+        if status.is_current and status.state == ServiceState.ERROR:
+            s = self.server
+            raise PlatformError(
+                f"{s.flavor} model server {s.uuid} ({s.where()}) failed: "
+                f"{status.last_error or 'no reason given by the platform'}"
+            )
+        return None
+
+    def timeout(self, deadline: Deadline) -> DeploymentTimeoutError:
+        s, status = self.server, self.server.status
+        return DeploymentTimeoutError(
+            f"{s.flavor} model server {s.uuid} ({s.where()}) is still {status.state.value} "
+            f"after {deadline.timeout:g}s (wanted {self.target.value}; generation "
+            f"{status.generation}, observed {status.observed_generation}); last error: "
+            f"{status.last_error or 'none'}. Check its logs with "
+            f"`modeldeploy models logs {s.uuid}` or raise the timeout."
         )

@@ -22,7 +22,6 @@ from core.errors import (
     DeploymentTimeoutError,
     InvalidConfigError,
     ModelServerNotFoundError,
-    PlatformError,
 )
 from core.flavors.kubernetes import logs as pod_logs
 from core.flavors.kubernetes.freshness import Freshness, mark_write, unmarked
@@ -36,7 +35,7 @@ from core.flavors.kubernetes.records import (
     record_labels,
 )
 from core.flavors.kubernetes.watching import WatchTimeout, watch_until
-from core.server import ModelServer, TransitionCallback
+from core.server import ModelServer, TransitionCallback, WaitProgress
 from core.status import ServiceState, ServiceStatus, utcnow
 from core.waiting import Deadline
 
@@ -193,6 +192,9 @@ class KubernetesModelServer(ModelServer):
             updated_at=utcnow() if seen.state != previous.state else previous.updated_at,
         )
 
+    def where(self) -> str:
+        return f"{self.resources.where(self.name)}, model {self.config.model_name}"
+
     def absorb(self, obj: dict[str, Any], from_event: bool = False) -> ServiceStatus:
         """Remember `obj` as the latest version and recompute the status from it."""
         self.obj = obj
@@ -299,30 +301,17 @@ class KubernetesModelServer(ModelServer):
         A terminal failure of the current generation is raised at once with the platform's
         own message; the deadline holds even if no event ever arrives.
         """
-        last: list[ServiceState | None] = [None]
+        progress = WaitProgress(self, target, on_transition)
 
         def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
             if obj is None:
                 raise ModelServerNotFoundError(
-                    f"{self.flavor} model server {self.uuid} ({self.resources.where(self.name)}) "
-                    f"was deleted while waiting for it to become {target.value}"
+                    f"{self.flavor} model server {self.uuid} ({self.where()}) was deleted "
+                    f"while waiting for it to become {target.value}"
                 )
             if not from_event:
                 self.freshness.begin_wait(obj)
-            status = self.absorb(obj, from_event)
-            if status.state != last[0]:
-                last[0] = status.state
-                if on_transition is not None:
-                    on_transition(self, status)
-            if status.is_current and status.state == target:
-                return status
-            if status.is_current and status.state == ServiceState.ERROR:
-                raise PlatformError(
-                    f"{self.flavor} model server {self.uuid} ({self.resources.where(self.name)}, "
-                    f"model {self.config.model_name}) failed: "
-                    f"{status.last_error or 'no reason given by the platform'}"
-                )
-            return None
+            return progress.judge(self.absorb(obj, from_event))
 
         try:
             return watch_until(
@@ -334,14 +323,7 @@ class KubernetesModelServer(ModelServer):
                 on_gone=self.freshness.forget,
             )
         except WatchTimeout:
-            raise DeploymentTimeoutError(
-                f"{self.flavor} model server {self.uuid} ({self.resources.where(self.name)}) is "
-                f"still {self.status.state.value} after {deadline.timeout:g}s (wanted "
-                f"{target.value}; generation {self.status.generation}, observed "
-                f"{self.status.observed_generation}); last error: "
-                f"{self.status.last_error or 'none'}. Check its logs with "
-                f"`modeldeploy models logs {self.uuid}` or raise the timeout."
-            ) from None
+            raise progress.timeout(deadline) from None
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:

@@ -73,6 +73,9 @@ class MLflowModelServer(ModelServer):
             host = "127.0.0.1"
         return f"http://{host}:{self.config.port}/invocations"
 
+    def where(self) -> str:
+        return f"{self.config.model_name} on {self.config.host}:{self.config.port}"
+
     def _reconcile(self, status: dict[str, Any] | None) -> None:
         """Turn the daemon's status file and the process table into a ServiceStatus."""
         s = self.status
