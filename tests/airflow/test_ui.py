@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+from tests.browser import chromium_available, headless_chromium, screenshot_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -164,43 +162,17 @@ def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+def browser() -> Iterator[object]:
+    if not chromium_available():
         pytest.skip("Chromium and chromedriver are not installed (run `make browser`)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,2800",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(20)
-    try:
+    with headless_chromium(window_size="1280,2800") as driver:
+        driver.implicitly_wait(20)
         yield driver
-    finally:
-        driver.quit()
 
 
 def _screenshot(element: object, name: str, tmp_path: Path) -> Path:
-    path = tmp_path / name
+    path = screenshot_dir(tmp_path) / name
     element.screenshot(str(path))  # type: ignore[attr-defined]
-    if os.environ.get("MODELDEPLOY_UPDATE_SCREENSHOTS") == "1":
-        target = ROOT / "docs" / "images" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
     return path
 
 

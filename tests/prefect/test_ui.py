@@ -6,14 +6,13 @@ through the server's API that every block type is listed with its fields, then d
 headless Chromium to each block's creation form and looks for our fields on the page.
 
 Screenshots go to a temporary folder, or to docs/images/ with
-MODELDEPLOY_WRITE_SCREENSHOTS=1 (how the guide's images are made).
+MODELDEPLOY_UPDATE_SCREENSHOTS=1 (how the guide's images are made).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,12 +25,16 @@ from typing import Any
 import pytest
 
 from prefect_collection.blocks import BLOCK_TYPES
+from tests.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    chromium_available,
+    headless_chromium,
+    screenshot_dir,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 STARTUP_TIMEOUT = 150.0
 
@@ -165,42 +168,11 @@ def check_api_lists_our_block_types_with_their_fields(
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium with a fresh profile; None when Chromium is not installed."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    if not chromium_available():
         yield None
         return
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"chromium-prefect-{os.getpid()}"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1500",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def _screenshot_dir(tmp_path: Path) -> Path:
-    if os.environ.get("MODELDEPLOY_WRITE_SCREENSHOTS") == "1":
-        target = REPO / "docs" / "images"
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-    return tmp_path
 
 
 def check_browser_opens_each_block_creation_form_and_sees_our_fields(
@@ -213,7 +185,7 @@ def check_browser_opens_each_block_creation_form_and_sees_our_fields(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    shots = _screenshot_dir(tmp_path)
+    shots = screenshot_dir(tmp_path)
     for cls in BLOCK_TYPES:
         slug = cls.get_block_type_slug()
         properties = schemas[slug]["schema"]["fields"]["properties"]
@@ -264,7 +236,7 @@ def check_a_block_created_in_the_ui_keeps_its_secret_secret(
     wait.until(lambda d: "/blocks/block/" in d.current_url)
     wait.until(lambda d: "typed-in-the-ui" in d.find_element(By.TAG_NAME, "body").text)
     page = browser.find_element(By.TAG_NAME, "body").text
-    browser.save_screenshot(str(_screenshot_dir(tmp_path) / f"prefect-{slug}-saved.png"))
+    browser.save_screenshot(str(screenshot_dir(tmp_path) / f"prefect-{slug}-saved.png"))
     assert secret not in page
 
     base = f"{registered['api']}/block_types/slug/{slug}/block_documents/name/typed-in-the-ui"
