@@ -58,6 +58,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.active_lock = threading.Lock()
         super().__init__(addr, ApiHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client closing its watch or keep-alive connection is normal, not an error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self.active_lock:
             self.active.add(request)
