@@ -218,6 +218,7 @@ class MLflowModelDeployer(ModelDeployer):
             "argv": [sys.executable, "-m", "uvicorn", "--fd", "{fd}", *args],
             "env": added_env,
             "fingerprint": fingerprint,
+            "workers": config.workers,
             "model_dir": str(model_dir),
         }
 

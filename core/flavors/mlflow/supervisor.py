@@ -35,7 +35,11 @@ from core.flavors.mlflow.records import (
     write_json,
 )
 
-READY_MARKER = "Application startup complete"
+# uvicorn prints the first once per worker after the app (and so the model) has loaded,
+# and the second once it accepts on the socket (after the app with one worker, before
+# the workers with several); ready means both.
+STARTED_MARKER = "Application startup complete"
+SERVING_MARKER = "Uvicorn running on"
 SERVER_DIR_ENV = "MODELDEPLOY_SERVER_DIR"
 GRACE_SECONDS = 10.0
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -59,6 +63,9 @@ class Child:
         self.spec = spec
         self.ready = threading.Event()
         self.tail: deque[str] = deque(maxlen=20)
+        self._workers = int(spec.get("workers", 1))
+        self._started = 0
+        self._serving = False
         argv = [a.replace("{fd}", str(sock.fileno())) for a in spec["argv"]]
         env = {**os.environ, **spec.get("env", {}), SERVER_DIR_ENV: log.server_dir}
         self.proc = subprocess.Popen(
@@ -79,7 +86,9 @@ class Child:
         for line in self.proc.stdout:
             log.write(line)
             self.tail.append(line.rstrip())
-            if READY_MARKER in line:
+            self._started += STARTED_MARKER in line
+            self._serving = self._serving or SERVING_MARKER in line
+            if self._serving and self._started >= self._workers:
                 self.ready.set()
 
     def exited(self) -> bool:
