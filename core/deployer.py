@@ -302,12 +302,16 @@ class ModelDeployer(ABC):
         uuid: UUID | str,
         timeout: float = DEFAULT_TIMEOUT,
         on_transition: TransitionCallback | None = None,
+        wait: bool = True,
     ) -> ModelServer:
+        """Start a stopped server (a no-op if it serves); `wait=False` leaves the waiting
+        to the caller, e.g. an Airflow trigger."""
         deadline = Deadline(check_timeout(timeout))
         server = self.get_model_server(uuid)
         if not server.is_running:
             server.start()
-        server.wait_until_ready(deadline, on_transition)
+        if wait:
+            server.wait_until_ready(deadline, on_transition)
         return server
 
     def stop_model_server(
@@ -316,11 +320,13 @@ class ModelDeployer(ABC):
         timeout: float = DEFAULT_TIMEOUT,
         force: bool = False,
         on_transition: TransitionCallback | None = None,
+        wait: bool = True,
     ) -> ModelServer:
         deadline = Deadline(check_timeout(timeout))
         server = self.get_model_server(uuid)
         server.stop(force=force)
-        server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
+        if wait:
+            server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
         return server
 
     def delete_model_server(

@@ -442,14 +442,14 @@ class _WaitingServerOperator(_ModelServerOperator):
         super().__init__(**kwargs)
         self.deferrable = deferrable
 
-    def _act(self, deployer: Any) -> ModelServer:
+    def _act(self, deployer: Any, wait: bool) -> ModelServer:
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.hook.get_deployer() as deployer:
             if not self.deferrable:
-                return self._info(self._act_and_wait(deployer).info())
-            server = self._act(deployer)
+                return self._info(self._act(deployer, wait=True).info())
+            server = self._act(deployer, wait=False)
             from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
             self.defer(
@@ -462,9 +462,6 @@ class _WaitingServerOperator(_ModelServerOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout_seconds) + DEFER_GRACE,
             )
-
-    def _act_and_wait(self, deployer: Any) -> ModelServer:
-        raise NotImplementedError
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "success":
@@ -485,15 +482,9 @@ class StartModelServerOperator(_WaitingServerOperator):
 
     target_state = "active"
 
-    def _act(self, deployer: Any) -> ModelServer:
-        server = deployer.get_model_server(self.model_server_uuid)
-        if not server.is_running:
-            server.start()
-        return server
-
-    def _act_and_wait(self, deployer: Any) -> ModelServer:
+    def _act(self, deployer: Any, wait: bool) -> ModelServer:
         return deployer.start_model_server(
-            self.model_server_uuid, self.timeout_seconds, self._log_transition
+            self.model_server_uuid, self.timeout_seconds, self._log_transition, wait=wait
         )
 
 
@@ -513,17 +504,13 @@ class StopModelServerOperator(_WaitingServerOperator):
         super().__init__(**kwargs)
         self.force = force
 
-    def _act(self, deployer: Any) -> ModelServer:
-        server = deployer.get_model_server(self.model_server_uuid)
-        server.stop(force=as_bool(self.force, "force"))
-        return server
-
-    def _act_and_wait(self, deployer: Any) -> ModelServer:
+    def _act(self, deployer: Any, wait: bool) -> ModelServer:
         return deployer.stop_model_server(
             self.model_server_uuid,
             self.timeout_seconds,
             force=as_bool(self.force, "force"),
             on_transition=self._log_transition,
+            wait=wait,
         )
 
 
