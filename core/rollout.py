@@ -210,8 +210,7 @@ def rollback(
         base = {k: v for k, v in base.items() if v is not None}
     base.update(model_uri=previous.model_uri, model_version=previous.version)
     config = deployer.parse_config(base)
-    deployer.validate_deploy(config)
-    result = deployer.deploy(
+    result = deployer.deploy(  # validates before writing anything
         config, replace=True, timeout=deadline.remaining(), on_transition=on_transition
     )
     champion = registry.demote_to_previous(model_name)
