@@ -43,9 +43,9 @@ TIME_TARGET_MS = 50.0
 MEMORY_TARGET_MIB = 10.0
 HEAVY = ("mlflow", "kubernetes", "sklearn", "pandas", "numpy")
 OURS = (
-    "airflow_provider.operators.modeldeploy",
-    "airflow_provider.sensors.modeldeploy",
-    "airflow_provider.hooks.modeldeploy",
+    "modeldeploy_provider.operators.modeldeploy",
+    "modeldeploy_provider.sensors.modeldeploy",
+    "modeldeploy_provider.hooks.modeldeploy",
 )
 POD_OPERATOR = ("airflow.providers.cncf.kubernetes.operators.pod",)
 BASELINES = {

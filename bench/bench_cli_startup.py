@@ -1,9 +1,9 @@
-"""Start-up cost of the `modeldeploy` console script and of `import core`.
+"""Start-up cost of the `modeldeploy` console script and of `import modeldeploy`.
 
 - `modeldeploy models list`, wall time of the whole process, median of several runs:
   against an empty MODELDEPLOY_HOME and against one with a running MLflow server
   (target under 1 s)
-- `python -c "import core"` minus `python -c pass`, median of several runs, and the
+- `python -c "import modeldeploy"` minus `python -c pass`, median of several runs, and the
   heavy libraries (mlflow, pandas, sklearn, requests, kubernetes) that either command
   imports, read from `python -X importtime` (target: none)
 
@@ -33,7 +33,7 @@ CORE_IMPORT_TARGET_S = 0.1
 
 def modeldeploy() -> list[str]:
     script = Path(PY).parent / "modeldeploy"
-    return [str(script)] if script.exists() else [PY, "-m", "core.cli.main"]
+    return [str(script)] if script.exists() else [PY, "-m", "modeldeploy.cli.main"]
 
 
 def env_for(home: Path) -> dict[str, str]:
@@ -73,10 +73,9 @@ def one_running_server(home: Path) -> Iterator[str]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow.sklearn
     from mlflow.models import infer_signature
+    from modeldeploy.flavors import create_deployer
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
-
-    from core.flavors import create_deployer
 
     features, target = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=500).fit(features, target)
@@ -131,9 +130,11 @@ def run(runs: int = 7, with_server: bool = True) -> list[tuple[str, str, str, bo
                         t < LIST_TARGET_S,
                     )
                 )
-                heavy = heavy_imports(["-m", "core.cli.main", "models", "list"], env_for(home))
+                heavy = heavy_imports(
+                    ["-m", "modeldeploy.cli.main", "models", "list"], env_for(home)
+                )
         else:
-            heavy = heavy_imports(["-m", "core.cli.main", "models", "list"], env_for(empty))
+            heavy = heavy_imports(["-m", "modeldeploy.cli.main", "models", "list"], env_for(empty))
         rows.append(
             (
                 "heavy libraries imported by `models list`",
@@ -145,13 +146,13 @@ def run(runs: int = 7, with_server: bool = True) -> list[tuple[str, str, str, bo
 
         env = env_for(empty)
         bare = statistics.median(wall([PY, "-c", "pass"], env, runs))
-        with_core = statistics.median(wall([PY, "-c", "import core"], env, runs))
-        engine = statistics.median(wall([PY, "-c", "import core; core.ModelDeployer"], env, runs))
+        with_core = statistics.median(wall([PY, "-c", "import modeldeploy"], env, runs))
+        engine = statistics.median(wall([PY, "-c", "import modeldeploy; modeldeploy.ModelDeployer"], env, runs))
         rows.append(("`python -c pass` (reference)", f"{bare:.3f} s", "-", None))
         cost = max(0.0, with_core - bare)
         rows.append(
             (
-                "`import core` over bare python",
+                "`import modeldeploy` over bare python",
                 f"{cost * 1000:.0f} ms",
                 f"< {CORE_IMPORT_TARGET_S * 1000:.0f} ms",
                 cost < CORE_IMPORT_TARGET_S,
@@ -159,16 +160,16 @@ def run(runs: int = 7, with_server: bool = True) -> list[tuple[str, str, str, bo
         )
         rows.append(
             (
-                "`import core` + the engine (pydantic) over bare python",
+                "`import modeldeploy` + the engine (pydantic) over bare python",
                 f"{max(0.0, engine - bare) * 1000:.0f} ms",
                 "-",
                 None,
             )
         )
-        heavy = heavy_imports(["-c", "import core"], env)
+        heavy = heavy_imports(["-c", "import modeldeploy"], env)
         rows.append(
             (
-                "heavy libraries imported by `import core`",
+                "heavy libraries imported by `import modeldeploy`",
                 ", ".join(heavy) or "none",
                 "none",
                 not heavy,
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
     sys.path.insert(0, str(ROOT))
     rows = run(args.runs, with_server=not args.no_server)
-    print_table("CLI start-up and `import core`", rows)
+    print_table("CLI start-up and `import modeldeploy`", rows)
     return 0 if all(ok is not False for *_, ok in rows) else 1
 
 

@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.flavors import create_deployer  # noqa: E402
-from core.status import ServiceState, ServiceStatus, utcnow  # noqa: E402
+from modeldeploy.flavors import create_deployer  # noqa: E402
+from modeldeploy.status import ServiceState, ServiceStatus, utcnow  # noqa: E402
+
 from tests.k8s_emulator import KubernetesEmulator  # noqa: E402
 
 READY_TARGET_MS = 100.0

@@ -3,7 +3,7 @@
 - cold deploy to first prediction vs a bare `mlflow models serve` of the same model
 - an in-place update under steady load: requests sent, failed, longest gap
 - predict() latency vs raw HTTP to the same endpoint
-- the `make demo` run after set-up, and the import time of `core`
+- the `make demo` run after set-up, and the import time of `modeldeploy`
 
 Run: .venv/bin/python bench/bench_mlflow_local.py
 """
@@ -133,7 +133,7 @@ def bare_mlflow_serve(model: Path, body: bytes) -> float:
 def cold_deploy(home: Path, model: Path, body: dict) -> tuple[float, str]:
     """A fresh process deploys and predicts once; timed from process start."""
     script = (
-        "import json, sys; from core import create_deployer;"
+        "import json, sys; from modeldeploy import create_deployer;"
         f"d = create_deployer('mlflow', {{'home': {str(home)!r}}});"
         f"s = d.deploy_model({{'model_name': 'bench', 'model_uri': {str(model)!r}}}, timeout=300);"
         f"s.predict({json.dumps(body)}); print(s.uuid)"
@@ -183,7 +183,7 @@ class Load:
 
 
 def main() -> None:
-    from core.flavors.mlflow.deployer import MLflowModelDeployer
+    from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 
     rows: list[tuple[str, str, str, bool | None]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -285,7 +285,7 @@ def main() -> None:
     imports = []
     for _ in range(5):
         t = time.monotonic()
-        subprocess.run([PY, "-c", "import core, core.flavors.mlflow.deployer"], check=True)
+        subprocess.run([PY, "-c", "import modeldeploy, modeldeploy.flavors.mlflow.deployer"], check=True)
         imports.append(time.monotonic() - t)
     baseline = []
     for _ in range(5):
@@ -294,7 +294,7 @@ def main() -> None:
         baseline.append(time.monotonic() - t)
     extra = (median(imports) - median(baseline)) * 1000
     rows.append(
-        ("import core + mlflow flavor (over pydantic)", f"{extra:.0f} ms", "informational", None)
+        ("import modeldeploy + mlflow flavor (over pydantic)", f"{extra:.0f} ms", "informational", None)
     )
     print_table("local MLflow flavor", rows)
 

@@ -28,9 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-
-from airflow_provider.hooks.modeldeploy import ModelDeployHook
-from airflow_provider.operators.modeldeploy import DeployModelOperator
+from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
 
 DAG_ID = "modeldeploy_continuous_deployment"
 MODEL_NAME = "iris-classifier"

@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
-    from core import Gate, ModelRegistry, continuous_deploy, create_deployer
-    from core.home import default_home
+    from modeldeploy import Gate, ModelRegistry, continuous_deploy, create_deployer
+    from modeldeploy.home import default_home
 
     started = time.monotonic()
     deployer = create_deployer("mlflow")

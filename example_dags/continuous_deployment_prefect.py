@@ -7,7 +7,7 @@ then check a few live predictions against the endpoint.
 
 Deploy and verification run in one Prefect transaction. If verification fails, the
 transaction rolls back: `deploy_model`'s rollback hook redeploys the previous champion in
-place (same URL) and moves the `champion` alias back, through `core.rollout.rollback`.
+place (same URL) and moves the `champion` alias back, through `modeldeploy.rollout.rollback`.
 
 Run it (after `make install`):
 
@@ -25,9 +25,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
-
-from prefect_collection.blocks import MLflowDeployer, ModelDeployerBlock
-from prefect_collection.tasks import deploy_model, evaluate_gate, verify_predictions
+from prefect_modeldeploy.blocks import MLflowDeployer, ModelDeployerBlock
+from prefect_modeldeploy.tasks import deploy_model, evaluate_gate, verify_predictions
 
 MODEL_NAME = "iris-classifier"
 EXPERIMENT = "modeldeploy-prefect-example"

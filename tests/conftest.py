@@ -78,7 +78,7 @@ def md_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("MODELDEPLOY_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     yield home
-    from core.flavors.mlflow.deployer import MLflowModelDeployer
+    from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 
     for server in MLflowModelDeployer({"home": home}).find_model_server():
         with contextlib.suppress(Exception):
@@ -92,6 +92,6 @@ def tracking_uri(md_home: Path) -> str:
 
 @pytest.fixture
 def mlflow_deployer(md_home: Path, tracking_uri: str):
-    from core.flavors.mlflow.deployer import MLflowModelDeployer
+    from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 
     return MLflowModelDeployer({"home": md_home, "tracking_uri": tracking_uri})

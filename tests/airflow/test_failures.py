@@ -14,7 +14,7 @@ from tests.k8s_emulator import KubernetesEmulator
 
 FAILING_UPDATE_DAG = """
 from airflow.sdk import dag
-from airflow_provider.operators.modeldeploy import DeployModelOperator
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
 
 
 @dag(dag_id="failing_update___FLAVOR__", schedule=None)
@@ -74,7 +74,7 @@ def test_failed_update_keeps_the_previous_model_and_fails_with_the_reason(
 
 MISSING_CONN_DAG = """
 from airflow.sdk import dag
-from airflow_provider.operators.modeldeploy import DeployModelOperator
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
 
 
 @dag(dag_id="bad_connection___CASE__", schedule=None)
@@ -126,8 +126,8 @@ def test_a_bad_connection_fails_the_task_with_a_clear_message(
 
 SENSOR_DAG = """
 from airflow.sdk import dag
-from airflow_provider.operators.modeldeploy import DeployModelOperator
-from airflow_provider.sensors.modeldeploy import ModelServerReadySensor
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+from modeldeploy_provider.sensors.modeldeploy import ModelServerReadySensor
 
 
 @dag(dag_id="sensor___CASE__", schedule=None)

@@ -10,7 +10,7 @@ import pytest
 
 GATE_DAG = """
 from airflow.sdk import dag, task
-from airflow_provider.operators.modeldeploy import ModelGateOperator
+from modeldeploy_provider.operators.modeldeploy import ModelGateOperator
 
 CONN = "md_gate"
 
@@ -56,7 +56,7 @@ gates()
 @pytest.fixture
 def registry_with_champion(set_connection: Any, tmp_path: Path) -> Any:
     """A registry whose `iris-gate` champion has accuracy 0.95."""
-    from core.registry import ModelRegistry
+    from modeldeploy.registry import ModelRegistry
 
     uri = f"sqlite:///{tmp_path / 'registry.db'}"
     set_connection("md_gate", "modeldeploy_mlflow", extra={"tracking_uri": uri, "home": "/x"})

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def test_hook_metadata() -> None:
-    from airflow_provider.hooks.modeldeploy import (
+    from modeldeploy_provider.hooks.modeldeploy import (
         KServeDeployHook,
         MLflowDeployHook,
         ModelDeployHook,
@@ -40,7 +40,7 @@ def test_hook_metadata() -> None:
 
 
 def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None:
-    from airflow_provider.hooks.modeldeploy import MLflowDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import MLflowDeployHook
 
     set_connection(
         "md_local",
@@ -57,7 +57,7 @@ def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None
 
 
 def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
-    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     hook = ModelDeployHook()
     assert hook.connection is None
@@ -70,7 +70,7 @@ def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
 
 
 def test_registry_follows_the_connection_home(set_connection: Any, tmp_path: Path) -> None:
-    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     set_connection("md_home", "modeldeploy_mlflow", extra={"home": str(tmp_path / "h")})
     registry = ModelDeployHook("md_home").get_registry()
@@ -78,7 +78,7 @@ def test_registry_follows_the_connection_home(set_connection: Any, tmp_path: Pat
 
 
 def test_kubernetes_connection_settings(set_connection: Any) -> None:
-    from airflow_provider.hooks.modeldeploy import KServeDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import KServeDeployHook
 
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []}
     set_connection(
@@ -142,13 +142,13 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
     ids=["gcs", "azure", "none"],
 )
 def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) -> None:
-    from airflow_provider.hooks.modeldeploy import SeldonDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import SeldonDeployHook
 
     set_connection("md_seldon", "modeldeploy_seldon", extra=extra)
     settings = SeldonDeployHook("md_seldon").settings
     assert settings.get("storage_credentials") == expected
     if expected is not None:  # the engine accepts them
-        from core.flavors.seldon.settings import SeldonDeployerSettings
+        from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
 
         parsed = SeldonDeployerSettings.model_validate(settings)
         assert parsed.storage_credentials is not None
@@ -156,7 +156,7 @@ def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) ->
 
 
 def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
-    from airflow_provider.hooks.modeldeploy import (
+    from modeldeploy_provider.hooks.modeldeploy import (
         ModelDeployConnectionError,
         ModelDeployHook,
         SeldonDeployHook,
@@ -169,7 +169,7 @@ def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
 
 
 def test_bad_field_values_are_named(set_connection: Any) -> None:
-    from airflow_provider.hooks.modeldeploy import ModelDeployConnectionError, ModelDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployConnectionError, ModelDeployHook
 
     set_connection("md_bad", "modeldeploy_kserve", extra={"in_cluster": "perhaps"})
     with pytest.raises(Exception, match="connection 'md_bad': in_cluster must be true or false"):
@@ -183,7 +183,7 @@ def test_bad_field_values_are_named(set_connection: Any) -> None:
 
 
 def test_hook_does_not_touch_the_environment(set_connection: Any, tmp_path: Path) -> None:
-    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     set_connection("md_local", "modeldeploy_mlflow", extra={"home": str(tmp_path)})
     before = dict(os.environ)
@@ -196,7 +196,7 @@ def test_hook_does_not_touch_the_environment(set_connection: Any, tmp_path: Path
 def test_test_connection(
     set_connection: Any, k8s_emulator: KubernetesEmulator, md_home: Path
 ) -> None:
-    from airflow_provider.hooks.modeldeploy import ModelDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     set_connection(
         "md_ok",

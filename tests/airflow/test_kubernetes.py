@@ -22,10 +22,10 @@ SECRET_KEY = "airflow-s3-secret-that-must-never-leak"
 
 PIPELINE_DAG = """
 from airflow.sdk import dag
-from airflow_provider.operators.modeldeploy import (
+from modeldeploy_provider.operators.modeldeploy import (
     DeleteModelServerOperator, DeployModelOperator, ModelGateOperator,
 )
-from airflow_provider.sensors.modeldeploy import ModelServerReadySensor
+from modeldeploy_provider.sensors.modeldeploy import ModelServerReadySensor
 
 CONN = "__CONN__"
 DEFERRABLE = __DEFERRABLE__
@@ -114,7 +114,8 @@ def our_triggers() -> dict[int, tuple[str, dict[str, Any]]]:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.scalars(select(Trigger).where(Trigger.classpath.like("airflow_provider.%")))
+        ours = Trigger.classpath.like("modeldeploy_provider.%")
+        rows = session.scalars(select(Trigger).where(ours))
         return {row.id: (row.classpath, dict(row.kwargs)) for row in rows}
 
 
@@ -176,7 +177,7 @@ def test_gate_deploy_sensor_delete(
         # deploy and sensor each deferred once, with only their own arguments serialized
         assert len(triggers) >= 2
         for classpath, kwargs in triggers:
-            assert classpath == "airflow_provider.triggers.modeldeploy.ModelServerReadyTrigger"
+            assert classpath == "modeldeploy_provider.triggers.modeldeploy.ModelServerReadyTrigger"
             assert set(kwargs) == {
                 "model_server_uuid",
                 "modeldeploy_conn_id",

@@ -12,7 +12,7 @@ from tests.k8s_emulator import KubernetesEmulator
 
 LIFECYCLE_DAG = """
 from airflow.sdk import chain, dag
-from airflow_provider.operators.modeldeploy import (
+from modeldeploy_provider.operators.modeldeploy import (
     DeployModelOperator, RollbackModelOperator, StartModelServerOperator,
     StopModelServerOperator,
 )

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import modeldeploy_provider  # only the provider info: importing it does not import Airflow
 import pytest
-
-import airflow_provider  # only the provider info: importing it does not import Airflow
 
 ROOT = Path(__file__).resolve().parents[2]
 CONN_TYPES = ("modeldeploy_mlflow", "modeldeploy_seldon", "modeldeploy_kserve")
@@ -23,7 +22,7 @@ def test_provider_info_is_valid_against_airflows_schema() -> None:
     import jsonschema
 
     schema_path = Path(inspect.getfile(__import__("airflow"))).parent / "provider_info.schema.json"
-    info = airflow_provider.get_provider_info()
+    info = modeldeploy_provider.get_provider_info()
     jsonschema.validate(info, json.loads(schema_path.read_text()))
     assert info["package-name"] == "modeldeploy"  # must equal the distribution's name
     assert [c["connection-type"] for c in info["connection-types"]] == list(CONN_TYPES)
@@ -34,14 +33,14 @@ def test_entry_point_is_the_function() -> None:
 
     group = entry_points(group="apache_airflow_provider")
     (entry,) = [e for e in group if e.dist is not None and e.dist.name == "modeldeploy"]
-    assert entry.value == "airflow_provider:get_provider_info"
-    assert entry.load() is airflow_provider.get_provider_info
+    assert entry.value == "modeldeploy_provider:get_provider_info"
+    assert entry.load() is modeldeploy_provider.get_provider_info
 
 
 def test_every_declared_class_and_module_imports() -> None:
     import importlib
 
-    info = airflow_provider.get_provider_info()
+    info = modeldeploy_provider.get_provider_info()
     for section in ("hooks", "operators", "sensors", "triggers"):
         for module in info[section][0]["python-modules"]:
             importlib.import_module(module)
@@ -51,7 +50,7 @@ def test_every_declared_class_and_module_imports() -> None:
 
 
 def test_conn_fields_hide_relabel_and_mask() -> None:
-    declared = airflow_provider.get_provider_info()["connection-types"]
+    declared = modeldeploy_provider.get_provider_info()["connection-types"]
     info = {c["connection-type"]: c for c in declared}
     mlflow = info["modeldeploy_mlflow"]
     assert set(mlflow["conn-fields"]) == {"tracking_uri", "home"}
@@ -122,16 +121,16 @@ def test_airflow_providers_cli_lists_the_provider(airflow_db: Path) -> None:
     assert shown.returncode == 0, shown.stderr[-2000:]
     outputs = dict(part.split("\n", 1) for part in shown.stdout.split("===== ")[1:] if "\n" in part)
     got = json.loads(outputs["get"])[0]
-    assert got["operators"][0]["python-modules"] == ["airflow_provider.operators.modeldeploy"]
-    assert got["sensors"][0]["python-modules"] == ["airflow_provider.sensors.modeldeploy"]
+    assert got["operators"][0]["python-modules"] == ["modeldeploy_provider.operators.modeldeploy"]
+    assert got["sensors"][0]["python-modules"] == ["modeldeploy_provider.sensors.modeldeploy"]
     hooks = {h["connection_type"]: h for h in json.loads(outputs["hooks"])}
     for conn_type in CONN_TYPES:
         assert hooks[conn_type]["package_name"] == "modeldeploy"
         assert hooks[conn_type]["conn_id_attribute_name"] == "modeldeploy_conn_id"
     links = [link["extra_link_class_name"] for link in json.loads(outputs["links"])]
-    assert "airflow_provider.links.modeldeploy.PredictionUrlLink" in links
+    assert "modeldeploy_provider.links.modeldeploy.PredictionUrlLink" in links
     triggers = [t["class"] for t in json.loads(outputs["triggers"])]
-    assert "airflow_provider.triggers.modeldeploy" in triggers
+    assert "modeldeploy_provider.triggers.modeldeploy" in triggers
     widgets = {w["connection_parameter_name"]: w for w in json.loads(outputs["widgets"])}
     for conn_type, field in [
         ("modeldeploy_mlflow", "tracking_uri"),
@@ -164,11 +163,11 @@ def test_every_user_facing_argument_is_templated(name: str) -> None:
     import importlib
 
     package, _, class_name = name.partition(".")
-    module = importlib.import_module(f"airflow_provider.{package}.modeldeploy")
+    module = importlib.import_module(f"modeldeploy_provider.{package}.modeldeploy")
     operator = getattr(module, class_name)
     arguments: set[str] = set()
     for klass in operator.__mro__:
-        if klass.__module__.startswith("airflow_provider") and "__init__" in vars(klass):
+        if klass.__module__.startswith("modeldeploy_provider") and "__init__" in vars(klass):
             arguments |= set(inspect.signature(klass.__init__).parameters)
     missing = arguments - EXECUTION_CONTROL - set(operator.template_fields)
     assert not missing, f"{operator.__name__} does not template {sorted(missing)}"
@@ -177,9 +176,8 @@ def test_every_user_facing_argument_is_templated(name: str) -> None:
 
 def test_rendering_a_deploy_operator(airflow_db: Path) -> None:
     from airflow.sdk import DAG
-
-    from airflow_provider._values import as_bool, as_metrics
-    from airflow_provider.operators import modeldeploy as operators
+    from modeldeploy_provider._values import as_bool, as_metrics
+    from modeldeploy_provider.operators import modeldeploy as operators
 
     with DAG("render", schedule=None, params={"n": 3, "model": "iris"}):
         op = operators.DeployModelOperator(
@@ -212,8 +210,7 @@ def test_rendering_a_deploy_operator(airflow_db: Path) -> None:
 
 def test_bad_template_values_are_named() -> None:
     from airflow.sdk.exceptions import AirflowException
-
-    from airflow_provider._values import as_mapping, as_metrics, as_number
+    from modeldeploy_provider._values import as_mapping, as_metrics, as_number
 
     with pytest.raises(AirflowException, match="timeout must be a number, got 'soon'"):
         as_number("soon", "timeout")
@@ -230,8 +227,9 @@ def test_bad_template_values_are_named() -> None:
 def test_dag_file_imports_pull_in_no_heavy_library() -> None:
     code = (
         "import sys\n"
-        "import airflow_provider.operators.modeldeploy, airflow_provider.sensors.modeldeploy\n"
-        "import airflow_provider.hooks.modeldeploy, airflow_provider.links.modeldeploy\n"
+        "import modeldeploy_provider.operators.modeldeploy\n"
+        "import modeldeploy_provider.sensors.modeldeploy\n"
+        "import modeldeploy_provider.hooks.modeldeploy, modeldeploy_provider.links.modeldeploy\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -241,7 +239,7 @@ def test_dag_file_imports_pull_in_no_heavy_library() -> None:
 
 
 def test_provider_source_has_no_module_level_heavy_import() -> None:
-    for path in (ROOT / "airflow_provider").rglob("*.py"):
+    for path in (ROOT / "modeldeploy_provider").rglob("*.py"):
         for line in path.read_text().splitlines():
             assert not any(line.startswith((f"import {name}", f"from {name}")) for name in HEAVY), (
                 f"{path}: {line}"

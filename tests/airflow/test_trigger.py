@@ -11,13 +11,13 @@ import pytest
 
 from tests.k8s_emulator import KubernetesEmulator
 
-CLASSPATH = "airflow_provider.triggers.modeldeploy.ModelServerReadyTrigger"
+CLASSPATH = "modeldeploy_provider.triggers.modeldeploy.ModelServerReadyTrigger"
 MISSING = "c0ffee00-0000-4000-8000-000000000000"
 
 
 def ModelServerReadyTrigger(*args: Any, **kwargs: Any) -> Any:
     """The trigger, imported when a test runs: collecting tests must not import Airflow."""
-    from airflow_provider.triggers.modeldeploy import ModelServerReadyTrigger as trigger
+    from modeldeploy_provider.triggers.modeldeploy import ModelServerReadyTrigger as trigger
 
     return trigger(*args, **kwargs)
 
@@ -35,7 +35,7 @@ def first_event(trigger: Any) -> dict[str, Any]:
 @pytest.fixture
 def kserve(set_connection: Any, k8s_emulator: KubernetesEmulator) -> Any:
     """A KServe connection on the emulator and its deployer."""
-    from core.flavors import create_deployer
+    from modeldeploy.flavors import create_deployer
 
     settings = {"kubeconfig": k8s_emulator.kubeconfig_dict(), "namespace": "default"}
     set_connection(

@@ -1,6 +1,6 @@
 """Fixtures of the CLI tests.
 
-In-process tests call `core.cli.main.main(argv)` against a fake in-memory flavor; the
+In-process tests call `modeldeploy.cli.main.main(argv)` against a fake in-memory flavor; the
 end-to-end tests run the real console script in subprocesses against real MLflow scoring
 servers on loopback, each test with its own MODELDEPLOY_HOME and SQLite tracking store.
 """
@@ -41,7 +41,7 @@ def cli_command() -> list[str]:
     """The installed console script, or the module when the script is not installed."""
     if CONSOLE_SCRIPT.exists():
         return [str(CONSOLE_SCRIPT)]
-    return [sys.executable, "-m", "core.cli.main"]
+    return [sys.executable, "-m", "modeldeploy.cli.main"]
 
 
 def clean_env(home: Path, tracking_uri: str | None = None, **extra: str) -> dict[str, str]:

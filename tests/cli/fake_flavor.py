@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from core.config import ServiceConfig
-from core.deployer import DeployerSettings, ModelDeployer, ServerQuery
-from core.server import ModelServer
-from core.status import ServiceState, ServiceStatus
+from modeldeploy.config import ServiceConfig
+from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery
+from modeldeploy.server import ModelServer
+from modeldeploy.status import ServiceState, ServiceStatus
 
 
 class FakeSettings(DeployerSettings):

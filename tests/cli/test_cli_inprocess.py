@@ -9,10 +9,10 @@ import re
 from uuid import UUID
 
 import pytest
+from modeldeploy.cli import main as cli
+from modeldeploy.cli.output import Progress, render_description, render_table
+from modeldeploy.status import ServiceState, ServiceStatus
 
-from core.cli import main as cli
-from core.cli.output import Progress, render_description, render_table
-from core.status import ServiceState, ServiceStatus
 from tests.cli import fake_flavor
 from tests.cli.conftest import _SCRUBBED
 from tests.cli.fake_flavor import FakeDeployer, add_server
@@ -21,14 +21,14 @@ from tests.cli.fake_flavor import FakeDeployer, add_server
 @pytest.fixture(autouse=True)
 def fake(monkeypatch: pytest.MonkeyPatch):
     """`--flavor fake` resolves to the in-memory flavor; real flavors stay reachable."""
-    import core.flavors
+    import modeldeploy.flavors
 
-    original = core.flavors.get_deployer_class
+    original = modeldeploy.flavors.get_deployer_class
 
     def get_deployer_class(flavor: str):
         return FakeDeployer if flavor == "fake" else original(flavor)
 
-    monkeypatch.setattr(core.flavors, "get_deployer_class", get_deployer_class)
+    monkeypatch.setattr(modeldeploy.flavors, "get_deployer_class", get_deployer_class)
     for var in _SCRUBBED:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MODELDEPLOY_FLAVOR", "fake")
@@ -392,7 +392,7 @@ def test_flavors_lists_installed_entry_points(capsys: pytest.CaptureFixture[str]
     assert rows["mlflow"]["default"] is True
     assert rows["mlflow"]["status"] == "ok"
     assert rows["mlflow"]["settings"] == ["home", "tracking_uri"]
-    assert rows["mlflow"]["deployer"] == "core.flavors.mlflow.deployer:MLflowModelDeployer"
+    assert rows["mlflow"]["deployer"] == "modeldeploy.flavors.mlflow.deployer:MLflowModelDeployer"
     code, out, _ = run(capsys, "flavors", "--flavor", "mlflow")
     assert out.splitlines()[0].split() == ["FLAVOR", "DEPLOYER", "SETTINGS", "STATUS"]
     assert any(line.startswith("mlflow *") for line in out.splitlines())

@@ -58,7 +58,7 @@ class Deployed:
 
 
 def _deployer(home: Path, tracking_uri: str):
-    from core.flavors import create_deployer
+    from modeldeploy.flavors import create_deployer
 
     return create_deployer("mlflow", {"home": home, "tracking_uri": tracking_uri})
 
@@ -236,7 +236,7 @@ def test_home_option_beats_the_environment(shared: Deployed, tmp_path: Path) -> 
 
 def test_listing_imports_no_heavy_library(shared: Deployed) -> None:
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "core.cli.main", "models", "list"],
+        [sys.executable, "-X", "importtime", "-m", "modeldeploy.cli.main", "models", "list"],
         env=shared.env,
         capture_output=True,
         text=True,
@@ -249,7 +249,7 @@ def test_listing_imports_no_heavy_library(shared: Deployed) -> None:
         for line in result.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "core" in imported and "pydantic" in imported
+    assert "modeldeploy" in imported and "pydantic" in imported
     assert not imported & set(HEAVY), imported & set(HEAVY)
 
 
@@ -400,8 +400,8 @@ def test_stop_start_then_delete_leaves_nothing(tmp_path: Path, cli_models: CLIMo
 
 
 def test_rollback_moves_the_champion_back(tmp_path: Path, cli_models: CLIModels) -> None:
-    from core.registry import ModelRegistry
-    from core.rollout import continuous_deploy
+    from modeldeploy.registry import ModelRegistry
+    from modeldeploy.rollout import continuous_deploy
 
     home = tmp_path / "home"
     home.mkdir()

@@ -44,7 +44,7 @@ def kubeconfig(emulator: Any, tmp_path: Path) -> Path:
 @pytest.fixture
 def served(flavor: str, kubeconfig: Path) -> Iterator[str]:
     """One active model server in namespace `prod`, deployed through the core API."""
-    from core.flavors import create_deployer
+    from modeldeploy.flavors import create_deployer
 
     deployer = create_deployer(flavor, {"kubeconfig_path": str(kubeconfig), "namespace": "prod"})
     try:

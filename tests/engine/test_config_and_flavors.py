@@ -7,18 +7,17 @@ import subprocess
 import sys
 
 import pytest
-
-from core.errors import FlavorNotFoundError, InvalidConfigError
-from core.flavors import available_flavors, create_deployer, get_deployer_class
-from core.flavors.mlflow.config import MLflowServerConfig
-from core.flavors.mlflow.deployer import MLflowModelDeployer
-from core.waiting import Deadline, check_timeout
+from modeldeploy.errors import FlavorNotFoundError, InvalidConfigError
+from modeldeploy.flavors import available_flavors, create_deployer, get_deployer_class
+from modeldeploy.flavors.mlflow.config import MLflowServerConfig
+from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+from modeldeploy.waiting import Deadline, check_timeout
 
 
 def test_import_core_loads_no_heavy_library() -> None:
     code = (
-        "import sys, json, core; from core import Gate, ModelDeployer, continuous_deploy;"
-        "import core.flavors.mlflow.deployer, core.cli.main;"
+        "import sys, json, core; from modeldeploy import Gate, ModelDeployer, continuous_deploy;"
+        "import modeldeploy.flavors.mlflow.deployer, modeldeploy.cli.main;"
         "print(json.dumps([m for m in ('mlflow','sklearn','pandas','kubernetes','numpy')"
         " if m in sys.modules]))"
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from core.errors import InvalidConfigError
-from core.gate import ChampionChallenger, Gate, MetricThreshold
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.gate import ChampionChallenger, Gate, MetricThreshold
 
 
 def test_threshold_at_least_passes_and_fails_with_reason() -> None:

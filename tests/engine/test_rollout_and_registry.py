@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+from modeldeploy.gate import Gate
+from modeldeploy.registry import CHAMPION_ALIAS, ModelRegistry
+from modeldeploy.rollout import continuous_deploy, rollback
+from modeldeploy.status import ServiceState
 
-from core.errors import InvalidConfigError
-from core.flavors.mlflow.deployer import MLflowModelDeployer
-from core.gate import Gate
-from core.registry import CHAMPION_ALIAS, ModelRegistry
-from core.rollout import continuous_deploy, rollback
-from core.status import ServiceState
 from tests.conftest import SavedModels
 
 
@@ -152,8 +152,8 @@ def test_rollout_refuses_bad_input_before_registering(
 def test_reverting_a_first_rollout_deletes_the_server_and_retracts_the_alias(
     mlflow_deployer: MLflowModelDeployer, tracking_uri: str, saved_models: SavedModels
 ) -> None:
-    from core.errors import ConflictError
-    from core.rollout import revert_rollout
+    from modeldeploy.errors import ConflictError
+    from modeldeploy.rollout import revert_rollout
 
     registry = ModelRegistry(tracking_uri)
     outcome = continuous_deploy(

@@ -171,7 +171,7 @@ def flavor(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_deployer(cluster: Cluster) -> Iterator[Callable[..., Any]]:
     """Build deployers for the cluster; teardown deletes what this test created."""
-    from core.flavors import create_deployer
+    from modeldeploy.flavors import create_deployer
 
     made: list[Any] = []
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modeldeploy.cli.main import main
 
-from core.cli.main import main
 from tests.flavors_kubernetes.conftest import Cluster
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modeldeploy.errors import DeploymentTimeoutError, InvalidConfigError, PlatformError
+from modeldeploy.status import ServiceState
+from modeldeploy.version import __version__
+from modeldeploy.waiting import Deadline
 
-from core.errors import DeploymentTimeoutError, InvalidConfigError, PlatformError
-from core.status import ServiceState
-from core.version import __version__
-from core.waiting import Deadline
 from tests.flavors_kubernetes.conftest import PLURAL, Cluster
 
 
@@ -132,7 +132,7 @@ def test_waiting_in_another_process_replays_the_write_for_seldon(
 
 _FIND_SCRIPT = """
 import json, sys
-from core.flavors import create_deployer
+from modeldeploy.flavors import create_deployer
 settings, flavor, pipeline = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 deployer = create_deployer(flavor, settings)
 found = deployer.find_model_server(pipeline_name=pipeline)

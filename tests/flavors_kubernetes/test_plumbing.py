@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modeldeploy.errors import ConflictError, InvalidConfigError
+from modeldeploy.flavors import create_deployer
+from modeldeploy.flavors.kubernetes.client import connect
+from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
+from modeldeploy.waiting import Deadline
 
-from core.errors import ConflictError, InvalidConfigError
-from core.flavors import create_deployer
-from core.flavors.kubernetes.client import connect
-from core.flavors.kubernetes.settings import KubernetesDeployerSettings
-from core.flavors.kubernetes.watching import WatchTimeout, watch_until
-from core.waiting import Deadline
 from tests.flavors_kubernetes.conftest import S3_CREDENTIALS, Cluster
 from tests.k8s_emulator import KubernetesEmulator
 
@@ -91,8 +91,8 @@ def _bulk_servers(emu: KubernetesEmulator, deployer: Any, count: int) -> None:
     """Load `count` managed SeldonDeployments straight into the store (no HTTP)."""
     from uuid import uuid4
 
-    from core.flavors.seldon.server import SeldonModelServer
-    from core.status import ServiceStatus, utcnow
+    from modeldeploy.flavors.seldon.server import SeldonModelServer
+    from modeldeploy.status import ServiceStatus, utcnow
 
     objects = []
     for i in range(count):
@@ -444,7 +444,7 @@ def test_a_kubeconfig_path_may_list_several_files_like_kubeconfig_env(
 def test_an_unreachable_api_server_is_retried_then_named_in_the_error() -> None:
     import socket
 
-    from core.errors import PlatformError
+    from modeldeploy.errors import PlatformError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from modeldeploy.errors import PlatformError
 
-from core.errors import PlatformError
 from tests.flavors_kubernetes.conftest import Cluster
 from tests.flavors_kubernetes.mlserver import IRIS_ROWS, MLServer, MLServerUnavailable, run_mlserver
 from tests.flavors_kubernetes.protocol_servers import ProtocolServer

@@ -10,35 +10,38 @@ from uuid import uuid4
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-
-from core.deployer import ServerQuery
-from core.errors import (
+from modeldeploy.deployer import ServerQuery
+from modeldeploy.errors import (
     ConflictError,
     InvalidConfigError,
     ModelServerNotFoundError,
     PlatformError,
 )
-from core.flavors.kserve.config import KServeConfig
-from core.flavors.kubernetes import protocols
-from core.flavors.kubernetes.credentials import AzureCredentials, GCSCredentials, S3Credentials
-from core.flavors.kubernetes.errors import translate
-from core.flavors.kubernetes.naming import (
+from modeldeploy.flavors.kserve.config import KServeConfig
+from modeldeploy.flavors.kubernetes import protocols
+from modeldeploy.flavors.kubernetes.credentials import (
+    AzureCredentials,
+    GCSCredentials,
+    S3Credentials,
+)
+from modeldeploy.flavors.kubernetes.errors import translate
+from modeldeploy.flavors.kubernetes.naming import (
     DNS1035_LABEL,
     LABEL_VALUE,
     MAX_SERVER_NAME,
     label_value,
     server_name,
 )
-from core.flavors.kubernetes.records import (
+from modeldeploy.flavors.kubernetes.records import (
     ANNOTATION_CONFIG,
     query_selector,
     read_record,
     record_annotations,
     record_labels,
 )
-from core.flavors.kubernetes.retry import RetryPolicy, is_transient
-from core.flavors.kubernetes.settings import KubernetesDeployerSettings
-from core.flavors.seldon.config import SeldonConfig
+from modeldeploy.flavors.kubernetes.retry import RetryPolicy, is_transient
+from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.flavors.seldon.config import SeldonConfig
 
 SECRET = "s3cr3t-value-that-must-never-leak"
 
@@ -317,8 +320,8 @@ def test_importing_the_flavors_and_building_deployers_does_not_import_kubernetes
     import sys
 
     code = (
-        "import sys, core\n"
-        "from core.flavors import create_deployer\n"
+        "import sys, modeldeploy\n"
+        "from modeldeploy.flavors import create_deployer\n"
         "for f in ('seldon', 'kserve'):\n"
         "    d = create_deployer(f, {'namespace': 'models', 'kubeconfig_path': '/nowhere'})\n"
         "    cfg = {'model_name': 'm', 'model_uri': 's3://b/m', 'model_type': 'sklearn'}\n"

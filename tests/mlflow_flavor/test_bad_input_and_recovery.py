@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from modeldeploy.errors import InvalidConfigError, PlatformError
+from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+from modeldeploy.flavors.mlflow.records import DAEMON, RECORD, daemon_identity, live_daemon_pid
+from modeldeploy.status import ServiceState
 
-from core.errors import InvalidConfigError, PlatformError
-from core.flavors.mlflow.deployer import MLflowModelDeployer
-from core.flavors.mlflow.records import DAEMON, RECORD, daemon_identity, live_daemon_pid
-from core.status import ServiceState
 from tests.conftest import SavedModels
 from tests.mlflow_flavor.test_lifecycle import _rows, _scoring_pids
 
@@ -153,7 +153,7 @@ def test_deploying_process_killed_half_way_then_next_deploy_converges(
     md_home: Path, saved_models: SavedModels
 ) -> None:
     script = (
-        "from core import create_deployer;"
+        "from modeldeploy import create_deployer;"
         f"d = create_deployer('mlflow', {{'home': {str(md_home)!r}}});"
         f"d.deploy_model({{'model_name': 'iris', 'model_uri': {str(saved_models.first)!r}}},"
         " timeout=120)"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+from modeldeploy.flavors.mlflow.records import DAEMON, live_daemon_pid, process_cmdline
+from modeldeploy.status import ServiceState
 
-from core.flavors.mlflow.deployer import MLflowModelDeployer
-from core.flavors.mlflow.records import DAEMON, live_daemon_pid, process_cmdline
-from core.status import ServiceState
 from tests.conftest import SavedModels
 
 
@@ -58,7 +58,7 @@ def test_deploy_predict_update_in_place_and_delete(
         [
             sys.executable,
             "-c",
-            "import json,sys; from core import create_deployer;"
+            "import json,sys; from modeldeploy import create_deployer;"
             f"d = create_deployer('mlflow', {{'home': {str(md_home)!r}}});"
             "print(json.dumps([s.info().model_dump(mode='json') for s in d.find_model_server("
             "running=True, model_name='iris')]))",
@@ -132,7 +132,7 @@ def test_daemon_outlives_the_process_that_started_it(
     md_home: Path, tracking_uri: str, saved_models: SavedModels
 ) -> None:
     script = (
-        "from core import create_deployer;"
+        "from modeldeploy import create_deployer;"
         f"d = create_deployer('mlflow', {{'home': {str(md_home)!r}}});"
         f"s = d.deploy_model({{'model_name': 'iris', 'model_uri': {str(saved_models.first)!r}}},"
         " timeout=120); print(s.uuid)"
@@ -144,6 +144,6 @@ def test_daemon_outlives_the_process_that_started_it(
     assert str(server.uuid) == out.stdout.strip()
     pid = live_daemon_pid(server.dir)
     assert pid is not None and pid != os.getpid()
-    assert "core.flavors.mlflow.supervisor" in process_cmdline(pid)
+    assert "modeldeploy.flavors.mlflow.supervisor" in process_cmdline(pid)
     assert json.loads((server.dir / DAEMON).read_text())["pid"] == pid
     assert server.predict(_rows(saved_models)) == [0, 0, 0]

@@ -75,7 +75,7 @@ def md_state(tmp_path: Path) -> Path:
 def mlflow_block(md_state: Path) -> Iterator[Any]:
     """An MLflowDeployer block over a private state directory and SQLite registry; every
     model server left in it is force-deleted afterwards."""
-    from prefect_collection.blocks import MLflowDeployer
+    from prefect_modeldeploy.blocks import MLflowDeployer
 
     block = MLflowDeployer(home=str(md_state), tracking_uri=f"sqlite:///{md_state / 'mlflow.db'}")
     yield block

@@ -26,7 +26,7 @@ def kubeconfig(server: str = "http://127.0.0.1:6443", token: str = KUBE_TOKEN) -
 
 
 def kubernetes_credentials(**kwargs: Any) -> Any:
-    from prefect_collection.blocks import KubernetesCredentials
+    from prefect_modeldeploy.blocks import KubernetesCredentials
 
     return KubernetesCredentials(
         **{"kubeconfig": kubeconfig(), "context": "ctx", "namespace": "models", **kwargs}
@@ -34,7 +34,7 @@ def kubernetes_credentials(**kwargs: Any) -> Any:
 
 
 def s3() -> Any:
-    from prefect_collection.blocks import S3StorageCredentials
+    from prefect_modeldeploy.blocks import S3StorageCredentials
 
     return S3StorageCredentials(
         aws_access_key_id=AWS_KEY_ID,
@@ -45,7 +45,7 @@ def s3() -> Any:
 
 
 def gcs() -> Any:
-    from prefect_collection.blocks import GCSStorageCredentials
+    from prefect_modeldeploy.blocks import GCSStorageCredentials
 
     return GCSStorageCredentials(
         service_account_info={
@@ -58,13 +58,13 @@ def gcs() -> Any:
 
 
 def azure_key() -> Any:
-    from prefect_collection.blocks import AzureStorageCredentials
+    from prefect_modeldeploy.blocks import AzureStorageCredentials
 
     return AzureStorageCredentials(storage_account_name="models", storage_account_key=AZURE_KEY)
 
 
 def azure_principal() -> Any:
-    from prefect_collection.blocks import AzureStorageCredentials
+    from prefect_modeldeploy.blocks import AzureStorageCredentials
 
     return AzureStorageCredentials(
         tenant_id="tenant", client_id="client", client_secret=AZURE_CLIENT_SECRET
@@ -73,7 +73,7 @@ def azure_principal() -> Any:
 
 def every_block() -> dict[str, Any]:
     """One instance of every block type, secrets filled in, nested blocks included."""
-    from prefect_collection.blocks import KServeDeployer, MLflowDeployer, SeldonDeployer
+    from prefect_modeldeploy.blocks import KServeDeployer, MLflowDeployer, SeldonDeployer
 
     return {
         "mlflow": MLflowDeployer(home="/tmp/md-home", tracking_uri="sqlite:////tmp/md.db"),

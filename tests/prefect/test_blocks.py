@@ -10,12 +10,11 @@ import sys
 from abc import ABC
 from urllib.error import URLError
 
+import prefect_modeldeploy
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
-
-import prefect_collection
-from prefect_collection.blocks import (
+from prefect_modeldeploy.blocks import (
     BLOCK_TYPES,
     AzureStorageCredentials,
     GCSStorageCredentials,
@@ -24,6 +23,7 @@ from prefect_collection.blocks import (
     S3StorageCredentials,
     SeldonDeployer,
 )
+
 from tests.prefect import samples
 
 
@@ -45,11 +45,11 @@ class TestBlockStandards(BlockStandardTestSuite):
 
 
 def test_block_register_finds_every_block_type_at_the_package_top() -> None:
-    """`prefect block register -m prefect_collection` registers what inspect.getmembers
+    """`prefect block register -m prefect_modeldeploy` registers what inspect.getmembers
     finds at the top of the module, minus interfaces (ABC bases) -- exactly our types."""
     found = {
         cls
-        for _, cls in inspect.getmembers(prefect_collection)
+        for _, cls in inspect.getmembers(prefect_modeldeploy)
         if Block.is_block_class(cls) and ABC not in cls.__bases__
     }
     assert found == set(BLOCK_TYPES)
@@ -64,15 +64,16 @@ def test_collection_entry_point_loads() -> None:
     from prefect.plugins import load_prefect_collections
 
     (entry,) = [e for e in entry_points(group="prefect.collections") if e.name == "modeldeploy"]
-    assert entry.value == "prefect_collection"
-    assert load_prefect_collections()["modeldeploy"] is prefect_collection
+    assert entry.value == "prefect_modeldeploy"
+    assert load_prefect_collections()["modeldeploy"] is prefect_modeldeploy
 
 
 def test_importing_the_collection_loads_no_heavy_library() -> None:
     """Prefect imports collections whenever it loads blocks: it must stay cheap."""
     code = (
-        "import sys, prefect_collection\n"
-        "heavy = ['mlflow', 'sklearn', 'kubernetes', 'core.rollout', 'core.registry']\n"
+        "import sys, prefect_modeldeploy\n"
+        "heavy = ['mlflow', 'sklearn', 'kubernetes',"
+        " 'modeldeploy.rollout', 'modeldeploy.registry']\n"
         "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run(
@@ -179,9 +180,9 @@ def test_kubeconfig_accepts_pasted_yaml_and_files(tmp_path) -> None:
 
 
 def test_kubernetes_blocks_hand_out_configured_core_deployers() -> None:
-    from core.flavors.kserve.deployer import KServeModelDeployer
-    from core.flavors.kubernetes.credentials import GCSCredentials, S3Credentials
-    from core.flavors.seldon.deployer import SeldonModelDeployer
+    from modeldeploy.flavors.kserve.deployer import KServeModelDeployer
+    from modeldeploy.flavors.kubernetes.credentials import GCSCredentials, S3Credentials
+    from modeldeploy.flavors.seldon.deployer import SeldonModelDeployer
 
     blocks = samples.every_block()
     seldon = blocks["seldon"].get_deployer()
@@ -219,7 +220,7 @@ def test_kubernetes_blocks_hand_out_configured_core_deployers() -> None:
 
 
 def test_mlflow_block_hands_out_a_deployer_and_its_registry(tmp_path, monkeypatch) -> None:
-    from core.flavors.mlflow.deployer import MLflowModelDeployer
+    from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     block = MLflowDeployer(home=str(tmp_path / "home"))

@@ -34,8 +34,7 @@ def test_example_flow_deploys_rolls_back_and_keeps_the_champion(
     mlflow_block: Any, tmp_path: Path
 ) -> None:
     from prefect.settings import PREFECT_API_URL
-
-    from prefect_collection.blocks import MLflowDeployer
+    from prefect_modeldeploy.blocks import MLflowDeployer
 
     home = Path(mlflow_block.home)
     example = load_example()

@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 from prefect import flow
-
-from prefect_collection.blocks import (
+from prefect_modeldeploy.blocks import (
     KServeDeployer,
     KubernetesCredentials,
     S3StorageCredentials,
     SeldonDeployer,
 )
-from prefect_collection.tasks import (
+from prefect_modeldeploy.tasks import (
     delete_model_server,
     deploy_model,
     find_model_servers,
@@ -31,6 +30,7 @@ from prefect_collection.tasks import (
     start_model_server,
     stop_model_server,
 )
+
 from tests.prefect import samples
 from tests.prefect.helpers import flow_run_id, run_logs
 
@@ -233,9 +233,9 @@ def test_storage_credentials_reach_the_cluster_as_a_secret(
 
 
 def test_ready_made_flow_verifies_and_rolls_back(k8s_block: Any) -> None:
-    """`prefect_collection.flows.continuous_deployment`: deploy + live check in one
+    """`prefect_modeldeploy.flows.continuous_deployment`: deploy + live check in one
     transaction; a failed check puts the previous champion back."""
-    from prefect_collection.flows import continuous_deployment
+    from prefect_modeldeploy.flows import continuous_deployment
 
     common = {
         "gate_rules": ["accuracy>=0.9"],

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from prefect import flow
 from prefect.transactions import transaction
-
-from prefect_collection.tasks import (
+from prefect_modeldeploy.tasks import (
     delete_model_server,
     deploy_model,
     evaluate_gate,
@@ -20,6 +19,7 @@ from prefect_collection.tasks import (
     stop_model_server,
     verify_predictions,
 )
+
 from tests.prefect.helpers import flow_run_id, run_logs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -1,7 +1,7 @@
 """The collection in a real Prefect server and UI.
 
 Starts `prefect server start` on a free loopback port with a private SQLite PREFECT_HOME,
-registers the block types with `prefect block register -m prefect_collection`, checks
+registers the block types with `prefect block register -m prefect_modeldeploy`, checks
 through the server's API that every block type is listed with its fields, then drives
 headless Chromium to each block's creation form and looks for our fields on the page.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect_modeldeploy.blocks import BLOCK_TYPES
 
-from prefect_collection.blocks import BLOCK_TYPES
 from tests.browser import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -98,9 +98,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 @pytest.fixture(scope="module")
 def registered(prefect_server: dict[str, Any]) -> dict[str, Any]:
-    """`prefect block register -m prefect_collection` against the running server."""
+    """`prefect block register -m prefect_modeldeploy` against the running server."""
     done = subprocess.run(
-        [PREFECT, "block", "register", "-m", "prefect_collection"],
+        [PREFECT, "block", "register", "-m", "prefect_modeldeploy"],
         env=prefect_server["env"],
         capture_output=True,
         text=True,

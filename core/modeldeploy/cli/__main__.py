@@ -1,0 +1,7 @@
+"""`python -m modeldeploy.cli` runs the `modeldeploy` console script."""
+
+import sys
+
+from modeldeploy.cli.main import main
+
+sys.exit(main())

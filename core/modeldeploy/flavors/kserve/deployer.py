@@ -1,0 +1,44 @@
+"""The `kserve` flavor's deployer (entry point `modeldeploy.flavors: kserve`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from modeldeploy.config import ServiceConfig
+from modeldeploy.deployer import DeployerSettings
+from modeldeploy.flavors.kserve import resource
+from modeldeploy.flavors.kserve.config import KServeConfig
+from modeldeploy.flavors.kserve.server import KServeModelServer
+from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
+from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
+from modeldeploy.flavors.kubernetes.resources import ResourceKind
+from modeldeploy.flavors.kubernetes.secrets import Layout
+from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
+
+
+class KServeModelDeployer(KubernetesModelDeployer):
+    """KServe `InferenceService`s in one namespace.
+
+    Storage credentials become a Secret (with KServe's `serving.kserve.io/s3-*`
+    annotations for S3) attached to a ServiceAccount of the same name, which the predictor
+    runs as; KServe's credential builder injects them into the storage initializer.
+    """
+
+    flavor: ClassVar[str] = "kserve"
+    config_class: ClassVar[type[ServiceConfig]] = KServeConfig
+    settings_class: ClassVar[type[DeployerSettings]] = KServeDeployerSettings
+    server_class: ClassVar[type[KubernetesModelServer]] = KServeModelServer
+    kind: ClassVar[ResourceKind] = resource.KIND
+    secret_layout: ClassVar[Layout] = "kserve"
+    # What KServe's storage initializer fetches.
+    uri_schemes: ClassVar[tuple[str, ...]] = (
+        "s3",
+        "gs",
+        "https",
+        "http",
+        "pvc",
+        "hf",
+        "oci",
+        "hdfs",
+        "webhdfs",
+    )

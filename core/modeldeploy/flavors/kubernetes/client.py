@@ -1,0 +1,182 @@
+"""A configured Kubernetes API client for one deployer, built from its settings.
+
+Each deployer gets its own `ApiClient` and `Configuration` instead of the library's global
+default, so two deployers in one process can talk to two clusters (or two contexts).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.flavors.kubernetes.retry import RetryPolicy
+from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass
+class KubeClient:
+    """The API objects one deployer uses, plus how it calls them (timeouts, retries)."""
+
+    api_client: Any
+    namespace: str
+    source: str
+    request_timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    _custom: Any = None
+    _core: Any = None
+
+    @property
+    def custom(self) -> Any:
+        if self._custom is None:
+            from kubernetes import client
+
+            self._custom = client.CustomObjectsApi(self.api_client)
+        return self._custom
+
+    @property
+    def core(self) -> Any:
+        if self._core is None:
+            from kubernetes import client
+
+            self._core = client.CoreV1Api(self.api_client)
+        return self._core
+
+    @property
+    def host(self) -> str | None:
+        """The API server's address (no credentials), for error messages."""
+        configuration = getattr(self.api_client, "configuration", None)
+        return getattr(configuration, "host", None)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) timeout of one ordinary request."""
+        return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
+
+    def close(self) -> None:
+        close = getattr(self.api_client, "close", None)
+        if close is not None:
+            close()
+
+    def __repr__(self) -> str:
+        return f"KubeClient(source={self.source!r}, namespace={self.namespace!r})"
+
+
+def _fresh_configuration() -> Any:
+    from kubernetes.client import Configuration
+
+    # type.__call__ skips the metaclass that would copy the process-wide default.
+    configuration = type.__call__(Configuration)
+    # Our RetryPolicy retries what is safe to retry; urllib3's own retries would hide
+    # drops from it and repeat non-idempotent requests behind our back.
+    configuration.retries = False
+    return configuration
+
+
+def connect(settings: KubernetesDeployerSettings) -> KubeClient:
+    """Build the client, trying the configured sources in order; one clear error if none works."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    tried: list[str] = []
+
+    def done(configuration: Any, source: str) -> KubeClient:
+        return KubeClient(
+            api_client=client.ApiClient(configuration),
+            namespace=settings.namespace,
+            source=source,
+            request_timeout=settings.request_timeout,
+            retry=RetryPolicy(max_retries=settings.max_retries),
+        )
+
+    if settings.in_cluster:
+        configuration = _fresh_configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as exc:
+            raise InvalidConfigError(
+                f"in_cluster is set but this process is not running in a Kubernetes pod "
+                f"({exc}); unset in_cluster and give a kubeconfig instead"
+            ) from None
+        return done(configuration, "in-cluster service account")
+
+    if settings.kubeconfig is not None:
+        configuration = _fresh_configuration()
+        try:
+            config.load_kube_config_from_dict(
+                settings.kubeconfig,
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, KeyError, TypeError, ValueError) as exc:
+            raise InvalidConfigError(
+                f"the kubeconfig given as a dict cannot be used: {_config_problem(exc)}"
+            ) from None
+        return done(configuration, "kubeconfig dict")
+
+    # A path may list several files (KUBECONFIG style, joined with os.pathsep); the client
+    # merges them, so contexts can come from one file and users from another.
+    sources: list[tuple[str, bool]] = []
+    if settings.kubeconfig_path:
+        sources.append((settings.kubeconfig_path, True))
+    else:
+        if os.environ.get("KUBECONFIG"):
+            sources.append((os.environ["KUBECONFIG"], False))
+        sources.append(("~/.kube/config", False))
+
+    for source, explicit in sources:
+        files = [os.path.expanduser(p) for p in source.split(os.pathsep) if p]
+        existing = [p for p in files if Path(p).is_file()]
+        if not existing:
+            if explicit:
+                raise InvalidConfigError(
+                    f"kubeconfig_path {source!r} does not exist or is not a file"
+                )
+            tried.append(f"{source} (missing)")
+            continue
+        path = os.pathsep.join(existing)
+        configuration = _fresh_configuration()
+        try:
+            config.load_kube_config(
+                config_file=path,
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, KeyError, TypeError, ValueError) as exc:
+            if explicit:
+                raise InvalidConfigError(
+                    f"kubeconfig {path} cannot be used: {_config_problem(exc)}"
+                ) from None
+            tried.append(f"{path} ({_config_problem(exc)})")
+            continue
+        return done(configuration, f"kubeconfig {path}")
+
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = _fresh_configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return done(configuration, "in-cluster service account")
+        except ConfigException as exc:
+            tried.append(f"in-cluster service account ({exc})")
+    else:
+        tried.append("in-cluster service account (not running in a pod)")
+
+    raise InvalidConfigError(
+        "no Kubernetes configuration works; tried: "
+        + "; ".join(tried)
+        + ". Set kubeconfig_path (or KUBECONFIG), pass kubeconfig as a dict, or in_cluster=True"
+    )
+
+
+def _config_problem(exc: BaseException) -> str:
+    """Describe a kubeconfig problem without echoing its (secret-bearing) content."""
+    text = str(exc)
+    if isinstance(exc, KeyError | TypeError):
+        return f"malformed kubeconfig ({type(exc).__name__})"
+    return text[:300]

@@ -1,0 +1,144 @@
+"""The deployer shared by the Kubernetes flavors: the engine's primitives over custom resources.
+
+The continuous-deployment algorithm stays in `modeldeploy.deployer.ModelDeployer`; this class only
+supplies listing (one label-selector query, paginated), creation (Secret first, then the
+resource), validation before any write, and the lazily built API client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, ClassVar
+from uuid import uuid4
+
+from modeldeploy.config import ServiceConfig
+from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery
+from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.flavors.kubernetes.client import KubeClient, connect
+from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
+from modeldeploy.flavors.kubernetes.naming import server_name
+from modeldeploy.flavors.kubernetes.records import query_selector, read_record
+from modeldeploy.flavors.kubernetes.resources import CustomResources, ResourceKind
+from modeldeploy.flavors.kubernetes.secrets import Layout, StorageSecrets
+from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
+from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.status import ServiceStatus, utcnow
+
+
+class KubernetesModelDeployer(ModelDeployer):
+    """Model servers as custom resources of one kind in one namespace."""
+
+    settings_class: ClassVar[type[DeployerSettings]] = KubernetesDeployerSettings
+    config_class: ClassVar[type[ServiceConfig]] = KubernetesServiceConfig
+    server_class: ClassVar[type[KubernetesModelServer]]
+    kind: ClassVar[ResourceKind]
+    secret_layout: ClassVar[Layout]
+    uri_schemes: ClassVar[tuple[str, ...]] = ("s3", "gs", "https", "http", "pvc")
+
+    settings: KubernetesDeployerSettings
+
+    def __init__(self, settings: KubernetesDeployerSettings | dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self._lock = threading.Lock()
+        self._kube: KubeClient | None = None
+        self._resources: CustomResources | None = None
+        self._secrets: StorageSecrets | None = None
+
+    # --- lazily built plumbing (no cluster access until a task runs) ---------------------
+
+    @property
+    def kube(self) -> KubeClient:
+        with self._lock:
+            if self._kube is None:
+                self._kube = connect(self.settings)
+            return self._kube
+
+    @property
+    def resources(self) -> CustomResources:
+        if self._resources is None:
+            self._resources = CustomResources(self.kube, self.kind, self.flavor)
+        return self._resources
+
+    @property
+    def secrets(self) -> StorageSecrets:
+        if self._secrets is None:
+            self._secrets = StorageSecrets(
+                self.kube, self.settings, self.flavor, self.secret_layout
+            )
+        return self._secrets
+
+    def close(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
+            self._resources = None
+            self._secrets = None
+
+    # --- engine primitives -------------------------------------------------------------
+
+    def server_from(self, obj: dict[str, Any]) -> KubernetesModelServer | None:
+        """Re-create a model server from its object on the cluster (None if not ours)."""
+        record = read_record(obj, self.config_class)
+        if record is None:
+            return None
+        return self.server_class(
+            record.uuid,
+            record.config,
+            ServiceStatus(created_at=record.created_at),
+            deployer=self,
+            name=obj["metadata"]["name"],
+            obj=obj,
+        )
+
+    def _list_servers(self, query: ServerQuery) -> Iterable[KubernetesModelServer]:
+        for obj in self.resources.list(query_selector(query, self.flavor)):
+            server = self.server_from(obj)
+            if server is not None:
+                yield server
+
+    def validate_deploy(self, config: ServiceConfig) -> None:
+        """Everything we can check without writing: URI scheme, names, flavor rules."""
+        check_model_uri(config.model_uri, self.uri_schemes, self.flavor)
+        if (
+            isinstance(config, KubernetesServiceConfig)
+            and config.service_account_name
+            and self.secrets_configured()
+            and self.secret_layout == "kserve"
+        ):
+            raise InvalidConfigError(
+                "service_account_name and storage_credentials are both set; KServe reads "
+                "storage credentials through the ServiceAccount modeldeploy writes, so "
+                "attach your Secret to your ServiceAccount yourself or drop one of the two"
+            )
+        self.validate_flavor(config)
+
+    def validate_flavor(self, config: ServiceConfig) -> None:
+        """Flavor rules (implementation, model format, protocol...)."""
+
+    def secrets_configured(self) -> bool:
+        return self.settings.storage_credentials is not None
+
+    def _create_server(self, config: ServiceConfig) -> KubernetesModelServer:
+        uuid = uuid4()
+        name = getattr(config, "name", None) or server_name(config.model_name, uuid)
+        secret = self.secrets.ensure()
+        server = self.server_class(uuid, config, ServiceStatus(), deployer=self, name=name)
+        body = server.build_object(config, secret, utcnow())
+        try:
+            obj = self.resources.create(body)
+        except ModelDeployError:
+            self.release_secret(secret, leaving=name)
+            raise
+        # A concurrent delete of the last other user may have removed the Secret between
+        # `ensure` and `create`; write it again so this server can read its model.
+        if secret and self.secrets.managed and not self.secrets.exists(secret):
+            self.secrets.ensure()
+        server.absorb(obj)
+        return server
+
+    def release_secret(self, secret: str | None, leaving: str) -> bool:
+        """Delete `secret` if it is ours and no model server but `leaving` uses it."""
+        return self.secrets.release(
+            secret, users=lambda selector: self.resources.list(selector), leaving=leaving
+        )

@@ -1,0 +1,126 @@
+"""Where Kubernetes model servers live: cluster access, namespace, ingress and storage secret.
+
+Every field can be given as a plain string or dict (CLI options, environment variables,
+an Airflow connection's extras, a Prefect block), so the same model serves every skin.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import ConfigDict, Field, field_validator
+
+from modeldeploy.deployer import DeployerSettings
+from modeldeploy.flavors.kubernetes.credentials import StorageCredentials
+from modeldeploy.flavors.kubernetes.naming import check_dns1123_label, check_secret_name
+
+
+class KubernetesDeployerSettings(DeployerSettings):
+    """Cluster access (first that is set wins: `in_cluster`, `kubeconfig`, `kubeconfig_path`,
+    then `$KUBECONFIG` / `~/.kube/config`, then the pod's service account) and placement."""
+
+    # Validation errors must not quote what was given: kubeconfigs and credentials are secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    kubeconfig_path: str | None = Field(default=None, description="Path of a kubeconfig file.")
+    kubeconfig: dict[str, Any] | None = Field(
+        default=None,
+        repr=False,
+        description="A kubeconfig as a dict (or its YAML/JSON text); holds credentials.",
+    )
+    context: str | None = Field(default=None, description="kubeconfig context to use.")
+    in_cluster: bool = Field(
+        default=False, description="Use the pod's service account (running inside the cluster)."
+    )
+    namespace: str = Field(default="default", description="Namespace of the model servers.")
+    ingress_base_url: str | None = Field(
+        default=None, description="Base URL of the cluster's ingress gateway for predictions."
+    )
+    storage_credentials: StorageCredentials | None = Field(
+        default=None, description="Credentials the storage initializer uses to fetch models."
+    )
+    secret_name: str | None = Field(
+        default=None,
+        description=(
+            "Secret with storage credentials. With storage_credentials it is written and "
+            "managed by modeldeploy; without, an existing Secret is referenced as it is."
+        ),
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for one API response."
+    )
+    max_retries: int = Field(
+        default=8, ge=0, le=50, description="Retries of one API call on 429, 5xx or drops."
+    )
+
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _parse_kubeconfig(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            try:
+                return json.loads(text)
+            except ValueError:
+                import yaml
+
+                try:
+                    parsed = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    raise ValueError("kubeconfig is neither JSON nor YAML") from None
+                if not isinstance(parsed, dict):
+                    raise ValueError("kubeconfig must be a mapping") from None
+                return parsed
+        return value
+
+    @field_validator("storage_credentials", mode="before")
+    @classmethod
+    def _parse_credentials(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("storage_credentials must be a JSON object") from None
+        return value
+
+    @field_validator("kubeconfig_path", "context", "ingress_base_url", "secret_name", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        try:
+            return check_dns1123_label(value.strip(), "namespace")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("secret_name")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_secret_name(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("ingress_base_url")
+    @classmethod
+    def _check_ingress(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.rstrip("/")
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"ingress_base_url {value!r} must look like http(s)://host[:port]")
+        return value

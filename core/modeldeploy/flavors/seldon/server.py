@@ -1,0 +1,70 @@
+"""A Seldon Core 1 model server: one `SeldonDeployment` with one predictor."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from modeldeploy.config import ServiceConfig
+from modeldeploy.errors import PlatformError
+from modeldeploy.flavors.kubernetes import protocols
+from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED
+from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
+from modeldeploy.flavors.seldon import resource
+from modeldeploy.flavors.seldon.config import SeldonConfig
+
+
+class SeldonModelServer(KubernetesModelServer):
+    """Stop scales the predictor to zero replicas (Seldon Core 1 has no stop switch) and marks
+    the object, so the state reads `inactive` once Seldon has acted on it."""
+
+    flavor: ClassVar[str] = "seldon"
+    config: SeldonConfig
+
+    @property
+    def container_name(self) -> str:
+        return self.name
+
+    def build_spec(self, config: ServiceConfig, secret: str | None) -> dict[str, Any]:
+        assert isinstance(config, SeldonConfig)
+        return resource.build_spec(config, self.name, secret)
+
+    def observe(self, obj: dict[str, Any]) -> Observation:
+        return resource.observe(obj, stopped=self.stop_requested(obj))
+
+    def stop_requested(self, obj: dict[str, Any]) -> bool:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        return annotations.get(ANNOTATION_STOPPED) == "true"
+
+    def apply_stop(self, obj: dict[str, Any]) -> None:
+        obj["metadata"].setdefault("annotations", {})[ANNOTATION_STOPPED] = "true"
+        resource.set_replicas(obj, 0)
+
+    def apply_start(self, obj: dict[str, Any]) -> None:
+        annotations = obj["metadata"].get("annotations") or {}
+        annotations.pop(ANNOTATION_STOPPED, None)
+        resource.set_replicas(obj, self.config.replicas)
+
+    def pod_selector(self) -> str:
+        return f"{resource.POD_LABEL}={self.name}"
+
+    @property
+    def prediction_url(self) -> str | None:
+        root = resource.service_root(
+            self.obj, self.deployer.settings.ingress_base_url, self.namespace, self.name
+        )
+        return None if root is None else root + resource.prediction_path(self.config, self.name)
+
+    def predict(self, data: Any) -> Any:
+        url = self.prediction_url
+        if url is None:
+            raise PlatformError(
+                f"seldon model server {self.uuid} has no prediction URL yet: set "
+                "ingress_base_url to your ingress gateway, or wait until Seldon reports "
+                "status.address"
+            )
+        timeout = self.deployer.settings.request_timeout
+        if self.config.protocol == "v2":
+            body = protocols.post_json(url, protocols.v2_request(data), timeout=timeout)
+            return protocols.v2_response(body)
+        body = protocols.post_json(url, protocols.seldon_request(data), timeout=timeout)
+        return protocols.seldon_response(body)

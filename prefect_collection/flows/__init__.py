@@ -1,5 +1,0 @@
-"""Flows of the modeldeploy collection."""
-
-from prefect_collection.flows.continuous_deployment import continuous_deployment
-
-__all__ = ["continuous_deployment"]

@@ -1,0 +1,54 @@
+"""modeldeploy's Prefect collection: continuous deployment of ML models from Prefect flows.
+
+Blocks hold configuration (a deployer per flavor, Kubernetes and object-store credentials)
+and hand out the `core` engine's deployer; tasks wrap one engine call each. Declared to
+Prefect through the `prefect.collections` entry point; register the block types with
+`prefect block register -m prefect_modeldeploy`.
+
+Importing this package stays cheap (Prefect imports it whenever it loads collections):
+mlflow, scikit-learn and kubernetes load only when a task runs.
+"""
+
+from prefect_modeldeploy.blocks import (
+    BLOCK_TYPES,
+    AzureStorageCredentials,
+    GCSStorageCredentials,
+    KServeDeployer,
+    KubernetesCredentials,
+    MLflowDeployer,
+    S3StorageCredentials,
+    SeldonDeployer,
+)
+from prefect_modeldeploy.flows import continuous_deployment
+from prefect_modeldeploy.tasks import (
+    delete_model_server,
+    deploy_model,
+    evaluate_gate,
+    find_model_servers,
+    predict,
+    rollback_model,
+    start_model_server,
+    stop_model_server,
+    verify_predictions,
+)
+
+__all__ = [
+    "BLOCK_TYPES",
+    "AzureStorageCredentials",
+    "GCSStorageCredentials",
+    "KServeDeployer",
+    "KubernetesCredentials",
+    "MLflowDeployer",
+    "S3StorageCredentials",
+    "SeldonDeployer",
+    "continuous_deployment",
+    "delete_model_server",
+    "deploy_model",
+    "evaluate_gate",
+    "find_model_servers",
+    "predict",
+    "rollback_model",
+    "start_model_server",
+    "stop_model_server",
+    "verify_predictions",
+]

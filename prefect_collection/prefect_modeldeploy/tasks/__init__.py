@@ -1,0 +1,35 @@
+"""Tasks of the modeldeploy collection; each wraps one call into the `core` engine."""
+
+from prefect_modeldeploy.tasks.deployment import (
+    ROLLBACK_RECORD,
+    deploy_model,
+    evaluate_gate,
+    rollback_model,
+)
+from prefect_modeldeploy.tasks.servers import (
+    DeleteResult,
+    VerificationError,
+    VerificationResult,
+    delete_model_server,
+    find_model_servers,
+    predict,
+    start_model_server,
+    stop_model_server,
+    verify_predictions,
+)
+
+__all__ = [
+    "ROLLBACK_RECORD",
+    "DeleteResult",
+    "VerificationError",
+    "VerificationResult",
+    "delete_model_server",
+    "deploy_model",
+    "evaluate_gate",
+    "find_model_servers",
+    "predict",
+    "rollback_model",
+    "start_model_server",
+    "stop_model_server",
+    "verify_predictions",
+]
