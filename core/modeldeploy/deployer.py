@@ -15,6 +15,7 @@ from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
+from modeldeploy.traffic import Capability
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
@@ -89,6 +90,8 @@ class ModelDeployer(ABC):
     flavor: ClassVar[str] = ""
     config_class: ClassVar[type[ServiceConfig]] = ServiceConfig
     settings_class: ClassVar[type[DeployerSettings]] = DeployerSettings
+    #: what the platform can do beyond in-place updates (see `modeldeploy.traffic`)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, settings: DeployerSettings | dict[str, Any] | None = None) -> None:
         if settings is None:
