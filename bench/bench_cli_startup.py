@@ -147,7 +147,9 @@ def run(runs: int = 7, with_server: bool = True) -> list[tuple[str, str, str, bo
         env = env_for(empty)
         bare = statistics.median(wall([PY, "-c", "pass"], env, runs))
         with_core = statistics.median(wall([PY, "-c", "import modeldeploy"], env, runs))
-        engine = statistics.median(wall([PY, "-c", "import modeldeploy; modeldeploy.ModelDeployer"], env, runs))
+        engine = statistics.median(
+            wall([PY, "-c", "import modeldeploy; modeldeploy.ModelDeployer"], env, runs)
+        )
         rows.append(("`python -c pass` (reference)", f"{bare:.3f} s", "-", None))
         cost = max(0.0, with_core - bare)
         rows.append(

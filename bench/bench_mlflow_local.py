@@ -285,7 +285,9 @@ def main() -> None:
     imports = []
     for _ in range(5):
         t = time.monotonic()
-        subprocess.run([PY, "-c", "import modeldeploy, modeldeploy.flavors.mlflow.deployer"], check=True)
+        subprocess.run(
+            [PY, "-c", "import modeldeploy, modeldeploy.flavors.mlflow.deployer"], check=True
+        )
         imports.append(time.monotonic() - t)
     baseline = []
     for _ in range(5):
@@ -294,7 +296,12 @@ def main() -> None:
         baseline.append(time.monotonic() - t)
     extra = (median(imports) - median(baseline)) * 1000
     rows.append(
-        ("import modeldeploy + mlflow flavor (over pydantic)", f"{extra:.0f} ms", "informational", None)
+        (
+            "import modeldeploy + mlflow flavor (over pydantic)",
+            f"{extra:.0f} ms",
+            "informational",
+            None,
+        )
     )
     print_table("local MLflow flavor", rows)
 
