@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint typecheck bench clean browser
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# mypy: strict on the engine, annotated definitions on the skins (pyproject [tool.mypy]).
+# Incremental: .mypy_cache makes a re-run take a few seconds.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 # Headless Chromium for the UI checks of the Airflow and Prefect forms (Debian packages).
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
@@ -35,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -16,7 +16,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -122,7 +122,7 @@ def parse_bool(text: str, name: str) -> bool:
 # --- the parser -------------------------------------------------------------------------
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options() -> Parser:
     """Options accepted before or after the command; SUPPRESS keeps the first from being
     overwritten by a sub-parser's default."""
     common = Parser(add_help=False)
@@ -379,7 +379,7 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
 
 
 def build_settings(
-    settings_fields: Sequence[str] | set[str], g: Globals
+    settings_fields: Iterable[str], g: Globals
 ) -> tuple[dict[str, Any], list[str]]:
     """The settings this flavor accepts, and the command-line options it ignores.
 
@@ -451,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure(g)
         from modeldeploy.cli import commands
 
-        return getattr(commands, args.handler)(g, args)
+        handler: Callable[[Globals, argparse.Namespace], int] = getattr(commands, args.handler)
+        return handler(g, args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

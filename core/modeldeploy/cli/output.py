@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Progress:
     def __init__(
         self,
         stream: IO[str] | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
         header: str | None = None,
     ) -> None:
         self._stream = stream

@@ -7,7 +7,7 @@ request body, so a Secret's values cannot end up in an exception.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from modeldeploy.errors import (
     ConflictError,
@@ -53,7 +53,7 @@ def status_message(exc: BaseException) -> str:
     extra = [
         f"{c.get('field')}: {c.get('message')}"
         for c in causes
-        if isinstance(c, dict) and c.get("message") and c.get("message") not in message
+        if isinstance(c, dict) and c.get("message") and cast(str, c.get("message")) not in message
     ]
     return message + (f" ({'; '.join(extra)})" if extra else "")
 

@@ -28,7 +28,8 @@ def _pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
 
 
 def _container(pod: dict[str, Any], wanted: str | None) -> str | None:
-    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    containers = (pod.get("spec") or {}).get("containers") or []
+    names: list[str | None] = [c.get("name") for c in containers]
     if wanted and wanted in names:
         return wanted
     if len(names) <= 1:

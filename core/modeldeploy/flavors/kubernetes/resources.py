@@ -50,11 +50,13 @@ class CustomResources:
         base = f"{self.kind.kind} in namespace {self.namespace}"
         return f"{self.kind.kind} {self.namespace}/{name}" if name else base
 
-    def _call(self, method: str, *args: Any, deadline: Deadline | None, **kwargs: Any) -> Any:
-        fn = getattr(self.kube.custom, method)
+    def _call(
+        self, method: str, *args: Any, deadline: Deadline | None, **kwargs: Any
+    ) -> dict[str, Any]:
+        fn: Callable[..., dict[str, Any]] = getattr(self.kube.custom, method)
         k = self.kind
 
-        def once() -> Any:
+        def once() -> dict[str, Any]:
             self.requests += 1
             return fn(
                 k.group,

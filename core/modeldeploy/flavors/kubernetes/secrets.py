@@ -16,7 +16,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from modeldeploy.errors import ConflictError
 from modeldeploy.flavors.kubernetes.client import KubeClient
@@ -81,6 +81,7 @@ class StorageSecrets:
             return name
         creds = self.settings.storage_credentials
         assert creds is not None
+        annotations: dict[str, str]
         if self.layout == "seldon":
             data, annotations = creds.seldon_env(), {}
         else:
@@ -182,7 +183,7 @@ class StorageSecrets:
 
     def _method(self, verb: str, plural: str) -> Callable[..., Any]:
         kind = "secret" if plural == "secrets" else "service_account"
-        return getattr(self.kube.core, f"{verb}_namespaced_{kind}")
+        return cast("Callable[..., Any]", getattr(self.kube.core, f"{verb}_namespaced_{kind}"))
 
     def _read(self, plural: str, name: str, deadline: Deadline | None) -> dict[str, Any] | None:
         fn = self._method("read", plural)
@@ -199,7 +200,7 @@ class StorageSecrets:
             if api_status(exc) == 404:
                 return None
             raise translate(exc, f"reading {plural} {self.kube.namespace}/{name}") from None
-        return json.loads(resp.data)
+        return cast("dict[str, Any]", json.loads(resp.data))
 
     def _write(
         self, verb: str, plural: str, name: str, body: dict[str, Any], deadline: Deadline | None

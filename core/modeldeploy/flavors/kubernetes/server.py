@@ -41,6 +41,7 @@ from modeldeploy.waiting import Deadline
 
 if TYPE_CHECKING:
     from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
+    from modeldeploy.flavors.kubernetes.resources import CustomResources
 
 logger = logging.getLogger("modeldeploy.kubernetes")
 
@@ -115,7 +116,7 @@ class KubernetesModelServer(ModelServer):
     # --- the object --------------------------------------------------------------------
 
     @property
-    def resources(self) -> Any:
+    def resources(self) -> CustomResources:
         return self.deployer.resources
 
     @property

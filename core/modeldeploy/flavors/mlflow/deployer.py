@@ -15,7 +15,7 @@ import time
 import uuid as uuid_lib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer, ServerQuery
@@ -115,7 +115,7 @@ class MLflowModelDeployer(ModelDeployer):
     def _is_ours(self, config: MLflowServerConfig) -> bool:
         """True if an equivalent server of ours already holds the port (in-place update)."""
         return any(
-            s.config.port == config.port
+            cast(MLflowServerConfig, s.config).port == config.port
             for s in self.find_model_server(
                 pipeline_name=config.pipeline_name,
                 pipeline_step_name=config.step_name,
@@ -193,7 +193,7 @@ class MLflowModelDeployer(ModelDeployer):
         """
         fingerprint = _fingerprint(config)
         if current is not None and current.get("launch", {}).get("fingerprint") == fingerprint:
-            return current["launch"]
+            return cast("dict[str, Any]", current["launch"])
         staged = self._stage_model(config.model_uri)
         model_dir = server_dir / "models" / str(generation)
         model_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ def live_daemon_pid(server_dir: Path) -> int | None:
     info = read_json(server_dir / DAEMON)
     if not info or not isinstance(info.get("pid"), int):
         return None
-    pid = info["pid"]
+    pid: int = info["pid"]
     if process_start_time(pid) != info.get("start_time"):
         return None
     cmdline = process_cmdline(pid)

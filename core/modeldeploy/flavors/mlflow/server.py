@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from uuid import UUID
 
 from modeldeploy.errors import ModelDeployError, PlatformError
@@ -121,7 +121,7 @@ class MLflowModelServer(ModelServer):
     # -- verbs -------------------------------------------------------------------------
 
     def update(self, config: Any) -> None:
-        new = self._deployer.parse_config(config)
+        new = cast(MLflowServerConfig, self._deployer.parse_config(config))
         if new.port is not None and new.port != self.config.port:
             raise ModelDeployError(
                 f"server {self.uuid} listens on port {self.config.port}; an in-place update "
@@ -247,7 +247,8 @@ def to_invocation_payload(data: Any) -> str:
         return json.dumps(data)
     module = type(data).__module__
     if module.startswith("pandas"):
-        return '{"dataframe_split": ' + data.to_json(orient="split", index=False) + "}"
+        split: str = data.to_json(orient="split", index=False)
+        return '{"dataframe_split": ' + split + "}"
     if module.startswith("numpy"):
         return json.dumps({"inputs": data.tolist()})
     if isinstance(data, dict):
