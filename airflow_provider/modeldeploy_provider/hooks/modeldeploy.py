@@ -87,6 +87,7 @@ class ModelDeployHook(BaseHook):
 
     async def aget_connection_settings(self) -> tuple[str, dict[str, Any]]:
         """`(flavor, settings)` read with the async connection API (for triggers)."""
+        conn: Connection | None
         try:
             conn = await self.aget_connection(self.modeldeploy_conn_id)
         except AirflowNotFoundException:
@@ -96,7 +97,7 @@ class ModelDeployHook(BaseHook):
         self.__dict__["connection"] = conn
         return self.flavor, self.settings
 
-    def _missing(self) -> None:
+    def _missing(self) -> Connection | None:
         if self.modeldeploy_conn_id == DEFAULT_CONN_ID:
             self.log.info(
                 "connection %s is not defined; using the embedded default (local MLflow)",
