@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import HttpUrl
+
 DOCS_URL = "https://github.com/modeldeploy/modeldeploy/blob/main/docs/prefect.md"
 
 
-def docs(anchor: str) -> str:
-    """The guide's URL, pointing at one section."""
-    return f"{DOCS_URL}#{anchor}"
+def docs(anchor: str) -> HttpUrl:
+    """The guide's URL, pointing at one section (an HttpUrl, as `Block` declares it)."""
+    return HttpUrl(f"{DOCS_URL}#{anchor}")
