@@ -154,7 +154,7 @@ def check_api_lists_our_block_types_with_their_fields(
         block_type, fields = entry["type"], entry["schema"]["fields"]
         assert block_type["name"] == cls.get_block_type_name()
         assert block_type["description"] == cls.get_description()
-        assert block_type["documentation_url"] == cls._documentation_url
+        assert block_type["documentation_url"] == str(cls._documentation_url)
         assert f"{cls.__name__}.load(" in block_type["code_example"]
         assert set(fields["properties"]) == set(cls.model_fields)
         for name, prop in fields["properties"].items():
