@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from .controllers import KServeController, SeldonController
+from .controllers import SeldonController
 from .faults import Faults, RequestLog
 from .gc import GarbageCollector
+from .kserve import KServeController, default_isvc
 from .resources import Registry, ResourceType
 from .server import EmulatorHTTPServer
 from .store import Store, clone
@@ -57,6 +58,9 @@ class KubernetesEmulator:
         self.gc = GarbageCollector(self.store, self.internal_errors.append)
         self.kserve = KServeController(self, controller_delay)
         self.seldon = SeldonController(self, controller_delay)
+        self.registry.by_key("serving.kserve.io/inferenceservices").mutator = lambda obj: (
+            default_isvc(obj, self.kserve.default_deployment_mode)
+        )
         self._start_controllers = controllers
         self._namespaces = list(namespaces)
         self._host = host

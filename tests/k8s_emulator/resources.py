@@ -18,6 +18,7 @@ from .schema import CRDVersion, load_crds
 Getter = Callable[[dict[str, Any]], str]
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]
 Webhook = Callable[[dict[str, Any]], ApiError | None]
+Mutator = Callable[[dict[str, Any]], None]
 
 
 def _get(path: str) -> Getter:
@@ -58,6 +59,7 @@ class ResourceType:
     track_generation: bool = False
     name_check: str = "subdomain"
     webhook: Webhook | None = None
+    mutator: Mutator | None = None  # a mutating admission webhook (runs before validation)
     field_getters: dict[str, Getter] = field(default_factory=lambda: dict(BASE_FIELDS))
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
 
@@ -175,6 +177,17 @@ def core_types() -> list[ResourceType]:
             validator=v.validate_pod,
             returns_deleted_object=True,
             field_getters=pod_fields,
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            "deployment",
+            status_subresource=True,
+            short_names=["deploy"],
+            known_fields=frozenset(v.POD_FIELDS),
+            track_generation=True,
         ),
     ]
 

@@ -750,6 +750,8 @@ class Store:
                         break
                 meta["name"] = candidate
             if not skip_validation:
+                if rt.mutator is not None:
+                    rt.mutator(obj)
                 self._validate(rt, obj, None)
                 if rt.webhook is not None:
                     denied = rt.webhook(obj)
@@ -829,6 +831,8 @@ class Store:
                 f"Precondition failed: UID in precondition: {given_uid}, UID in object meta: "
                 f"{old['metadata']['uid']}",
             )
+        if rt.mutator is not None and subresource is None:
+            rt.mutator(obj)
         new = self._prepare_update(rt, obj, old, subresource)
         self._validate(rt, new, old)
         if rt.webhook is not None and subresource is None:
