@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
+from .events import record
 from .store import Event, clone, now_ts, random_suffix
 
 if TYPE_CHECKING:
@@ -408,6 +409,17 @@ class SeldonController(_Controller):
     plural = "seldondeployments"
     name = "seldon"
 
+    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
+        super().__init__(emu, delay)
+        #: ``True`` (default until the seldon flavor reads the pods): a model that cannot be
+        #: downloaded turns the state to ``Failed`` with the init container's error at once.
+        #: ``False``: as seldon-core@v1.17.1 does it — ``Creating`` while the init container
+        #: crash-loops, then after ``progress_deadline`` ``Failed`` with the generic
+        #: description (seldondeployment_controller.go:1800-1829, 2137-2150)
+        self.fast_failure = True
+        #: the Deployments' progressDeadlineSeconds (600 upstream; scale it down in tests)
+        self.progress_deadline = 600.0
+
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"seldon-deployment-id": name}
 
@@ -472,6 +484,8 @@ class SeldonController(_Controller):
             pods = []
             uris = dict(self.model_uris(obj))
             for pred, dep, containers in self._deployments(obj):
+                if int(pred.get("replicas", obj["spec"].get("replicas", 1))) == 0:
+                    continue
                 init = [f"{c}-model-initializer" for c in containers if c in uris]
                 logs = {
                     f"{c}-model-initializer": [f"Downloading {uris[c]}"]
@@ -493,6 +507,29 @@ class SeldonController(_Controller):
                 )
                 self.set_pod_phase(pod, "starting")
                 pods.append(pod["metadata"]["name"])
+            verb = "Created" if st is None else "Updated"
+            for _pred, dep, _ in self._deployments(obj):
+                # seldondeployment_controller.go createDeployments / createServices
+                record(
+                    self.store,
+                    self.rt,
+                    obj,
+                    "Normal",
+                    f"{verb[:-1]}Deployment",
+                    f'{verb} Deployment "{dep}"',
+                    "seldon-controller-manager",
+                )
+            if st is None:
+                for pred in obj["spec"].get("predictors") or []:
+                    record(
+                        self.store,
+                        self.rt,
+                        obj,
+                        "Normal",
+                        "CreateService",
+                        f'Created Service "{name}-{pred["name"]}"',
+                        "seldon-controller-manager",
+                    )
             status = clone(obj.get("status") or {})
             status["state"] = "Creating"
             status.pop("description", None)
@@ -518,11 +555,19 @@ class SeldonController(_Controller):
             msg = (
                 f'Init container "{node}-model-initializer" failed: {self.failure_message} ({uri})'
             )
-            for pod in current:
-                self.store.logs.append(
-                    ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
-                )
-                self.set_pod_phase(pod, "init-failed", msg)
+            if st.ready_revision != "crashing":  # the init container starts crash-looping
+                st.ready_revision = "crashing"
+                for pod in current:
+                    self.store.logs.append(
+                        ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
+                    )
+                    self.set_pod_phase(pod, "init-failed", msg)
+            if not self.fast_failure:
+                left = st.due - self.delay + self.progress_deadline - time.monotonic()
+                if left > 0:  # still "Creating": the Deployment is progressing
+                    self.enqueue(ns, name, left)
+                    return
+                msg = "Deployment is no longer progressing and not available."
             status = clone(obj.get("status") or {})
             status["state"] = "Failed"
             status["description"] = msg
@@ -540,6 +585,10 @@ class SeldonController(_Controller):
         for pod in self.pods_of(ns, self.pod_selector(name)):
             if pod["metadata"]["name"] not in st.pods:
                 self.delete_pod(pod)
+        if self._replicas(obj) == 0:
+            # ReadyReplicas == 0: never "Available" (seldondeployment_controller.go:1800-1814)
+            st.phase = "ready"
+            return
         self.write_status(obj, self._available_status(obj))
         st.phase = "ready"
 

@@ -20,6 +20,7 @@ from .controllers import SeldonController
 from .faults import Faults, RequestLog
 from .gc import GarbageCollector
 from .kserve import KServeController, default_isvc
+from .openapi import OpenAPI
 from .resources import Registry, ResourceType
 from .server import EmulatorHTTPServer
 from .store import Store, clone
@@ -45,12 +46,16 @@ class KubernetesEmulator:
         controller_delay: float = 0.05,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: bool = False,
     ) -> None:
         self.registry = Registry(str(crd_dir) if crd_dir else None)
         self.store = Store(self.registry, history_limit=history_limit)
         self.faults = Faults()
         self.requests = RequestLog()
         self.token = token or secrets.token_urlsafe(24)
+        #: serve HTTPS with the emulator's own CA (what kubectl needs to send the token)
+        self.tls = tls
+        self._openapi: OpenAPI | None = None
         self.internal_errors: list[str] = []
         self.stopping = threading.Event()
         #: seconds between BOOKMARK events on watches that allow them (real servers: ~60 s)
@@ -117,7 +122,14 @@ class KubernetesEmulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self._host}:{self.port}"
+
+    @property
+    def openapi(self) -> OpenAPI:
+        """The OpenAPI documents, built on first use (the KServe schema is large)."""
+        if self._openapi is None:
+            self._openapi = OpenAPI(self.registry)
+        return self._openapi
 
     def registry_versions(self) -> set[tuple[str, str]]:
         return {(t.group, t.version) for t in self.registry.types}
@@ -127,7 +139,7 @@ class KubernetesEmulator:
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "emulator", "cluster": self._cluster()}],
             "users": [{"name": "emulator", "user": {"token": self.token}}],
             "contexts": [
                 {
@@ -137,6 +149,18 @@ class KubernetesEmulator:
             ],
             "current-context": "emulator",
             "preferences": {},
+        }
+
+    def _cluster(self) -> dict[str, Any]:
+        if not self.tls:
+            return {"server": self.url}
+        import base64
+
+        from .tls import certs
+
+        return {
+            "server": self.url,
+            "certificate-authority-data": base64.b64encode(certs().ca_pem).decode(),
         }
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:

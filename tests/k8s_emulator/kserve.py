@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .controllers import _Controller, _set_condition
 from .errors import ApiError
+from .events import record
 from .runtimes import RuntimeError_, select
 from .store import Event, clone, now_ts, random_suffix
 
@@ -164,6 +165,37 @@ class KServeController(_Controller):
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
 
+    def write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """``updateStatus`` (controller.go): write only on change, and record the Ready
+        transitions as events (InferenceServiceReady / InferenceServiceNotReady)."""
+        if (obj.get("status") or {}) == status:
+            return obj
+
+        def ready(st: dict[str, Any]) -> bool:
+            return any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in st.get("conditions") or []
+            )
+
+        was = ready(obj.get("status") or {})
+        out = super().write_status(obj, status)
+        name = obj["metadata"]["name"]
+        if was and not ready(status):
+            self.event(
+                out,
+                "Warning",
+                "InferenceServiceNotReady",
+                f"InferenceService [{name}] is no longer Ready",
+            )
+        elif not was and ready(status):
+            self.event(
+                out, "Normal", "InferenceServiceReady", f"InferenceService [{name}] is Ready"
+            )
+        return out
+
+    def event(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
+        record(self.store, self.rt, obj, etype, reason, message, "v1beta1Controllers")
+
     @staticmethod
     def storage_uri(obj: dict[str, Any]) -> str | None:
         pred = (obj.get("spec") or {}).get("predictor") or {}
@@ -230,6 +262,20 @@ class KServeController(_Controller):
             try:
                 runtime, _protocol = select(model)
             except RuntimeError_ as exc:
+                if (obj.get("status") or {}).get("modelStatus", {}).get("lastFailureInfo") != {
+                    "reason": exc.reason,
+                    "message": exc.message,
+                }:
+                    fmt = model.get("modelFormat") or {}
+                    self.event(
+                        obj,
+                        "Warning",
+                        "InternalError",
+                        "no runtime found to support predictor with model type: "
+                        f"{{{fmt.get('name')} {fmt.get('version') or '<nil>'}}}"
+                        if exc.reason == "NoSupportingRuntime" and not model.get("runtime")
+                        else exc.message,
+                    )
                 self.write_status(obj, self._invalid_spec_status(obj, mode, exc))
                 return
         template = self._template(obj, runtime)
@@ -299,6 +345,16 @@ class KServeController(_Controller):
             else:
                 child.pods = []
             self._write_deployment_status(obj, child)
+            record(
+                self.store,
+                self.deploy_rt,
+                dep,
+                "Normal",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {dep['metadata']['name']}-{child.template} to "
+                f"{int(dep['spec'].get('replicas', 1))}",
+                "deployment-controller",
+            )
         status = (
             self._resume_status(obj, mode)
             if not child.populated

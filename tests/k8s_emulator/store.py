@@ -909,6 +909,8 @@ class Store:
         with self.lock:
             old = self.require(rt, ns, name)
             base = clone(old)
+            if rt.is_crd:  # served through any version of the CRD (conversion None)
+                base["apiVersion"] = rt.api_version
             if patch_type == "json":
                 patched = json_patch(base, patch_body)
             else:
