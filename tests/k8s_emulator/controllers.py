@@ -533,6 +533,17 @@ class SeldonController(_Controller):
             status = clone(obj.get("status") or {})
             status["state"] = "Creating"
             status.pop("description", None)
+            # seldon_deployment_status.go: a living condition set over the components
+            conds = status.setdefault("conditions", [])
+            _set_condition(conds, "ServicesReady", "True")
+            for ctype in ("DeploymentsReady", "Ready"):
+                _set_condition(
+                    conds,
+                    ctype,
+                    "False",
+                    "DeploymentsNotReady" if ctype == "DeploymentsReady" else "",
+                    "Deployment does not have minimum availability.",
+                )
             status["replicas"] = self._replicas(obj)
             self.write_status(obj, status)
             self.state[key] = _State(
@@ -623,8 +634,12 @@ class SeldonController(_Controller):
                 "httpEndpoint": f"{s}.{ns}:8000",
                 "grpcEndpoint": f"{s}.{ns}:5001",
             }
+        conds = clone((obj.get("status") or {}).get("conditions") or [])
+        for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
+            _set_condition(conds, ctype, "True")
         return {
             "state": "Available",
+            "conditions": conds,
             "address": {"url": f"http://{svc}.{ns}.svc.cluster.local:8000{path}"},
             "deploymentStatus": deployments,
             "serviceStatus": services,
