@@ -73,6 +73,16 @@ class KubernetesEmulator:
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    def upstream(self, progress_deadline: float = 1.0) -> KubernetesEmulator:
+        """Turn on every controller behaviour that is opt-in only because a flavor does not
+        handle it yet (see FIDELITY.md), with the 600 s progress deadlines scaled down."""
+        self.kserve.child_generation = True
+        self.kserve.resume_transient = True
+        self.kserve.progress_deadline = progress_deadline
+        self.seldon.fast_failure = False
+        self.seldon.progress_deadline = progress_deadline
+        return self
+
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> KubernetesEmulator:

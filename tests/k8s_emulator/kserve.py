@@ -295,7 +295,19 @@ class KServeController(_Controller):
             self._roll(obj, child, mode, runtime, resumed)
             return
         if mode == "Standard":
-            self._sync_deployment(obj, child, runtime)
+            dep = self._sync_deployment(obj, child, runtime)
+            seen = (dep.get("status") or {}).get("observedGeneration")
+            if child.phase != "progressing" and seen != dep["metadata"]["generation"]:
+                # the Deployment controller observes a scale (HPA) or another edit: the
+                # ISVC copies its new observedGeneration (PropagateRawStatus)
+                self._write_deployment_status(obj, child)
+                status = (
+                    self._ready_status(obj, child, mode, runtime)
+                    if child.phase == "ready"
+                    else self._progress_status(obj, child, mode, runtime)
+                )
+                self.write_status(obj, status)
+                return
         if child.phase != "progressing" or self.hold:
             return
         now = time.monotonic()

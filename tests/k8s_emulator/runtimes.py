@@ -39,21 +39,21 @@ def _f(name: str, version: str | None, priority: int | None = None) -> Format:
 RUNTIMES: tuple[Runtime, ...] = (
     Runtime(  # config/runtimes/kserve-sklearnserver.yaml
         "kserve-sklearnserver",
-        (_f("sklearn", "1", 1),),
+        (_f("sklearn", "1", 3),),
         ("v1", "v2"),
         "kserve/sklearnserver",
         ("--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"),
     ),
     Runtime(  # config/runtimes/kserve-xgbserver.yaml
         "kserve-xgbserver",
-        (_f("xgboost", "1", 1), _f("xgboost", "2", 1)),
+        (_f("xgboost", "1", 3), _f("xgboost", "2", 3)),
         ("v1", "v2"),
         "kserve/xgbserver",
         ("--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"),
     ),
     Runtime(  # config/runtimes/kserve-lgbserver.yaml
         "kserve-lgbserver",
-        (_f("lightgbm", "4", 1),),
+        (_f("lightgbm", "4", 3),),
         ("v1", "v2"),
         "kserve/lgbserver",
         ("--model_name={{.Name}}", "--model_dir=/mnt/models", "--http_port=8080"),
