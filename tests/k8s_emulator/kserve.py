@@ -696,24 +696,11 @@ class KServeController(_Controller):
     def _conditions_standard(self, status: dict[str, Any], obj: dict[str, Any]) -> bool:
         conds = status["conditions"]
         st, reason, message = self._standard_predictor(obj)
-        _set_condition(
-            conds,
-            "PredictorReady",
-            st,
-            reason if st != "True" else "",
-            message if st != "True" else "",
-        )
+        if st == "True":
+            reason = message = ""
         # ingress_reconciler.go: IngressReady follows the predictor until it is ready
-        _set_condition(
-            conds,
-            "IngressReady",
-            st,
-            reason if st != "True" else "",
-            message if st != "True" else "",
-        )
-        _set_condition(
-            conds, "Ready", st, reason if st != "True" else "", message if st != "True" else ""
-        )
+        for ctype in ("PredictorReady", "IngressReady", "Ready"):
+            _set_condition(conds, ctype, st, reason, message)
         return st == "True"
 
     def _progress_status(
