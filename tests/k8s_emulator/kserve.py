@@ -741,7 +741,9 @@ class KServeController(_Controller):
         PredictorReady keeps False/Stopped, IngressReady turns False, no observedGeneration."""
         status: dict[str, Any] = {"deploymentMode": mode, "conditions": []}
         conds = status["conditions"]
-        _set_condition(conds, "PredictorReady", "False", "Stopped")
+        # Knative: the new ksvc has no Ready yet, SetCondition(nil) keeps False/Stopped;
+        # Standard: PropagateRawStatus of a Deployment without conditions marks False, no reason
+        _set_condition(conds, "PredictorReady", "False", "Stopped" if mode == "Knative" else "")
         _set_condition(conds, "IngressReady", "False", "", "Predictor ingress not created")
         _set_condition(conds, "Ready", "False", "", "Predictor ingress not created")
         _set_condition(conds, "Stopped", "False")
