@@ -97,7 +97,11 @@ class DeployModelOperator(_ModelDeployOperator):
     :param gate_rules: rules such as ``["accuracy>=0.9", "log_loss<=0.3"]`` (or one
         comma-separated string); none means every candidate passes.
     :param champion_metric: also require the candidate to be no worse on this metric than
-        the champion by ``min_improvement`` (``direction``: maximize or minimize).
+        the champion by ``min_improvement``.
+    :param direction: ``"minimize"`` (lower is better) or ``"maximize"`` for
+        ``champion_metric``; may be left out only for well-known metrics (rmse, mse, mae,
+        log_loss, loss, error... minimize; accuracy, f1, auc, r2, precision, recall...
+        maximize). Any other metric without it is refused.
     :param register_model: register the candidate in the MLflow registry and move the
         ``champion`` alias on success (needed for the champion gate and for rollback).
     :param pipeline_name: lineage and identity; default the DAG id.
@@ -156,7 +160,7 @@ class DeployModelOperator(_ModelDeployOperator):
         gate_rules: list[str] | str | None = None,
         champion_metric: str | None = None,
         min_improvement: float | str = 0.0,
-        direction: str = "maximize",
+        direction: str | None = None,
         register_model: bool | str = True,
         pipeline_name: str | None = None,
         run_id: str | None = None,
@@ -213,7 +217,7 @@ class DeployModelOperator(_ModelDeployOperator):
             as_rules(self.gate_rules),
             champion_metric=self.champion_metric or None,
             min_improvement=as_number(self.min_improvement, "min_improvement"),
-            direction=self.direction,  # type: ignore[arg-type]
+            direction=self.direction or None,
         )
 
     def _registry(self, deployer: Any) -> ModelRegistry | None:
@@ -308,7 +312,9 @@ class ModelGateOperator(BaseBranchOperator):
     is also compared with the registry's champion of ``model_name``. The reason is logged
     and the decision returned as XCom ``{"passed", "reason", "checks", "champion_version"}``.
 
-    Passed: continue with ``on_pass`` (default: every task directly downstream).
+    Passed: continue with ``on_pass`` (default: every task directly downstream except the
+    ``on_reject`` branch, so ``gate >> [deploy, notify]`` with ``on_reject="notify"`` runs
+    only ``deploy`` on a pass and only ``notify`` on a reject).
     Rejected: continue with ``on_reject``; without it every task directly downstream is
     skipped (short-circuit), so deployment is skipped with the reason in the log.
 
@@ -316,7 +322,8 @@ class ModelGateOperator(BaseBranchOperator):
     :param rules: e.g. ``["accuracy>=0.9"]`` or ``"accuracy>=0.9,log_loss<=0.3"``.
     :param model_name: registered model whose champion the candidate must beat.
     :param champion_metric: metric compared with the champion; ``min_improvement`` and
-        ``direction`` (maximize or minimize) as in `DeployModelOperator`.
+        ``direction`` (minimize or maximize, inferred only for well-known metric names) as
+        in `DeployModelOperator`.
     :param on_pass: task or group id(s) to follow when the gate passes.
     :param on_reject: task or group id(s) to follow when it rejects (e.g. a notification).
     :param modeldeploy_conn_id: connection whose MLflow registry holds the champion.
@@ -344,7 +351,7 @@ class ModelGateOperator(BaseBranchOperator):
         model_name: str | None = None,
         champion_metric: str | None = None,
         min_improvement: float | str = 0.0,
-        direction: str = "maximize",
+        direction: str | None = None,
         on_pass: str | list[str] | None = None,
         on_reject: str | list[str] | None = None,
         modeldeploy_conn_id: str = DEFAULT_CONN_ID,
@@ -368,7 +375,7 @@ class ModelGateOperator(BaseBranchOperator):
             as_rules(self.rules),
             champion_metric=self.champion_metric or None,
             min_improvement=as_number(self.min_improvement, "min_improvement"),
-            direction=self.direction,  # type: ignore[arg-type]
+            direction=self.direction or None,
         )
         champion = None
         if gate.champion_challenger is not None:
@@ -390,7 +397,7 @@ class ModelGateOperator(BaseBranchOperator):
         if self._decision["passed"]:
             self.log.info("gate %s", self._decision["reason"])
             if self.on_pass is None:
-                return [task.task_id for task in self.downstream_list]
+                return self._downstream_except(self.on_reject)
             return self.on_pass
         if self.on_reject is None:
             self.log.warning("gate %s; skipping the deployment", self._decision["reason"])
@@ -399,6 +406,15 @@ class ModelGateOperator(BaseBranchOperator):
                 "gate %s; continuing with %s", self._decision["reason"], self.on_reject
             )
         return self.on_reject
+
+    def _downstream_except(self, excluded: str | list[str] | None) -> list[str]:
+        """Every task directly downstream but the reject branch (task or group ids)."""
+        skip = [excluded] if isinstance(excluded, str) else list(excluded or [])
+        return [
+            task.task_id
+            for task in self.downstream_list
+            if not any(task.task_id == s or task.task_id.startswith(f"{s}.") for s in skip)
+        ]
 
     def execute(self, context: Context) -> None:
         branches = self.choose_branch(context)
