@@ -14,10 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.config import ServiceConfig
+from modeldeploy.crashpoints import crash_point
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
-from modeldeploy.errors import ConflictError, InvalidConfigError
+from modeldeploy.errors import ConflictError, InvalidConfigError, ModelDeployError
 from modeldeploy.gate import Gate, GateDecision
-from modeldeploy.registry import TAG_PREFIX, ModelRegistry
+from modeldeploy.reconcile import reconcile_serving, rollout_marker
+from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
@@ -27,7 +29,7 @@ RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "roll
 
 
 class RolloutOutcome(BaseModel):
-    """JSON-ready account of what a rollout did and why."""
+    """JSON-ready account of what a rollout did and why (fields: docs/concepts.md)."""
 
     model_config = ConfigDict(protected_namespaces=())
 
@@ -40,6 +42,8 @@ class RolloutOutcome(BaseModel):
     server: ModelServerInfo | None
     retired: list[str] = []
     pending: PendingDeploy | None = None
+    #: what reconciling serving with `champion` did first (after an interrupted rollout)
+    reconciled: list[str] = []
 
 
 def continuous_deploy(
@@ -58,9 +62,20 @@ def continuous_deploy(
     With `wait=False` a passing candidate is written but not waited for: the outcome
     carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
     """
-    check_timeout(timeout)
+    deadline = Deadline(check_timeout(timeout))
     config = deployer.parse_config(config)
     gate = gate or Gate()
+    reconciled: list[str] = []
+    if registry is not None:
+        reconciled = reconcile_serving(
+            deployer,
+            registry,
+            config.model_name,
+            config.pipeline_name,
+            config.step_name,
+            deadline.remaining(),
+            on_transition,
+        ).actions
     champion = registry.get_champion(config.model_name) if registry else None
     decision = gate.evaluate(metrics, champion.metrics if champion else None)
     logger.info("gate for %s: %s", config.model_name, decision.reason)
@@ -69,6 +84,7 @@ def continuous_deploy(
     if registry is not None:
         if decision.passed:
             deployer.validate_deploy(config)
+        marker = {ROLLOUT_TAG: rollout_marker(timeout, owned_by_this_process=wait)}
         candidate = registry.register_candidate(
             config.model_name,
             config.model_uri,
@@ -79,12 +95,14 @@ def continuous_deploy(
                 "step": config.step_name,
             },
             extra_tags={
-                f"{TAG_PREFIX}gate": "passed" if decision.passed else "rejected",
+                GATE_TAG: "passed" if decision.passed else "rejected",
                 f"{TAG_PREFIX}gate_reason": decision.reason[:5000],
+                **(marker if decision.passed else {}),
             },
         )
         candidate_version = candidate.version
         config = config.model_copy(update={"model_version": candidate.version})
+        crash_point("registered")
 
     if not decision.passed:
         server, restarted = deployer.ensure_serving(config, timeout, on_transition)
@@ -106,6 +124,7 @@ def continuous_deploy(
             champion_version=champion.version if champion else None,
             decision=decision,
             server=server.info() if server else None,
+            reconciled=reconciled,
         )
 
     if not wait:
@@ -124,9 +143,21 @@ def continuous_deploy(
             decision=decision,
             server=server.info(),
             pending=pending,
+            reconciled=reconciled,
         )
-    result = deployer.deploy(config, replace=replace, timeout=timeout, on_transition=on_transition)
-    return _deployed(result, decision, config.model_name, candidate_version, registry)
+    try:
+        result = deployer.deploy(
+            config, replace=replace, timeout=deadline.remaining(), on_transition=on_transition
+        )
+    except ModelDeployError as exc:
+        if registry is not None and candidate_version is not None:
+            registry.mark_rolled_back(
+                config.model_name, candidate_version, f"its rollout failed: {exc}"
+            )
+        raise
+    crash_point("ready")
+    outcome = _deployed(result, decision, config.model_name, candidate_version, registry)
+    return outcome.model_copy(update={"reconciled": reconciled})
 
 
 def finish_rollout(
@@ -146,9 +177,16 @@ def finish_rollout(
     if outcome.pending is None:
         return outcome
     result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    serving = result.server.config.model_version
+    if outcome.candidate_version is not None and serving != outcome.candidate_version:
+        raise ConflictError(
+            f"model server {result.server.uuid} of {outcome.model_name} now serves version "
+            f"{serving}, not the candidate {outcome.candidate_version}: another run changed "
+            "it meanwhile, so the champion alias was not moved"
+        )
     return _deployed(
         result, outcome.decision, outcome.model_name, outcome.candidate_version, registry
-    )
+    ).model_copy(update={"reconciled": outcome.reconciled})
 
 
 def _deployed(
@@ -160,6 +198,7 @@ def _deployed(
 ) -> RolloutOutcome:
     if registry is not None and candidate_version is not None:
         registry.promote(model_name, candidate_version)
+        crash_point("promoted")
     where = result.server.prediction_url
     did = (
         "updated the model server in place"
@@ -187,11 +226,20 @@ def rollback(
     step_name: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
+    reason: str = "rolled back on request",
 ) -> RolloutOutcome:
-    """Redeploy the previous champion in place, then move the alias back to it."""
+    """Redeploy the champion before the one serving, then move the alias back to it.
+
+    Serving and `champion` are reconciled first, so the target is always the version
+    before the one that really serves. The version taken out is tagged with `reason`.
+    """
     deadline = Deadline(check_timeout(timeout))
-    previous = registry.previous_champion(model_name)
-    if previous is None:
+    reconciled = reconcile_serving(
+        deployer, registry, model_name, pipeline_name, step_name, timeout, on_transition
+    ).actions
+    current = registry.get_champion(model_name)
+    previous = registry.version_before(model_name, current.version) if current else None
+    if current is None or previous is None:
         raise InvalidConfigError(
             f"model {model_name} has no previous champion to roll back to; "
             "a rollback needs at least two successful rollouts"
@@ -214,18 +262,21 @@ def rollback(
         config, replace=True, timeout=deadline.remaining(), on_transition=on_transition
     )
     champion = registry.demote_to_previous(model_name)
+    message = (
+        f"rolled {model_name} back to version {champion.version} (from version "
+        f"{current.version}) at {result.server.prediction_url}"
+    )
+    registry.mark_rolled_back(model_name, current.version, f"{reason}: {message}")
     return RolloutOutcome(
         action="rolled_back",
-        message=(
-            f"rolled {model_name} back to version {champion.version} at "
-            f"{result.server.prediction_url}"
-        ),
+        message=message,
         model_name=model_name,
         candidate_version=None,
         champion_version=champion.version,
         decision=None,
         server=result.server.info(),
         retired=result.retired,
+        reconciled=reconciled,
     )
 
 
@@ -260,7 +311,14 @@ def revert_rollout(
             )
         if registry.previous_champion(name) is not None:
             return rollback(
-                deployer, registry, name, pipeline_name, step_name, timeout, on_transition
+                deployer,
+                registry,
+                name,
+                pipeline_name,
+                step_name,
+                timeout,
+                on_transition,
+                reason="a check after its rollout failed",
             )
     if outcome.action != "created":
         raise InvalidConfigError(
@@ -270,6 +328,11 @@ def revert_rollout(
     deployer.delete_model_server(outcome.server.uuid, timeout=timeout, force=True)
     if registry is not None and outcome.champion_version is not None:
         registry.retract_champion(name, outcome.champion_version)
+        registry.mark_rolled_back(
+            name,
+            outcome.champion_version,
+            f"a check after its rollout failed; model server {outcome.server.uuid} was deleted",
+        )
     return RolloutOutcome(
         action="deleted",
         message=(

@@ -113,9 +113,7 @@ def test_explicit_direction_wins_and_a_bad_one_is_refused() -> None:
 
 def test_a_worse_loss_never_passes_and_the_reason_says_which_way_is_better() -> None:
     """The reported case: RMSE 60.13 replaced a champion at 56.5 under a default maximize."""
-    decision = Gate.from_rules([], champion_metric="rmse").evaluate(
-        {"rmse": 60.13}, {"rmse": 56.5}
-    )
+    decision = Gate.from_rules([], champion_metric="rmse").evaluate({"rmse": 60.13}, {"rmse": 56.5})
     assert not decision.passed
     assert decision.reason == (
         "rejected: rmse 60.13 vs champion 56.5, lower is better (worse by 3.63; must be no worse)"
