@@ -17,7 +17,7 @@ from modeldeploy.config import ServiceConfig
 from modeldeploy.crashpoints import crash_point
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
 from modeldeploy.errors import ConflictError, InvalidConfigError, ModelDeployError
-from modeldeploy.gate import Gate, GateDecision
+from modeldeploy.gate import CheckResult, Gate, GateDecision
 from modeldeploy.reconcile import reconcile_serving, rollout_marker
 from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
@@ -56,11 +56,16 @@ def continuous_deploy(
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
     wait: bool = True,
+    allow_signature_change: bool = False,
 ) -> RolloutOutcome:
     """Gate the candidate against its rules and the champion, then deploy or keep serving.
 
-    With `wait=False` a passing candidate is written but not waited for: the outcome
-    carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
+    Serving and `champion` are reconciled first (`reconcile_serving`). A passing candidate
+    whose signature would break the serving model's clients is refused
+    (`SignatureChangeError`) before anything is registered or written, unless
+    `allow_signature_change`. With `wait=False` a passing candidate is written but not
+    waited for: the outcome carries `pending`, and `finish_rollout` completes it (waits,
+    retires, promotes).
     """
     deadline = Deadline(check_timeout(timeout))
     config = deployer.parse_config(config)
@@ -78,6 +83,8 @@ def continuous_deploy(
         ).actions
     champion = registry.get_champion(config.model_name) if registry else None
     decision = gate.evaluate(metrics, champion.metrics if champion else None)
+    if decision.passed and replace:
+        decision = _check_signature(deployer, config, registry, decision, allow_signature_change)
     logger.info("gate for %s: %s", config.model_name, decision.reason)
 
     candidate_version = None
@@ -158,6 +165,41 @@ def continuous_deploy(
     crash_point("ready")
     outcome = _deployed(result, decision, config.model_name, candidate_version, registry)
     return outcome.model_copy(update={"reconciled": reconciled})
+
+
+def _check_signature(
+    deployer: ModelDeployer,
+    config: ServiceConfig,
+    registry: ModelRegistry | None,
+    decision: GateDecision,
+    allow_change: bool,
+) -> GateDecision:
+    """Refuse a candidate that breaks the serving model's clients; note additive changes."""
+    from modeldeploy.signature import SignatureChangeError, check_compatible
+
+    serving = deployer.find_model_server(
+        pipeline_name=config.pipeline_name,
+        pipeline_step_name=config.step_name,
+        model_name=config.model_name,
+    )
+    if not serving or serving[0].config.model_uri == config.model_uri:
+        return decision
+    serving_uri = serving[0].config.model_uri
+    tracking_uri = registry.tracking_uri if registry else getattr(deployer, "tracking_uri", None)
+    report = check_compatible(serving_uri, config.model_uri, tracking_uri)
+    if not report.compatible and not allow_change:
+        raise SignatureChangeError(
+            f"refusing to roll out {config.model_uri} in place of {serving_uri} "
+            f"({config.model_name}, model server {serving[0].uuid}): its "
+            f"{report.note}. Its clients would fail; pass allow_signature_change=True once "
+            "they are updated, or deploy it as a new model",
+            report,
+        )
+    note = report.note if report.compatible else f"{report.note} (allowed)"
+    check = CheckResult(name="signature", passed=True, detail=note)
+    return decision.model_copy(
+        update={"reason": f"{decision.reason}; {note}", "checks": [*decision.checks, check]}
+    )
 
 
 def finish_rollout(
