@@ -102,6 +102,9 @@ class DeployModelOperator(_ModelDeployOperator):
         ``champion_metric``; may be left out only for well-known metrics (rmse, mse, mae,
         log_loss, loss, error... minimize; accuracy, f1, auc, r2, precision, recall...
         maximize). Any other metric without it is refused.
+    :param allow_signature_change: roll out even when the candidate's MLflow signature
+        breaks the serving model's clients (an input removed or renamed, a type narrowed,
+        outputs changed); by default such a candidate is refused before anything changes.
     :param register_model: register the candidate in the MLflow registry and move the
         ``champion`` alias on success (needed for the champion gate and for rollback).
     :param pipeline_name: lineage and identity; default the DAG id.
@@ -134,6 +137,7 @@ class DeployModelOperator(_ModelDeployOperator):
         "champion_metric",
         "min_improvement",
         "direction",
+        "allow_signature_change",
         "register_model",
         "pipeline_name",
         "run_id",
@@ -161,6 +165,7 @@ class DeployModelOperator(_ModelDeployOperator):
         champion_metric: str | None = None,
         min_improvement: float | str = 0.0,
         direction: str | None = None,
+        allow_signature_change: bool | str = False,
         register_model: bool | str = True,
         pipeline_name: str | None = None,
         run_id: str | None = None,
@@ -183,6 +188,7 @@ class DeployModelOperator(_ModelDeployOperator):
         self.champion_metric = champion_metric
         self.min_improvement = min_improvement
         self.direction = direction
+        self.allow_signature_change = allow_signature_change
         self.register_model = register_model
         self.pipeline_name = pipeline_name
         self.run_id = run_id
@@ -240,6 +246,9 @@ class DeployModelOperator(_ModelDeployOperator):
                 timeout=self.timeout_seconds,
                 on_transition=self._log_transition,
                 wait=wait_for_completion and not self.deferrable,
+                allow_signature_change=as_bool(
+                    self.allow_signature_change, "allow_signature_change"
+                ),
             )
         self.log.info("%s", outcome.message)
         if outcome.pending is not None and self.deferrable and wait_for_completion:

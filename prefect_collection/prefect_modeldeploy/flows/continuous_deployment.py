@@ -28,13 +28,18 @@ def continuous_deployment(
     verification_data: Any = None,
     expected_predictions: Sequence[Any] | None = None,
     min_live_accuracy: float | None = None,
+    tolerance: float = 0.0,
+    rel_tolerance: float = 0.0,
     config: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
     timeout: float = 300.0,
+    allow_signature_change: bool = False,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model
-    server and the `champion` alias back to the previous champion.
+    server and the `champion` alias back to the previous champion. Numeric predictions
+    match `expected_predictions` within `tolerance` (absolute) or `rel_tolerance`
+    (relative); labels match exactly.
 
     With `champion_metric`, `direction` says which way it is better ("minimize" for a loss
     or an error, "maximize" for a score); it is inferred only for well-known metric names
@@ -52,6 +57,7 @@ def continuous_deployment(
             config=config,
             pipeline_name=pipeline_name,
             timeout=timeout,
+            allow_signature_change=allow_signature_change,
         )
         if outcome.server is not None and verification_data is not None:
             verify_predictions(
@@ -60,5 +66,7 @@ def continuous_deployment(
                 verification_data,
                 expected=expected_predictions,
                 min_accuracy=min_live_accuracy,
+                tolerance=tolerance,
+                rel_tolerance=rel_tolerance,
             )
     return outcome

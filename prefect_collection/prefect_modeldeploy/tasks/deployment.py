@@ -92,6 +92,7 @@ def deploy_model(
     min_improvement: float = 0.0,
     direction: Literal["maximize", "minimize"] | None = None,
     config: Mapping[str, Any] | None = None,
+    allow_signature_change: bool = False,
     register: bool = True,
     replace: bool = True,
     timeout: float = 300.0,
@@ -108,7 +109,8 @@ def deploy_model(
     is updated in place and keeps its URL, or a new one is created. When the gate says no,
     the champion keeps serving (restarted if it was down). `config` holds the flavor's own
     fields (e.g. `port` for mlflow, `replicas` for seldon). Pipeline, run and step names
-    default to the flow name, flow run id and this task's name.
+    default to the flow name, flow run id and this task's name. A candidate whose MLflow
+    signature breaks the serving model's clients is refused unless `allow_signature_change`.
     """
     from modeldeploy.rollout import continuous_deploy
     from prefect.transactions import get_transaction
@@ -139,6 +141,7 @@ def deploy_model(
             replace=replace,
             timeout=timeout,
             on_transition=transition_logger(logger),
+            allow_signature_change=allow_signature_change,
         )
     (logger.info if outcome.decision is None or outcome.decision.passed else logger.warning)(
         "%s", outcome.message
