@@ -257,4 +257,5 @@ class Gate(BaseModel):
             )
             worse = f"worse by {-gain:.4g}; " if gain < 0 else ""
             return CheckResult(name=name, passed=False, detail=f"{verdict} ({worse}{need})")
-        return CheckResult(name=name, passed=True, detail=f"{verdict} (better by {gain:.4g})")
+        margin = f"better by {gain:.4g}" if gain > 0 else "equal"
+        return CheckResult(name=name, passed=True, detail=f"{verdict} ({margin})")

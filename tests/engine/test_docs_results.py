@@ -49,3 +49,24 @@ def test_docs_show_training_logging_to_the_deployers_registry(
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert registry_from in code and "using_tracking_uri()" in code
     assert ".model_uri" in code and "models:/" in section
+
+
+def test_quickstart_shows_what_the_demo_prints() -> None:
+    """The sample summary's labels are the demo's own, and the curl body fits its model."""
+    import json
+
+    from sklearn.datasets import load_iris
+
+    text = (DOCS / "quickstart.md").read_text()
+    demo = (DOCS.parent / "example_dags" / "run_airflow_demo.py").read_text()
+    sample = text.split("```text\n", 1)[1].split("```", 1)[0]
+    labels = [line.split(":", 1)[0] for line in sample.splitlines() if line]
+    assert labels == [
+        "Prediction URL", "Accuracy", "Gate", "Rollout", "Live check", "Predictions",
+        "Model server",
+    ]  # fmt: skip
+    for label in labels:
+        assert f'print(f"{label}: ' in demo, label
+    body = json.loads(text.split("-d '", 1)[1].split("'", 1)[0])
+    columns = list(load_iris(as_frame=True).data.columns)
+    assert body["dataframe_split"]["columns"] == columns
