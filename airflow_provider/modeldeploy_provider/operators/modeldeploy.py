@@ -569,6 +569,76 @@ class DeleteModelServerOperator(_ModelServerOperator):
             return {"uuid": str(self.model_server_uuid), "deleted": True}
 
 
+class VerifyPredictionsOperator(_ModelServerOperator):
+    """Check a live model server: send ``data``, compare its answers with ``expected``.
+
+    Calls `modeldeploy.verification.verify_predictions`: numbers match within ``tolerance``
+    (absolute) or ``rel_tolerance`` (relative), labels exactly. The task fails, naming the
+    worst mismatches (input row, expected, got), when the share of matching rows is below
+    ``min_accuracy`` (without it, when any row differs).
+
+    :param model_server_uuid: e.g. ``deploy.output["uuid"]``.
+    :param data: rows in a form the server reads, e.g. ``{"dataframe_split": {...}}``.
+    :param expected: one expected answer per row.
+
+    Returns the `VerificationResult` as a dict (``passed``, ``accuracy``, ``predictions``,
+    ``mismatches``, ``message``...).
+    """
+
+    template_fields: Sequence[str] = (
+        *_ModelServerOperator.template_fields,
+        "data",
+        "expected",
+        "min_accuracy",
+        "tolerance",
+        "rel_tolerance",
+    )
+    template_fields_renderers = {"data": "json", "expected": "json"}
+
+    def __init__(
+        self,
+        *,
+        data: Any,
+        expected: list[Any] | str | None = None,
+        min_accuracy: float | str | None = None,
+        tolerance: float | str = 0.0,
+        rel_tolerance: float | str = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.data = data
+        self.expected = expected
+        self.min_accuracy = min_accuracy
+        self.tolerance = tolerance
+        self.rel_tolerance = rel_tolerance
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modeldeploy.verification import VerificationError, verify_predictions
+
+        expected = self.expected
+        if isinstance(expected, str):  # rendered by Jinja, or given as JSON
+            import json
+
+            expected = json.loads(expected)
+        minimum = self.min_accuracy
+        with self.hook.get_deployer() as deployer:
+            server = deployer.get_model_server(self.model_server_uuid)
+            try:
+                result = verify_predictions(
+                    server,
+                    self.data,
+                    expected,
+                    as_number(self.tolerance, "tolerance"),
+                    as_number(self.rel_tolerance, "rel_tolerance"),
+                    None if minimum in (None, "") else as_number(minimum, "min_accuracy"),
+                )
+            except VerificationError as exc:
+                raise ModelDeployTaskError(str(exc)) from exc
+        self.log.info("verification passed: %s", result.message)
+        self._publish_url(result.prediction_url)
+        return result.model_dump(mode="json")
+
+
 class RollbackModelOperator(_ModelDeployOperator):
     """Redeploy the previous champion in place and move the ``champion`` alias back.
 
