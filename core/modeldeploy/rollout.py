@@ -112,7 +112,7 @@ def continuous_deploy(
         crash_point("registered")
 
     if not decision.passed:
-        server, restarted = deployer.ensure_serving(config, timeout, on_transition)
+        server, restarted = deployer.ensure_serving(config, deadline.remaining(), on_transition)
         if server is None:
             action: RolloutAction = "none"
             message = f"gate {decision.reason}; no model server of {config.model_name} to keep"
@@ -157,14 +157,23 @@ def continuous_deploy(
             config, replace=replace, timeout=deadline.remaining(), on_transition=on_transition
         )
     except ModelDeployError as exc:
-        if registry is not None and candidate_version is not None:
-            registry.mark_rolled_back(
-                config.model_name, candidate_version, f"its rollout failed: {exc}"
-            )
+        _tag_failed(registry, config.model_name, candidate_version, exc)
         raise
     crash_point("ready")
     outcome = _deployed(result, decision, config.model_name, candidate_version, registry)
     return outcome.model_copy(update={"reconciled": reconciled})
+
+
+def _tag_failed(
+    registry: ModelRegistry | None, name: str, version: str | None, error: Exception
+) -> None:
+    """Tag a candidate whose rollout failed (and was undone); never hide the failure."""
+    if registry is None or version is None:
+        return
+    try:
+        registry.mark_rolled_back(name, version, f"its rollout failed: {error}")
+    except Exception as exc:  # the rollout's own error is the one to raise
+        logger.warning("could not tag version %s of %s as rolled back: %s", version, name, exc)
 
 
 def _check_signature(
@@ -218,7 +227,11 @@ def finish_rollout(
     outcome = RolloutOutcome.model_validate(outcome)
     if outcome.pending is None:
         return outcome
-    result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    try:
+        result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    except ModelDeployError as exc:
+        _tag_failed(registry, outcome.model_name, outcome.candidate_version, exc)
+        raise
     serving = result.server.config.model_version
     if outcome.candidate_version is not None and serving != outcome.candidate_version:
         raise ConflictError(
