@@ -112,24 +112,24 @@ def continuous_deployment() -> None:
 
     @task
     def verify(deployment: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
-        """Send held-out rows to the live endpoint and compare with the true labels."""
-        import requests
+        """Send held-out rows to the live endpoint and compare with the true labels.
 
-        url = deployment["prediction_url"]
-        if not url:
+        `modeldeploy.verification.verify_predictions`: labels must match exactly, numbers
+        within a tolerance; a failure names the worst rows with their inputs.
+        """
+        from modeldeploy.verification import verify_predictions
+
+        if not deployment["uuid"]:
             return {"checked": 0, "correct": 0, "predictions": []}
-        rows = evaluation["rows"]
-        payload = {"dataframe_split": {"columns": rows["columns"], "data": rows["data"]}}
-        response = requests.post(url, json=payload, timeout=30)
-        response.raise_for_status()
-        predictions = [int(p) for p in response.json()["predictions"]]
-        correct = sum(p == y for p, y in zip(predictions, evaluation["labels"], strict=True))
-        if correct < 0.8 * len(predictions):
-            raise ValueError(
-                f"the live model answered {correct} of {len(predictions)} rows correctly "
-                f"at {url}: {predictions} (expected {evaluation['labels']})"
+        with ModelDeployHook(CONN_ID).get_deployer() as deployer:
+            result = verify_predictions(
+                deployer.get_model_server(deployment["uuid"]),
+                {"dataframe_split": {k: evaluation["rows"][k] for k in ("columns", "data")}},
+                expected=evaluation["labels"],
+                min_accuracy=0.8,
             )
-        return {"checked": len(predictions), "correct": correct, "predictions": predictions}
+        correct = round((result.accuracy or 0) * result.rows)
+        return {"checked": result.rows, "correct": correct, "predictions": result.predictions}
 
     @task
     def report(
@@ -172,6 +172,7 @@ def continuous_deployment() -> None:
         metrics=evaluation["metrics"],
         gate_rules=["accuracy>={{ params.min_accuracy }}"],
         champion_metric="accuracy",
+        direction="maximize",
         min_improvement="{{ params.min_improvement }}",
         timeout=120,
     )

@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     model_uri, run_id, metrics, (x_test, y_test) = train_and_log(registry, args.c)
     print(f"Trained {MODEL_NAME}: accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}")
 
-    gate = Gate.from_rules([f"accuracy>={args.min_accuracy}"], champion_metric="accuracy")
+    gate = Gate.from_rules(
+        [f"accuracy>={args.min_accuracy}"], champion_metric="accuracy", direction="maximize"
+    )
 
     def progress(server, status) -> None:
         print(f"  [{time.monotonic() - started:5.1f}s] {server.uuid}: {status.state.value}")

@@ -100,6 +100,7 @@ def continuous_deployment(
         candidate["metrics"],
         rules,
         champion_metric="accuracy",
+        direction="maximize",
         min_improvement=min_improvement,
         deployer=block,
         model_name=model_name,
@@ -113,6 +114,7 @@ def continuous_deployment(
             metrics=candidate["metrics"],
             gate_rules=rules,
             champion_metric="accuracy",
+            direction="maximize",
             min_improvement=min_improvement,
             timeout=timeout,
         )

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.config import ServiceConfig, parse_config
+from modeldeploy.crashpoints import crash_point
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
@@ -170,6 +171,7 @@ class ModelDeployer(ABC):
         self.validate_deploy(config)
         with self._deploy_lock(config):
             pending, server = self._write_deploy(config, replace)
+            crash_point("written")
             return self._finish_deploy(pending, server, deadline, on_transition)
 
     def begin_deploy(

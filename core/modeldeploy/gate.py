@@ -5,11 +5,34 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modeldeploy.errors import InvalidConfigError
+
+Direction = Literal["maximize", "minimize"]
+
+#: Metric names (normalized: lower case, `_` for separators, no `train_`/`val_`/`test_`
+#: prefix, no `_score` suffix) whose better direction everybody agrees on.
+LOWER_IS_BETTER = frozenset(
+    {
+        "rmse", "mse", "mae", "mape", "smape", "rmsle", "msle", "log_loss", "logloss",
+        "loss", "error", "error_rate", "cross_entropy", "perplexity", "brier",
+        "mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
+        "median_absolute_error", "mean_absolute_percentage_error", "max_error", "wer", "cer",
+    }
+)  # fmt: skip
+HIGHER_IS_BETTER = frozenset(
+    {
+        "accuracy", "balanced_accuracy", "top_k_accuracy", "f1", "f1_macro", "f1_micro",
+        "f1_weighted", "auc", "roc_auc", "pr_auc", "average_precision", "r2", "precision",
+        "recall", "explained_variance", "kappa", "cohen_kappa", "mcc", "matthews_corrcoef",
+        "ndcg", "map", "bleu", "rouge",
+    }
+)  # fmt: skip
+_SPLIT_PREFIXES = ("train_", "training_", "val_", "valid_", "validation_", "test_", "eval_")
+_BETTER = {"maximize": "higher is better", "minimize": "lower is better"}
 
 _RULE = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=)\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
 
@@ -45,17 +68,68 @@ class MetricThreshold(BaseModel):
         )
 
 
+def infer_direction(metric: str) -> Direction | None:
+    """Which way `metric` is better, for well-known names only (`val_rmse`, `f1_score`...).
+
+    Returns None for any other name: guessing wrong would let a worse model replace a
+    better one, so the caller must then say it.
+    """
+    name = re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_")
+    for prefix in _SPLIT_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
+    name = name.removesuffix("_score") or name
+    if name in LOWER_IS_BETTER or name.endswith(("_loss", "_error")):
+        return "minimize"
+    if name in HIGHER_IS_BETTER or name.endswith(("_accuracy", "_auc")):
+        return "maximize"
+    return None
+
+
+def resolve_direction(metric: str, direction: str | None) -> Direction:
+    """`direction` when given (checked), else inferred from a well-known metric name.
+
+    Raises `InvalidConfigError` saying what to write when neither settles it.
+    """
+    if direction is not None and direction != "":
+        if direction not in get_args(Direction):
+            raise InvalidConfigError(
+                f"direction {direction!r} for {metric} is not understood; write "
+                "direction='minimize' (lower is better) or direction='maximize' (higher is "
+                "better)"
+            )
+        return direction  # type: ignore[return-value]
+    inferred = infer_direction(metric)
+    if inferred is None:
+        raise InvalidConfigError(
+            f"the gate compares {metric} with the champion but cannot tell whether a higher "
+            f"or a lower {metric} is better; write direction='minimize' if lower is better "
+            "(a loss or an error) or direction='maximize' if higher is better (--direction "
+            "on the command line)"
+        )
+    return inferred
+
+
 class ChampionChallenger(BaseModel):
     """The candidate must beat the model now serving on `metric` by `min_improvement`.
 
     With the default of 0 a tie passes: a retrained model that is no worse may replace it.
+    `direction` may be left out only for well-known metrics (`infer_direction`).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     metric: str
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Direction
     min_improvement: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settle_direction(cls, data: object) -> object:
+        if isinstance(data, dict) and "metric" in data:
+            data = {**data, "direction": resolve_direction(data["metric"], data.get("direction"))}
+        return data
 
 
 class CheckResult(BaseModel):
@@ -84,13 +158,17 @@ class Gate(BaseModel):
         rules: list[str] | str,
         champion_metric: str | None = None,
         min_improvement: float = 0.0,
-        direction: Literal["maximize", "minimize"] = "maximize",
+        direction: str | None = None,
     ) -> Gate:
+        """Thresholds from `rules`; with `champion_metric`, a champion comparison whose
+        `direction` is explicit or inferred from a well-known metric name."""
         if isinstance(rules, str):
             rules = [r for r in rules.split(",") if r.strip()]
         challenger = (
             ChampionChallenger(
-                metric=champion_metric, direction=direction, min_improvement=min_improvement
+                metric=champion_metric,
+                direction=resolve_direction(champion_metric, direction),
+                min_improvement=min_improvement,
             )
             if champion_metric
             else None
@@ -164,15 +242,20 @@ class Gate(BaseModel):
                 name=name, passed=False, detail=f"candidate has no {rule.metric} to compare"
             )
         champion = self._value(champion_metrics or {}, rule.metric)
+        better = _BETTER[rule.direction]
         if champion is None:
-            return CheckResult(name=name, passed=True, detail=f"no champion {rule.metric} to beat")
+            return CheckResult(
+                name=name, passed=True, detail=f"no champion {rule.metric} to beat ({better})"
+            )
         gain = candidate - champion if rule.direction == "maximize" else champion - candidate
-        verdict = f"{rule.metric} {candidate:.4g} vs champion {champion:.4g}"
+        verdict = f"{rule.metric} {candidate:.4g} vs champion {champion:.4g}, {better}"
         if gain < rule.min_improvement:
             need = (
                 f"needs an improvement of at least {rule.min_improvement:.4g}"
                 if rule.min_improvement
                 else "must be no worse"
             )
-            return CheckResult(name=name, passed=False, detail=f"{verdict} ({need})")
-        return CheckResult(name=name, passed=True, detail=f"{verdict} ({gain:+.4g})")
+            worse = f"worse by {-gain:.4g}; " if gain < 0 else ""
+            return CheckResult(name=name, passed=False, detail=f"{verdict} ({worse}{need})")
+        margin = f"better by {gain:.4g}" if gain > 0 else "equal"
+        return CheckResult(name=name, passed=True, detail=f"{verdict} ({margin})")

@@ -21,6 +21,10 @@ CHAMPION_ALIAS = "champion"
 TAG_PREFIX = "modeldeploy."
 METRIC_TAG_PREFIX = TAG_PREFIX + "metric."
 HISTORY_TAG = TAG_PREFIX + "champion_history"
+GATE_TAG = TAG_PREFIX + "gate"
+ROLLOUT_TAG = TAG_PREFIX + "rollout"
+ROLLED_BACK_AT_TAG = TAG_PREFIX + "rolled_back_at"
+ROLLED_BACK_REASON_TAG = TAG_PREFIX + "rolled_back_reason"
 _tracking_lock = threading.RLock()
 _MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -206,6 +210,43 @@ class ModelRegistry:
             )
         self.client.delete_registered_model_alias(model_name, CHAMPION_ALIAS)
         self._write_history(model_name, [])
+
+    # --- reconciliation and tagging (see modeldeploy.reconcile) ------------------------
+
+    def sync_history(self, model_name: str) -> list[str]:
+        """Make the champion history end with the version the `champion` alias names.
+
+        A process killed between moving the alias and writing the history leaves them
+        apart; rollback reads the history, so it is repaired before anything uses it.
+        """
+        champion = self.get_champion(model_name)
+        history = self.champion_history(model_name)
+        if champion is not None and (not history or history[-1] != champion.version):
+            history.append(champion.version)
+            self._write_history(model_name, history)
+        return history
+
+    def version_before(self, model_name: str, version: str) -> ModelVersionInfo | None:
+        """The champion that preceded `version` in the history (None if there was none)."""
+        history = self.champion_history(model_name)
+        if str(version) not in history:
+            return None
+        index = len(history) - 1 - history[::-1].index(str(version))
+        return self.get_version(model_name, history[index - 1]) if index > 0 else None
+
+    def mark_rolled_back(self, model_name: str, version: str, reason: str) -> None:
+        """Tag a version that was taken out of service: when, why, and no more `gate: passed`."""
+        from datetime import UTC, datetime
+
+        self.set_version_tags(
+            model_name,
+            version,
+            {
+                GATE_TAG: "rolled_back",
+                ROLLED_BACK_AT_TAG: datetime.now(UTC).isoformat(timespec="seconds"),
+                ROLLED_BACK_REASON_TAG: reason[:5000],
+            },
+        )
 
     def _write_history(self, model_name: str, history: list[str]) -> None:
         self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history[-50:]))

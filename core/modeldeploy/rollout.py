@@ -14,10 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.config import ServiceConfig
+from modeldeploy.crashpoints import crash_point
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
-from modeldeploy.errors import ConflictError, InvalidConfigError
-from modeldeploy.gate import Gate, GateDecision
-from modeldeploy.registry import TAG_PREFIX, ModelRegistry
+from modeldeploy.errors import ConflictError, InvalidConfigError, ModelDeployError
+from modeldeploy.gate import CheckResult, Gate, GateDecision
+from modeldeploy.reconcile import reconcile_serving, rollout_marker
+from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
@@ -27,7 +29,7 @@ RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "roll
 
 
 class RolloutOutcome(BaseModel):
-    """JSON-ready account of what a rollout did and why."""
+    """JSON-ready account of what a rollout did and why (fields: docs/concepts.md)."""
 
     model_config = ConfigDict(protected_namespaces=())
 
@@ -40,6 +42,8 @@ class RolloutOutcome(BaseModel):
     server: ModelServerInfo | None
     retired: list[str] = []
     pending: PendingDeploy | None = None
+    #: what reconciling serving with `champion` did first (after an interrupted rollout)
+    reconciled: list[str] = []
 
 
 def continuous_deploy(
@@ -52,23 +56,42 @@ def continuous_deploy(
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
     wait: bool = True,
+    allow_signature_change: bool = False,
 ) -> RolloutOutcome:
     """Gate the candidate against its rules and the champion, then deploy or keep serving.
 
-    With `wait=False` a passing candidate is written but not waited for: the outcome
-    carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
+    Serving and `champion` are reconciled first (`reconcile_serving`). A passing candidate
+    whose signature would break the serving model's clients is refused
+    (`SignatureChangeError`) before anything is registered or written, unless
+    `allow_signature_change`. With `wait=False` a passing candidate is written but not
+    waited for: the outcome carries `pending`, and `finish_rollout` completes it (waits,
+    retires, promotes).
     """
-    check_timeout(timeout)
+    deadline = Deadline(check_timeout(timeout))
     config = deployer.parse_config(config)
     gate = gate or Gate()
+    reconciled: list[str] = []
+    if registry is not None:
+        reconciled = reconcile_serving(
+            deployer,
+            registry,
+            config.model_name,
+            config.pipeline_name,
+            config.step_name,
+            deadline.remaining(),
+            on_transition,
+        ).actions
     champion = registry.get_champion(config.model_name) if registry else None
     decision = gate.evaluate(metrics, champion.metrics if champion else None)
+    if decision.passed and replace:
+        decision = _check_signature(deployer, config, registry, decision, allow_signature_change)
     logger.info("gate for %s: %s", config.model_name, decision.reason)
 
     candidate_version = None
     if registry is not None:
         if decision.passed:
             deployer.validate_deploy(config)
+        marker = {ROLLOUT_TAG: rollout_marker(timeout, owned_by_this_process=wait)}
         candidate = registry.register_candidate(
             config.model_name,
             config.model_uri,
@@ -79,15 +102,17 @@ def continuous_deploy(
                 "step": config.step_name,
             },
             extra_tags={
-                f"{TAG_PREFIX}gate": "passed" if decision.passed else "rejected",
+                GATE_TAG: "passed" if decision.passed else "rejected",
                 f"{TAG_PREFIX}gate_reason": decision.reason[:5000],
+                **(marker if decision.passed else {}),
             },
         )
         candidate_version = candidate.version
         config = config.model_copy(update={"model_version": candidate.version})
+        crash_point("registered")
 
     if not decision.passed:
-        server, restarted = deployer.ensure_serving(config, timeout, on_transition)
+        server, restarted = deployer.ensure_serving(config, deadline.remaining(), on_transition)
         if server is None:
             action: RolloutAction = "none"
             message = f"gate {decision.reason}; no model server of {config.model_name} to keep"
@@ -106,6 +131,7 @@ def continuous_deploy(
             champion_version=champion.version if champion else None,
             decision=decision,
             server=server.info() if server else None,
+            reconciled=reconciled,
         )
 
     if not wait:
@@ -124,9 +150,65 @@ def continuous_deploy(
             decision=decision,
             server=server.info(),
             pending=pending,
+            reconciled=reconciled,
         )
-    result = deployer.deploy(config, replace=replace, timeout=timeout, on_transition=on_transition)
-    return _deployed(result, decision, config.model_name, candidate_version, registry)
+    try:
+        result = deployer.deploy(
+            config, replace=replace, timeout=deadline.remaining(), on_transition=on_transition
+        )
+    except ModelDeployError as exc:
+        _tag_failed(registry, config.model_name, candidate_version, exc)
+        raise
+    crash_point("ready")
+    outcome = _deployed(result, decision, config.model_name, candidate_version, registry)
+    return outcome.model_copy(update={"reconciled": reconciled})
+
+
+def _tag_failed(
+    registry: ModelRegistry | None, name: str, version: str | None, error: Exception
+) -> None:
+    """Tag a candidate whose rollout failed (and was undone); never hide the failure."""
+    if registry is None or version is None:
+        return
+    try:
+        registry.mark_rolled_back(name, version, f"its rollout failed: {error}")
+    except Exception as exc:  # the rollout's own error is the one to raise
+        logger.warning("could not tag version %s of %s as rolled back: %s", version, name, exc)
+
+
+def _check_signature(
+    deployer: ModelDeployer,
+    config: ServiceConfig,
+    registry: ModelRegistry | None,
+    decision: GateDecision,
+    allow_change: bool,
+) -> GateDecision:
+    """Refuse a candidate that breaks the serving model's clients; note additive changes."""
+    from modeldeploy.signature import SignatureChangeError, check_compatible
+
+    serving = deployer.find_model_server(
+        pipeline_name=config.pipeline_name,
+        pipeline_step_name=config.step_name,
+        model_name=config.model_name,
+    )
+    if not serving or serving[0].config.model_uri == config.model_uri:
+        return decision
+    serving_uri = serving[0].config.model_uri
+    tracking_uri = registry.tracking_uri if registry else getattr(deployer, "tracking_uri", None)
+    report = check_compatible(serving_uri, config.model_uri, tracking_uri)
+    if not report.compatible and not allow_change:
+        raise SignatureChangeError(
+            f"refusing to roll out {config.model_uri} in place of {serving_uri} "
+            f"({config.model_name}, model server {serving[0].uuid}): its "
+            f"{report.note}. Its clients would fail; pass allow_signature_change=True once "
+            "they are updated, or deploy it as a new model",
+            report,
+        )
+    note = report.note if report.compatible else f"{report.note} (allowed)"
+    check = CheckResult(name="signature", passed=True, detail=note)
+    return decision.model_copy(
+        update={"reason": f"{decision.reason}; {note}", "checks": [*decision.checks, check]}
+    )
 
 
 def finish_rollout(
@@ -145,10 +227,21 @@ def finish_rollout(
     outcome = RolloutOutcome.model_validate(outcome)
     if outcome.pending is None:
         return outcome
-    result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    try:
+        result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+    except ModelDeployError as exc:
+        _tag_failed(registry, outcome.model_name, outcome.candidate_version, exc)
+        raise
+    serving = result.server.config.model_version
+    if outcome.candidate_version is not None and serving != outcome.candidate_version:
+        raise ConflictError(
+            f"model server {result.server.uuid} of {outcome.model_name} now serves version "
+            f"{serving}, not the candidate {outcome.candidate_version}: another run changed "
+            "it meanwhile, so the champion alias was not moved"
+        )
     return _deployed(
         result, outcome.decision, outcome.model_name, outcome.candidate_version, registry
-    )
+    ).model_copy(update={"reconciled": outcome.reconciled})
 
 
 def _deployed(
@@ -160,6 +253,7 @@ def _deployed(
 ) -> RolloutOutcome:
     if registry is not None and candidate_version is not None:
         registry.promote(model_name, candidate_version)
+        crash_point("promoted")
     where = result.server.prediction_url
     did = (
         "updated the model server in place"
@@ -187,11 +281,20 @@ def rollback(
     step_name: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
+    reason: str = "rolled back on request",
 ) -> RolloutOutcome:
-    """Redeploy the previous champion in place, then move the alias back to it."""
+    """Redeploy the champion before the one serving, then move the alias back to it.
+
+    Serving and `champion` are reconciled first, so the target is always the version
+    before the one that really serves. The version taken out is tagged with `reason`.
+    """
     deadline = Deadline(check_timeout(timeout))
-    previous = registry.previous_champion(model_name)
-    if previous is None:
+    reconciled = reconcile_serving(
+        deployer, registry, model_name, pipeline_name, step_name, timeout, on_transition
+    ).actions
+    current = registry.get_champion(model_name)
+    previous = registry.version_before(model_name, current.version) if current else None
+    if current is None or previous is None:
         raise InvalidConfigError(
             f"model {model_name} has no previous champion to roll back to; "
             "a rollback needs at least two successful rollouts"
@@ -214,18 +317,21 @@ def rollback(
         config, replace=True, timeout=deadline.remaining(), on_transition=on_transition
     )
     champion = registry.demote_to_previous(model_name)
+    message = (
+        f"rolled {model_name} back to version {champion.version} (from version "
+        f"{current.version}) at {result.server.prediction_url}"
+    )
+    registry.mark_rolled_back(model_name, current.version, f"{reason}: {message}")
     return RolloutOutcome(
         action="rolled_back",
-        message=(
-            f"rolled {model_name} back to version {champion.version} at "
-            f"{result.server.prediction_url}"
-        ),
+        message=message,
         model_name=model_name,
         candidate_version=None,
         champion_version=champion.version,
         decision=None,
         server=result.server.info(),
         retired=result.retired,
+        reconciled=reconciled,
     )
 
 
@@ -260,7 +366,14 @@ def revert_rollout(
             )
         if registry.previous_champion(name) is not None:
             return rollback(
-                deployer, registry, name, pipeline_name, step_name, timeout, on_transition
+                deployer,
+                registry,
+                name,
+                pipeline_name,
+                step_name,
+                timeout,
+                on_transition,
+                reason="a check after its rollout failed",
             )
     if outcome.action != "created":
         raise InvalidConfigError(
@@ -270,6 +383,11 @@ def revert_rollout(
     deployer.delete_model_server(outcome.server.uuid, timeout=timeout, force=True)
     if registry is not None and outcome.champion_version is not None:
         registry.retract_champion(name, outcome.champion_version)
+        registry.mark_rolled_back(
+            name,
+            outcome.champion_version,
+            f"a check after its rollout failed; model server {outcome.server.uuid} was deleted",
+        )
     return RolloutOutcome(
         action="deleted",
         message=(

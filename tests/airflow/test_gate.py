@@ -97,9 +97,92 @@ def test_gate_short_circuits_branches_and_compares_with_the_champion(
     assert champion["passed"] is False
     assert champion["champion_version"] == "1"
     assert (
-        "accuracy 0.95 vs champion 0.95 (needs an improvement of at least 0.01)"
+        "accuracy 0.95 vs champion 0.95, higher is better (needs an improvement of at least 0.01)"
         in (champion["reason"])
     )
     log = capfd.readouterr().out
     assert "gate rejected: accuracy 0.95 < 0.99; skipping the deployment" in log
     assert "gate rejected: accuracy 0.95 < 0.99; continuing with notify" in log
+
+
+DOCS_GATE_DAG = """
+from airflow.sdk import dag, task
+from modeldeploy_provider.operators.modeldeploy import ModelGateOperator
+
+
+@task
+def deploy():
+    return "deployed"
+
+
+@task
+def notify():
+    return "notified"
+
+
+@dag(dag_id="docs_gate", schedule=None, params={"rmse": 50.0})
+def docs_gate():
+    @task(multiple_outputs=True)
+    def evaluate(params=None):
+        return {"metrics": {"rmse": float(params["rmse"])}}
+
+    evaluate = evaluate().operator  # an operator, as `evaluate.output[...]` expects
+    deploy, notify = globals()["deploy"](), globals()["notify"]()
+EXAMPLE
+
+
+docs_gate()
+"""
+
+
+def _docs_gate_example() -> str:
+    """The `ModelGateOperator` example of docs/airflow.md, as the user reads it."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "airflow.md").read_text()
+    section = docs.split("### `ModelGateOperator`", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return "\n".join("    " + line if line else line for line in code.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("rmse", "runs", "skipped"),
+    [(50.0, "deploy", "notify"), (60.13, "notify", "deploy")],
+    ids=["better-rmse-passes", "worse-rmse-rejected"],
+)
+def test_docs_gate_example_runs_only_the_branch_taken(
+    run_dag: Any,
+    set_connection: Any,
+    tmp_path: Path,
+    rmse: float,
+    runs: str,
+    skipped: str,
+) -> None:
+    """A pass runs only the deploy branch, a reject only `on_reject`; rmse is lower-better."""
+    from modeldeploy.registry import ModelRegistry
+
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    set_connection(
+        "modeldeploy_default", "modeldeploy_mlflow", extra={"tracking_uri": uri, "home": "/x"}
+    )
+    registry = ModelRegistry(uri)
+    champion = registry.register_candidate("house-prices", "s3://models/house/1", {"rmse": 56.5})
+    registry.promote("house-prices", champion.version)
+
+    result = run_dag(DOCS_GATE_DAG.replace("EXAMPLE", _docs_gate_example()), conf={"rmse": rmse})
+
+    assert result.states["gate"] == "success"
+    assert result.states[runs] == "success"
+    assert result.states[skipped] == "skipped"
+    decision = result.value("gate")
+    assert decision["passed"] is (runs == "deploy")
+    assert "lower is better" in decision["reason"]
+
+
+def test_gate_refuses_an_unknown_metric_without_direction(
+    run_dag: Any, registry_with_champion: Any
+) -> None:
+    source = GATE_DAG.split("    passes = ")[0] + (
+        '    ModelGateOperator(task_id="uplift", metrics={"uplift": 2}, model_name="iris-gate",\n'
+        '        champion_metric="uplift", modeldeploy_conn_id=CONN)\n\n\ngates()\n'
+    )
+    result = run_dag(source)
+    assert result.states["uplift"] == "failed"

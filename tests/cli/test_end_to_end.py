@@ -449,7 +449,7 @@ def test_rollback_moves_the_champion_back(tmp_path: Path, cli_models: CLIModels)
             timeout=240,
         )
         assert result.returncode == 0, result.stderr
-        assert result.stdout == f"Rolled iris back to version 1 at {d.url}\n"
+        assert result.stdout == f"Rolled iris back to version 1 (from version 2) at {d.url}\n"
         assert re.search(r"^\[\s*\d+\.\ds\] rolling back iris$", result.stderr, re.M)
         assert re.search(
             rf"^\[\s*\d+\.\ds\] {d.uuid[:8]} iris v1: .*\bactive\b", result.stderr, re.M

@@ -177,5 +177,8 @@ def test_reverting_a_first_rollout_deletes_the_server_and_retracts_the_alias(
     assert mlflow_deployer.find_model_server() == []
     assert registry.get_champion("iris") is None
     assert registry.champion_history("iris") == []
+    undone = registry.get_version("iris", "1").tags
+    assert undone["modeldeploy.gate"] == "rolled_back"  # no longer `passed`
+    assert "a check after its rollout failed" in undone["modeldeploy.rolled_back_reason"]
     kept = outcome.model_copy(update={"action": "kept"})
     assert revert_rollout(mlflow_deployer, kept, registry) is None

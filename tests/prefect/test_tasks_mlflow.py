@@ -129,7 +129,10 @@ def test_every_task_against_a_real_scoring_server(mlflow_block: Any, saved_model
 
     logs = "\n".join(run_logs(flow_run_id(state)))
     assert "gate passed: accuracy 0.95 >= 0.9" in logs
-    assert "gate rejected: accuracy 0.93 vs champion 0.95 (must be no worse)" in logs
+    assert (
+        "gate rejected: accuracy 0.93 vs champion 0.95, higher is better "
+        "(worse by 0.02; must be no worse)" in logs
+    )
     assert "kept the champion (version 1) serving" in logs
     assert f"mlflow model server {server.uuid} (iris-tasks) is active" in logs
     assert f"rolled {MODEL} back to version 1" in logs

@@ -97,7 +97,14 @@ class DeployModelOperator(_ModelDeployOperator):
     :param gate_rules: rules such as ``["accuracy>=0.9", "log_loss<=0.3"]`` (or one
         comma-separated string); none means every candidate passes.
     :param champion_metric: also require the candidate to be no worse on this metric than
-        the champion by ``min_improvement`` (``direction``: maximize or minimize).
+        the champion by ``min_improvement``.
+    :param direction: ``"minimize"`` (lower is better) or ``"maximize"`` for
+        ``champion_metric``; may be left out only for well-known metrics (rmse, mse, mae,
+        log_loss, loss, error... minimize; accuracy, f1, auc, r2, precision, recall...
+        maximize). Any other metric without it is refused.
+    :param allow_signature_change: roll out even when the candidate's MLflow signature
+        breaks the serving model's clients (an input removed or renamed, a type narrowed,
+        outputs changed); by default such a candidate is refused before anything changes.
     :param register_model: register the candidate in the MLflow registry and move the
         ``champion`` alias on success (needed for the champion gate and for rollback).
     :param pipeline_name: lineage and identity; default the DAG id.
@@ -130,6 +137,7 @@ class DeployModelOperator(_ModelDeployOperator):
         "champion_metric",
         "min_improvement",
         "direction",
+        "allow_signature_change",
         "register_model",
         "pipeline_name",
         "run_id",
@@ -156,7 +164,8 @@ class DeployModelOperator(_ModelDeployOperator):
         gate_rules: list[str] | str | None = None,
         champion_metric: str | None = None,
         min_improvement: float | str = 0.0,
-        direction: str = "maximize",
+        direction: str | None = None,
+        allow_signature_change: bool | str = False,
         register_model: bool | str = True,
         pipeline_name: str | None = None,
         run_id: str | None = None,
@@ -179,6 +188,7 @@ class DeployModelOperator(_ModelDeployOperator):
         self.champion_metric = champion_metric
         self.min_improvement = min_improvement
         self.direction = direction
+        self.allow_signature_change = allow_signature_change
         self.register_model = register_model
         self.pipeline_name = pipeline_name
         self.run_id = run_id
@@ -213,7 +223,7 @@ class DeployModelOperator(_ModelDeployOperator):
             as_rules(self.gate_rules),
             champion_metric=self.champion_metric or None,
             min_improvement=as_number(self.min_improvement, "min_improvement"),
-            direction=self.direction,  # type: ignore[arg-type]
+            direction=self.direction or None,
         )
 
     def _registry(self, deployer: Any) -> ModelRegistry | None:
@@ -236,6 +246,9 @@ class DeployModelOperator(_ModelDeployOperator):
                 timeout=self.timeout_seconds,
                 on_transition=self._log_transition,
                 wait=wait_for_completion and not self.deferrable,
+                allow_signature_change=as_bool(
+                    self.allow_signature_change, "allow_signature_change"
+                ),
             )
         self.log.info("%s", outcome.message)
         if outcome.pending is not None and self.deferrable and wait_for_completion:
@@ -308,7 +321,9 @@ class ModelGateOperator(BaseBranchOperator):
     is also compared with the registry's champion of ``model_name``. The reason is logged
     and the decision returned as XCom ``{"passed", "reason", "checks", "champion_version"}``.
 
-    Passed: continue with ``on_pass`` (default: every task directly downstream).
+    Passed: continue with ``on_pass`` (default: every task directly downstream except the
+    ``on_reject`` branch, so ``gate >> [deploy, notify]`` with ``on_reject="notify"`` runs
+    only ``deploy`` on a pass and only ``notify`` on a reject).
     Rejected: continue with ``on_reject``; without it every task directly downstream is
     skipped (short-circuit), so deployment is skipped with the reason in the log.
 
@@ -316,7 +331,8 @@ class ModelGateOperator(BaseBranchOperator):
     :param rules: e.g. ``["accuracy>=0.9"]`` or ``"accuracy>=0.9,log_loss<=0.3"``.
     :param model_name: registered model whose champion the candidate must beat.
     :param champion_metric: metric compared with the champion; ``min_improvement`` and
-        ``direction`` (maximize or minimize) as in `DeployModelOperator`.
+        ``direction`` (minimize or maximize, inferred only for well-known metric names) as
+        in `DeployModelOperator`.
     :param on_pass: task or group id(s) to follow when the gate passes.
     :param on_reject: task or group id(s) to follow when it rejects (e.g. a notification).
     :param modeldeploy_conn_id: connection whose MLflow registry holds the champion.
@@ -344,7 +360,7 @@ class ModelGateOperator(BaseBranchOperator):
         model_name: str | None = None,
         champion_metric: str | None = None,
         min_improvement: float | str = 0.0,
-        direction: str = "maximize",
+        direction: str | None = None,
         on_pass: str | list[str] | None = None,
         on_reject: str | list[str] | None = None,
         modeldeploy_conn_id: str = DEFAULT_CONN_ID,
@@ -368,7 +384,7 @@ class ModelGateOperator(BaseBranchOperator):
             as_rules(self.rules),
             champion_metric=self.champion_metric or None,
             min_improvement=as_number(self.min_improvement, "min_improvement"),
-            direction=self.direction,  # type: ignore[arg-type]
+            direction=self.direction or None,
         )
         champion = None
         if gate.champion_challenger is not None:
@@ -390,7 +406,7 @@ class ModelGateOperator(BaseBranchOperator):
         if self._decision["passed"]:
             self.log.info("gate %s", self._decision["reason"])
             if self.on_pass is None:
-                return [task.task_id for task in self.downstream_list]
+                return self._downstream_except(self.on_reject)
             return self.on_pass
         if self.on_reject is None:
             self.log.warning("gate %s; skipping the deployment", self._decision["reason"])
@@ -399,6 +415,15 @@ class ModelGateOperator(BaseBranchOperator):
                 "gate %s; continuing with %s", self._decision["reason"], self.on_reject
             )
         return self.on_reject
+
+    def _downstream_except(self, excluded: str | list[str] | None) -> list[str]:
+        """Every task directly downstream but the reject branch (task or group ids)."""
+        skip = [excluded] if isinstance(excluded, str) else list(excluded or [])
+        return [
+            task.task_id
+            for task in self.downstream_list
+            if not any(task.task_id == s or task.task_id.startswith(f"{s}.") for s in skip)
+        ]
 
     def execute(self, context: Context) -> None:
         branches = self.choose_branch(context)
@@ -542,6 +567,76 @@ class DeleteModelServerOperator(_ModelServerOperator):
                 return {"uuid": str(self.model_server_uuid), "deleted": False}
             self.log.info("deleted model server %s", self.model_server_uuid)
             return {"uuid": str(self.model_server_uuid), "deleted": True}
+
+
+class VerifyPredictionsOperator(_ModelServerOperator):
+    """Check a live model server: send ``data``, compare its answers with ``expected``.
+
+    Calls `modeldeploy.verification.verify_predictions`: numbers match within ``tolerance``
+    (absolute) or ``rel_tolerance`` (relative), labels exactly. The task fails, naming the
+    worst mismatches (input row, expected, got), when the share of matching rows is below
+    ``min_accuracy`` (without it, when any row differs).
+
+    :param model_server_uuid: e.g. ``deploy.output["uuid"]``.
+    :param data: rows in a form the server reads, e.g. ``{"dataframe_split": {...}}``.
+    :param expected: one expected answer per row.
+
+    Returns the `VerificationResult` as a dict (``passed``, ``accuracy``, ``predictions``,
+    ``mismatches``, ``message``...).
+    """
+
+    template_fields: Sequence[str] = (
+        *_ModelServerOperator.template_fields,
+        "data",
+        "expected",
+        "min_accuracy",
+        "tolerance",
+        "rel_tolerance",
+    )
+    template_fields_renderers = {"data": "json", "expected": "json"}
+
+    def __init__(
+        self,
+        *,
+        data: Any,
+        expected: list[Any] | str | None = None,
+        min_accuracy: float | str | None = None,
+        tolerance: float | str = 0.0,
+        rel_tolerance: float | str = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.data = data
+        self.expected = expected
+        self.min_accuracy = min_accuracy
+        self.tolerance = tolerance
+        self.rel_tolerance = rel_tolerance
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modeldeploy.verification import VerificationError, verify_predictions
+
+        expected = self.expected
+        if isinstance(expected, str):  # rendered by Jinja, or given as JSON
+            import json
+
+            expected = json.loads(expected)
+        minimum = self.min_accuracy
+        with self.hook.get_deployer() as deployer:
+            server = deployer.get_model_server(self.model_server_uuid)
+            try:
+                result = verify_predictions(
+                    server,
+                    self.data,
+                    expected,
+                    as_number(self.tolerance, "tolerance"),
+                    as_number(self.rel_tolerance, "rel_tolerance"),
+                    None if minimum in (None, "") else as_number(minimum, "min_accuracy"),
+                )
+            except VerificationError as exc:
+                raise ModelDeployTaskError(str(exc)) from exc
+        self.log.info("verification passed: %s", result.message)
+        self._publish_url(result.prediction_url)
+        return result.model_dump(mode="json")
 
 
 class RollbackModelOperator(_ModelDeployOperator):

@@ -295,6 +295,46 @@ def rollback(g: Globals, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- gate -------------------------------------------------------------------------------
+
+
+def gate(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.gate import Gate
+
+    metrics = {}
+    for item in args.metric:
+        name, sep, value = item.partition("=")
+        try:
+            metrics[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise CLIError(f"--metric {item!r} is not NAME=NUMBER, e.g. --metric rmse=56.1")
+    decider = Gate.from_rules(
+        args.rule,
+        champion_metric=args.champion_metric,
+        min_improvement=args.min_improvement,
+        direction=args.direction,
+    )
+    champion = None
+    if decider.champion_challenger is not None:
+        from modeldeploy.registry import ModelRegistry
+
+        import_mlflow_quietly(g)
+        champion = ModelRegistry(tracking_uri_of(g)).get_champion(args.model_name)
+    decision = decider.evaluate(metrics, champion.metrics if champion else None)
+    if args.json:
+        dump_json(
+            {
+                **decision.model_dump(mode="json"),
+                "champion_version": champion.version if champion else None,
+            }
+        )
+    else:
+        print(f"gate {decision.reason}")
+    return EXIT_OK if decision.passed else EXIT_FAILED
+
+
 # --- flavors ----------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
     modeldeploy [global options] models list|describe|get-url|logs|start|stop|delete ...
     modeldeploy [global options] rollback MODEL_NAME [--pipeline P] [--step S]
+    modeldeploy [global options] gate MODEL_NAME --metric rmse=56.1 [--champion-metric rmse]
     modeldeploy flavors
 
 Global options may also follow the command (`modeldeploy models list --flavor kserve`),
@@ -319,6 +320,33 @@ def build_parser() -> Parser:
     p.add_argument("--step", metavar="S", help="the step whose server to roll back")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler="rollback")
+
+    p = commands.add_parser(
+        "gate",
+        parents=[common],
+        help="decide whether a candidate may replace the champion",
+        description="Evaluate a candidate's metrics against rules and, with "
+        "--champion-metric, against the registry's champion of MODEL_NAME. Exits 0 when it "
+        "passes and 1 when it is rejected, printing the reason.",
+    )
+    p.add_argument("model_name", metavar="MODEL_NAME")
+    p.add_argument(
+        "--metric", action="append", default=[], metavar="NAME=VALUE",
+        help="a candidate metric (repeatable), e.g. --metric rmse=56.1",
+    )  # fmt: skip
+    p.add_argument(
+        "--rule", action="append", default=[], metavar="RULE",
+        help="a threshold (repeatable), e.g. --rule 'accuracy>=0.9'",
+    )  # fmt: skip
+    p.add_argument("--champion-metric", metavar="NAME", help="compare with the champion on it")
+    p.add_argument(
+        "--direction", choices=("minimize", "maximize"),
+        help="which way --champion-metric is better; needed unless it is a well-known "
+        "metric (rmse, log_loss... minimize; accuracy, f1, auc, r2... maximize)",
+    )  # fmt: skip
+    p.add_argument("--min-improvement", type=float, default=0.0, metavar="X")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
+    p.set_defaults(handler="gate")
 
     p = commands.add_parser(
         "flavors",

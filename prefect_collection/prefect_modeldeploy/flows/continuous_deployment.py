@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from prefect import flow
 from prefect.transactions import transaction
@@ -24,16 +24,26 @@ def continuous_deployment(
     gate_rules: list[str] | None = None,
     champion_metric: str | None = None,
     min_improvement: float = 0.0,
+    direction: Literal["maximize", "minimize"] | None = None,
     verification_data: Any = None,
     expected_predictions: Sequence[Any] | None = None,
     min_live_accuracy: float | None = None,
+    tolerance: float = 0.0,
+    rel_tolerance: float = 0.0,
     config: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
     timeout: float = 300.0,
+    allow_signature_change: bool = False,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model
-    server and the `champion` alias back to the previous champion."""
+    server and the `champion` alias back to the previous champion. Numeric predictions
+    match `expected_predictions` within `tolerance` (absolute) or `rel_tolerance`
+    (relative); labels match exactly.
+
+    With `champion_metric`, `direction` says which way it is better ("minimize" for a loss
+    or an error, "maximize" for a score); it is inferred only for well-known metric names
+    and an unknown metric without it is refused before anything changes."""
     with transaction():
         outcome = deploy_model(
             deployer,
@@ -43,9 +53,11 @@ def continuous_deployment(
             gate_rules=gate_rules,
             champion_metric=champion_metric,
             min_improvement=min_improvement,
+            direction=direction,
             config=config,
             pipeline_name=pipeline_name,
             timeout=timeout,
+            allow_signature_change=allow_signature_change,
         )
         if outcome.server is not None and verification_data is not None:
             verify_predictions(
@@ -54,5 +66,7 @@ def continuous_deployment(
                 verification_data,
                 expected=expected_predictions,
                 min_accuracy=min_live_accuracy,
+                tolerance=tolerance,
+                rel_tolerance=rel_tolerance,
             )
     return outcome

@@ -120,14 +120,6 @@ def transition_logger(
 
 def jsonable(value: Any) -> Any:
     """Predictions as plain JSON types (lists, dicts, numbers, strings)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas DataFrame
-        return value.to_dict(orient="records")
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, pandas Series
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
+    from modeldeploy.verification import as_json
+
+    return as_json(value)

@@ -35,7 +35,7 @@ def _make_gate(
     rules: Gate | list[str] | str | None,
     champion_metric: str | None,
     min_improvement: float,
-    direction: Literal["maximize", "minimize"],
+    direction: Literal["maximize", "minimize"] | None,
 ) -> Gate:
     from modeldeploy.gate import Gate
 
@@ -55,7 +55,7 @@ def evaluate_gate(
     rules: list[str] | str | None = None,
     champion_metric: str | None = None,
     min_improvement: float = 0.0,
-    direction: Literal["maximize", "minimize"] = "maximize",
+    direction: Literal["maximize", "minimize"] | None = None,
     champion_metrics: Mapping[str, float] | None = None,
     deployer: ModelDeployerBlock | str | None = None,
     model_name: str | None = None,
@@ -64,7 +64,9 @@ def evaluate_gate(
 
     `rules` are thresholds such as `"accuracy>=0.9"` or `"log_loss<=0.3"`. With
     `champion_metric`, the candidate must also be no worse than the champion (by
-    `min_improvement`); the champion's metrics are `champion_metrics`, or are read from the
+    `min_improvement`) in `direction` ("minimize" when lower is better, "maximize" when
+    higher is; inferred only for well-known names such as rmse or accuracy, refused
+    otherwise); the champion's metrics are `champion_metrics`, or are read from the
     registry of `deployer` for `model_name`. The decision's reason goes to the run log.
     """
     logger = run_logger()
@@ -88,8 +90,9 @@ def deploy_model(
     gate_rules: Gate | list[str] | str | None = None,
     champion_metric: str | None = None,
     min_improvement: float = 0.0,
-    direction: Literal["maximize", "minimize"] = "maximize",
+    direction: Literal["maximize", "minimize"] | None = None,
     config: Mapping[str, Any] | None = None,
+    allow_signature_change: bool = False,
     register: bool = True,
     replace: bool = True,
     timeout: float = 300.0,
@@ -100,12 +103,14 @@ def deploy_model(
     """Continuous deployment of one candidate (`modeldeploy.rollout.continuous_deploy`).
 
     The candidate is gated on `metrics` (`gate_rules`, and the champion when
-    `champion_metric` is set), registered in the deployer's MLflow registry (`register`),
+    `champion_metric` is set, better in `direction`: "minimize" or "maximize", inferred
+    only for well-known metric names), registered in the deployer's MLflow registry (`register`),
     then deployed: the newest equivalent model server (same pipeline, step and model name)
     is updated in place and keeps its URL, or a new one is created. When the gate says no,
     the champion keeps serving (restarted if it was down). `config` holds the flavor's own
     fields (e.g. `port` for mlflow, `replicas` for seldon). Pipeline, run and step names
-    default to the flow name, flow run id and this task's name.
+    default to the flow name, flow run id and this task's name. A candidate whose MLflow
+    signature breaks the serving model's clients is refused unless `allow_signature_change`.
     """
     from modeldeploy.rollout import continuous_deploy
     from prefect.transactions import get_transaction
@@ -136,6 +141,7 @@ def deploy_model(
             replace=replace,
             timeout=timeout,
             on_transition=transition_logger(logger),
+            allow_signature_change=allow_signature_change,
         )
     (logger.info if outcome.decision is None or outcome.decision.passed else logger.warning)(
         "%s", outcome.message

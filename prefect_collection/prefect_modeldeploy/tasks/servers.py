@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.verification import VerificationError, VerificationResult
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -29,22 +30,6 @@ class DeleteResult(BaseModel):
     uuid: str
     deleted: bool
     message: str
-
-
-class VerificationResult(BaseModel):
-    """Live predictions of a model server checked against expected answers."""
-
-    uuid: str
-    prediction_url: str | None
-    rows: int
-    predictions: list[Any]
-    accuracy: float | None
-    passed: bool
-    message: str
-
-
-class VerificationError(AssertionError):
-    """The live model server did not answer as expected."""
 
 
 @task(name="find_model_servers", cache_policy=NO_CACHE)
@@ -136,15 +121,6 @@ def delete_model_server(
     return DeleteResult(uuid=uuid, deleted=True, message=message)
 
 
-def _prediction_list(answer: Any) -> list[Any]:
-    answer = jsonable(answer)
-    if isinstance(answer, dict):
-        for key in ("predictions", "outputs", "data"):
-            if key in answer:
-                return _prediction_list(answer[key])
-    return answer if isinstance(answer, list) else [answer]
-
-
 @task(name="predict", cache_policy=NO_CACHE)
 def predict(deployer: ModelDeployerBlock | str, server: ServerRef, data: Any) -> Any:
     """Send `data` to a model server in its own protocol and return its answer as JSON."""
@@ -159,53 +135,26 @@ def verify_predictions(
     data: Any,
     expected: Sequence[Any] | None = None,
     min_accuracy: float | None = None,
+    tolerance: float = 0.0,
+    rel_tolerance: float = 0.0,
 ) -> VerificationResult:
     """Check a live model server: send `data`, compare its predictions with `expected`.
 
-    Raises `VerificationError` when the accuracy against `expected` is below `min_accuracy`
-    (or, without `min_accuracy`, when any prediction differs), so that inside a transaction
-    the deployment is rolled back.
+    `modeldeploy.verification.verify_predictions`: numbers match within `tolerance`
+    (absolute) or `rel_tolerance` (relative), labels exactly. Raises `VerificationError`,
+    naming the worst mismatches, when the share of matching rows is below `min_accuracy`
+    (or, without it, when any row differs), so inside a transaction the deployment is
+    rolled back.
     """
+    from modeldeploy.verification import verify_predictions as verify
+
     logger = run_logger()
     with resolve_deployer_block(deployer).deployer() as engine:
         found = engine.get_model_server(server_uuid(server))
-        predictions = _prediction_list(found.predict(data))
-    accuracy = None
-    passed = True
-    message = f"{len(predictions)} live prediction(s) from {found.prediction_url}"
-    if expected is not None:
-        expected = list(jsonable(list(expected)))
-        if len(expected) != len(predictions):
-            raise VerificationError(
-                f"model server {found.uuid} answered {len(predictions)} prediction(s) for "
-                f"{len(expected)} expected"
-            )
-        hits = sum(_same(p, e) for p, e in zip(predictions, expected, strict=True))
-        accuracy = hits / len(expected) if expected else 1.0
-        wanted = 1.0 if min_accuracy is None else min_accuracy
-        passed = accuracy >= wanted
-        message = (
-            f"live accuracy {accuracy:.4g} on {len(expected)} row(s) from "
-            f"{found.prediction_url} ({'>=' if passed else '<'} {wanted:.4g})"
-        )
-    result = VerificationResult(
-        uuid=str(found.uuid),
-        prediction_url=found.prediction_url,
-        rows=len(predictions),
-        predictions=predictions,
-        accuracy=accuracy,
-        passed=passed,
-        message=message,
-    )
-    if not passed:
-        logger.error("verification failed: %s", message)
-        raise VerificationError(f"verification of model server {found.uuid} failed: {message}")
-    logger.info("verification passed: %s", message)
+        try:
+            result = verify(found, data, expected, tolerance, rel_tolerance, min_accuracy)
+        except VerificationError as exc:
+            logger.error("verification failed: %s", exc.result.message if exc.result else exc)
+            raise
+    logger.info("verification passed: %s", result.message)
     return result
-
-
-def _same(prediction: Any, expected: Any) -> bool:
-    try:
-        return float(prediction) == float(expected)
-    except (TypeError, ValueError):
-        return prediction == expected

@@ -247,8 +247,7 @@ def to_invocation_payload(data: Any) -> str:
         return json.dumps(data)
     module = type(data).__module__
     if module.startswith("pandas"):
-        split: str = data.to_json(orient="split", index=False)
-        return '{"dataframe_split": ' + split + "}"
+        return json.dumps({"dataframe_split": dataframe_split(data)})
     if module.startswith("numpy"):
         return json.dumps({"inputs": data.tolist()})
     if isinstance(data, dict):
@@ -256,6 +255,27 @@ def to_invocation_payload(data: Any) -> str:
             {"dataframe_split": {"columns": list(data), "data": [list(data.values())]}}
         )
     return json.dumps({"inputs": data})
+
+
+def dataframe_split(frame: Any) -> dict[str, Any]:
+    """A DataFrame as MLflow's `dataframe_split`, floats exact (not pandas' 10 digits).
+
+    `DataFrame.to_json` rounds to `double_precision` (at most 15) digits, so live answers
+    would differ from local ones; float columns are taken from the values instead, whose
+    JSON (`repr`) round-trips. Other columns keep pandas' encoding (dates as ISO text).
+    """
+    import json
+    import math
+
+    if not hasattr(frame, "columns"):  # a Series: one column
+        frame = frame.to_frame()
+    split = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))
+    for index, dtype in enumerate(frame.dtypes):
+        if dtype.kind == "f":
+            values = frame.iloc[:, index].tolist()
+            for row, value in zip(split["data"], values, strict=True):
+                row[index] = None if math.isnan(value) else value
+    return dict(split)
 
 
 def _launch_in_progress(status: dict[str, Any]) -> bool:

@@ -1,0 +1,171 @@
+"""Make what serves agree with the registry's `champion` alias before anything else moves.
+
+A rollout is register -> write -> ready -> promote. A process killed between the write and
+the promotion leaves a model server serving a version the alias does not name. The policy
+(docs/concepts.md, "Crash recovery"): **a rollout that did not finish did not happen**. The
+server is put back to the champion (deleted when there is no champion yet) and the
+interrupted candidate is tagged rolled back. Promoting it instead would skip whatever
+should have followed the rollout (a verification, a transaction's checks).
+
+A rollout still running elsewhere is recognised by the `modeldeploy.rollout` tag of its
+version (owner process and deadline) and is left alone: reconciling raises `ConflictError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from modeldeploy.deployer import ModelDeployer
+from modeldeploy.errors import ConflictError, ModelDeployError
+from modeldeploy.registry import ROLLOUT_TAG, ModelRegistry, ModelVersionInfo
+from modeldeploy.server import ModelServer, TransitionCallback
+from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+
+logger = logging.getLogger("modeldeploy")
+
+#: time a rollout's owner is given beyond its own timeout before it counts as abandoned
+ROLLOUT_GRACE_SECONDS = 60.0
+
+
+class ReconcileReport(BaseModel):
+    """What `reconcile_serving` found and did; `actions` is empty when all agreed."""
+
+    model_name: str
+    champion_version: str | None
+    actions: list[str] = []
+
+
+def rollout_marker(timeout: float, owned_by_this_process: bool = True) -> str:
+    """The `modeldeploy.rollout` tag of a candidate: who rolls it out, and until when.
+
+    Without an owner (a rollout finished by another process, e.g. an Airflow trigger)
+    only the deadline tells whether it is still in flight.
+    """
+    marker: dict[str, object] = {"deadline": time.time() + timeout + ROLLOUT_GRACE_SECONDS}
+    if owned_by_this_process:
+        pid = os.getpid()
+        marker.update(host=socket.gethostname(), pid=pid, pid_start=_process_start(pid))
+    return json.dumps(marker)
+
+
+def rollout_in_flight(version: ModelVersionInfo) -> str | None:
+    """Who is still rolling `version` out (for messages), or None if nobody is."""
+    raw = version.tags.get(ROLLOUT_TAG)
+    if not raw:
+        return None
+    try:
+        marker = json.loads(raw)
+        deadline = float(marker["deadline"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if time.time() >= deadline:
+        return None
+    until = time.strftime("%H:%M:%S UTC", time.gmtime(deadline))
+    pid, host = marker.get("pid"), marker.get("host")
+    if pid is None or host != socket.gethostname():
+        return f"until {until}" + (f" (process {pid} on {host})" if pid else "")
+    if _process_start(int(pid)) is None or _process_start(int(pid)) != marker.get("pid_start"):
+        return None  # its owner died (or the pid now belongs to another program)
+    return f"by process {pid} until {until}"
+
+
+def reconcile_serving(
+    deployer: ModelDeployer,
+    registry: ModelRegistry,
+    model_name: str,
+    pipeline_name: str | None = None,
+    step_name: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_transition: TransitionCallback | None = None,
+) -> ReconcileReport:
+    """Put every model server of `model_name` back on the `champion` version.
+
+    Called first by every rollout and rollback (and by progressive strategies before they
+    shift traffic). Servers deployed without the registry (no `model_version`) or serving
+    a version the registry does not know are left alone. Raises `ConflictError` when
+    another rollout of the model is still in flight.
+    """
+    deadline = Deadline(check_timeout(timeout))
+    registry.sync_history(model_name)
+    champion = registry.get_champion(model_name)
+    report = ReconcileReport(
+        model_name=model_name, champion_version=champion.version if champion else None
+    )
+    servers = deployer.find_model_server(
+        model_name=model_name, pipeline_name=pipeline_name, pipeline_step_name=step_name
+    )
+    for server in servers:
+        version = server.config.model_version
+        if version is None or (champion is not None and version == champion.version):
+            continue
+        try:
+            stray = registry.get_version(model_name, version)
+        except ModelDeployError:
+            continue  # not a version of ours to judge
+        owner = rollout_in_flight(stray)
+        if owner is not None:
+            raise ConflictError(
+                f"a rollout of {model_name} version {version} is still in progress {owner}; "
+                "wait for it to finish (or fail) before starting another"
+            )
+        report.actions.append(
+            _restore(deployer, registry, server, champion, deadline, on_transition)
+        )
+    for action in report.actions:
+        logger.warning("%s", action)
+    return report
+
+
+def _restore(
+    deployer: ModelDeployer,
+    registry: ModelRegistry,
+    server: ModelServer,
+    champion: ModelVersionInfo | None,
+    deadline: Deadline,
+    on_transition: TransitionCallback | None,
+) -> str:
+    name, version = server.config.model_name, str(server.config.model_version)
+    if champion is None:
+        deployer.delete_model_server(server.uuid, timeout=deadline.remaining(), force=True)
+        done = (
+            f"deleted model server {server.uuid}: it served version {version} of {name}, "
+            "whose rollout was interrupted before it became champion, and there is no "
+            "champion to put back"
+        )
+    else:
+        base = server.config.model_dump(exclude_unset=True)
+        base.update(model_uri=champion.model_uri, model_version=champion.version)
+        deployer.deploy(
+            base, replace=True, timeout=deadline.remaining(), on_transition=on_transition
+        )
+        done = (
+            f"put model server {server.uuid} back to the champion, version "
+            f"{champion.version} of {name}: it served version {version}, whose rollout was "
+            "interrupted before the champion alias moved"
+        )
+    registry.mark_rolled_back(name, version, done)
+    return done
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time of `pid` in clock ticks since boot (None if no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc: fall back on the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
