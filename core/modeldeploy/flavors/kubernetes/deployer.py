@@ -125,6 +125,7 @@ class KubernetesModelDeployer(ModelDeployer):
         secret = self.secrets.ensure()
         server = self.server_class(uuid, config, ServiceStatus(), deployer=self, name=name)
         body = server.build_object(config, secret, utcnow())
+        server.mark(body, None)
         try:
             obj = self.resources.create(body)
         except ModelDeployError:

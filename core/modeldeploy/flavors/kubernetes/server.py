@@ -14,7 +14,7 @@ import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from modeldeploy.config import ServiceConfig
@@ -112,6 +112,20 @@ class KubernetesModelServer(ModelServer):
         """Container whose log `logs()` reads (None: the pod's only container)."""
         return None
 
+    #: seconds between re-reads while waiting, for platforms whose progress does not always
+    #: show on the resource itself (pods, child Deployments); None: events only
+    recheck_interval: ClassVar[float | None] = None
+
+    def is_current(self, obj: dict[str, Any], from_event: bool) -> bool:
+        """Does `obj`'s status describe our last write? Default: the history kept by
+        `freshness` (the first status that differs from the one at our write)."""
+        return self.freshness.observed_generation(obj, from_event) >= _generation(obj)
+
+    def mark(self, desired: dict[str, Any], replaced: dict[str, Any] | None) -> None:
+        """Record on `desired` what a later reader needs to judge this write (any process)."""
+        if replaced is not None:
+            mark_write(desired, replaced)
+
     # --- the object --------------------------------------------------------------------
 
     @property
@@ -170,12 +184,13 @@ class KubernetesModelServer(ModelServer):
 
     def status_from(self, obj: dict[str, Any], from_event: bool = False) -> ServiceStatus:
         meta = obj.get("metadata") or {}
-        generation = int(meta.get("generation") or 0)
-        observed_generation = self.freshness.observed_generation(obj, from_event)
+        generation = _generation(obj)
+        current = self.is_current(obj, from_event)
+        observed_generation = generation if current else generation - 1
         stopping = self.stop_requested(obj)
         if meta.get("deletionTimestamp"):
             seen = Observation(ServiceState.PENDING_SHUTDOWN)
-        elif observed_generation < generation:
+        elif not current:
             seen = Observation(
                 ServiceState.PENDING_SHUTDOWN if stopping else ServiceState.PENDING_STARTUP
             )
@@ -230,7 +245,7 @@ class KubernetesModelServer(ModelServer):
             change(current)
             if unmarked(current) == unmarked(before):
                 return None
-            mark_write(current, before)
+            self.mark(current, before)
             replaced[:] = [before]
             return current
 
@@ -321,6 +336,7 @@ class KubernetesModelServer(ModelServer):
                 deadline,
                 start_from=self.freshness.start_version,
                 on_gone=self.freshness.forget,
+                recheck=self.recheck_interval,
             )
         except WatchTimeout:
             raise progress.timeout(deadline) from None
@@ -350,6 +366,10 @@ class KubernetesModelServer(ModelServer):
             follow=follow,
             tail=tail,
         )
+
+
+def _generation(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
 
 
 def _created_at(obj: dict[str, Any]) -> datetime:
