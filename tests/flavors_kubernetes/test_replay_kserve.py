@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from modeldeploy.errors import ModelDeployError
 from modeldeploy.status import ServiceState
+
 from tests.flavors_kubernetes.conftest import Cluster
 from tests.k8s_emulator.replay import Replay, serve_deployments
 
@@ -78,7 +78,10 @@ def kn_progress(name: str, ns: str, created: str, ready: str | None, observed: i
             cond("Stopped", "False"),
         ],
         "components": {"predictor": predictor},
-        "modelStatus": {"transitionStatus": "InProgress", "states": {"targetModelState": "Loading"}},
+        "modelStatus": {
+            "transitionStatus": "InProgress",
+            "states": {"targetModelState": "Loading"},
+        },
     }
     if ready:
         predictor["latestReadyRevision"] = ready
@@ -198,7 +201,9 @@ class Steps:
         self.name = ""
 
     def begin(self, version: int, **extra: Any) -> Any:
-        pending = self.deployer.begin_deploy(self.cluster.config("kserve", version=version, **extra))
+        pending = self.deployer.begin_deploy(
+            self.cluster.config("kserve", version=version, **extra)
+        )
         self.uuid = pending.server_uuid
         self.name = self.deployer.get_model_server(self.uuid).name
         return pending
