@@ -238,15 +238,18 @@ def test_credential_errors_do_not_echo_secret_values() -> None:
 
 
 def test_secret_layouts_use_the_names_the_platforms_read() -> None:
+    from modeldeploy.flavors.kserve.storage import kserve_secret
+    from modeldeploy.flavors.seldon.storage import rclone_env
+
     s3 = S3Credentials(
         access_key_id="AK", secret_access_key=SECRET, endpoint="http://minio:9000", region="eu"
     )
-    env = s3.seldon_env()
+    env, _ = rclone_env(s3)
     assert env["RCLONE_CONFIG_S3_TYPE"] == "s3"
     assert env["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET
     assert env["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"
     assert env["RCLONE_CONFIG_S3_ENV_AUTH"] == "false"
-    data, annotations = s3.kserve_secret()
+    data, annotations = kserve_secret(s3)
     assert data == {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET}
     assert annotations["serving.kserve.io/s3-endpoint"] == "minio:9000"
     assert annotations["serving.kserve.io/s3-usehttps"] == "0"
@@ -255,16 +258,19 @@ def test_secret_layouts_use_the_names_the_platforms_read() -> None:
 
     key = json.dumps({"type": "service_account", "private_key": SECRET})
     gcs = GCSCredentials(service_account_json=key)
-    assert gcs.seldon_env()["RCLONE_CONFIG_GS_SERVICE_ACCOUNT_CREDENTIALS"] == key
-    assert gcs.seldon_env()["RCLONE_CONFIG_GS_TYPE"] == "google cloud storage"
-    assert gcs.kserve_secret() == ({"gcloud-application-credentials.json": key}, {})
+    env, _ = rclone_env(gcs)
+    # rclone's remote is the URI's scheme: gs:// reads GS, gcs:// reads GCS.
+    for remote in ("GS", "GCS"):
+        assert env[f"RCLONE_CONFIG_{remote}_SERVICE_ACCOUNT_CREDENTIALS"] == key
+        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "google cloud storage"
+    assert kserve_secret(gcs) == ({"gcloud-application-credentials.json": key}, {})
 
     azure = AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t")
-    assert azure.kserve_secret()[0]["AZURE_CLIENT_SECRET"] == SECRET
-    assert azure.seldon_env()["RCLONE_CONFIG_AZ_TYPE"] == "azureblob"
+    assert kserve_secret(azure)[0]["AZURE_CLIENT_SECRET"] == SECRET
+    assert rclone_env(azure)[0]["RCLONE_CONFIG_AZ_TYPE"] == "azureblob"
     account = AzureCredentials(account_name="acct", account_key=SECRET)
-    assert account.kserve_secret()[0]["AZURE_STORAGE_ACCESS_KEY"] == SECRET
-    assert account.seldon_env()["RCLONE_CONFIG_AZ_KEY"] == SECRET
+    assert kserve_secret(account)[0]["AZURE_STORAGE_ACCESS_KEY"] == SECRET
+    assert rclone_env(account)[0]["RCLONE_CONFIG_AZ_KEY"] == SECRET
 
 
 def test_flavor_configs_resolve_their_server_from_the_model_type() -> None:

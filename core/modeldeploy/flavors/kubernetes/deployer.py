@@ -14,13 +14,13 @@ from uuid import uuid4
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery
-from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.errors import ModelDeployError
 from modeldeploy.flavors.kubernetes.client import KubeClient, connect
 from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
 from modeldeploy.flavors.kubernetes.naming import server_name
 from modeldeploy.flavors.kubernetes.records import query_selector, read_record
 from modeldeploy.flavors.kubernetes.resources import CustomResources, ResourceKind
-from modeldeploy.flavors.kubernetes.secrets import Layout, StorageSecrets
+from modeldeploy.flavors.kubernetes.secrets import SecretLayout, StorageSecrets
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
 from modeldeploy.status import ServiceStatus, utcnow
@@ -33,7 +33,7 @@ class KubernetesModelDeployer(ModelDeployer):
     config_class: ClassVar[type[ServiceConfig]] = KubernetesServiceConfig
     server_class: ClassVar[type[KubernetesModelServer]]
     kind: ClassVar[ResourceKind]
-    secret_layout: ClassVar[Layout]
+    secret_layout: ClassVar[SecretLayout]
     uri_schemes: ClassVar[tuple[str, ...]] = ("s3", "gs", "https", "http", "pvc")
 
     settings: KubernetesDeployerSettings
@@ -64,7 +64,11 @@ class KubernetesModelDeployer(ModelDeployer):
     def secrets(self) -> StorageSecrets:
         if self._secrets is None:
             self._secrets = StorageSecrets(
-                self.kube, self.settings, self.flavor, self.secret_layout
+                self.kube,
+                self.settings,
+                self.flavor,
+                self.secret_layout,
+                users=lambda selector: self.resources.list(selector),
             )
         return self._secrets
 
@@ -100,17 +104,6 @@ class KubernetesModelDeployer(ModelDeployer):
     def validate_deploy(self, config: ServiceConfig) -> None:
         """Everything we can check without writing: URI scheme, names, flavor rules."""
         check_model_uri(config.model_uri, self.uri_schemes, self.flavor)
-        if (
-            isinstance(config, KubernetesServiceConfig)
-            and config.service_account_name
-            and self.secrets_configured()
-            and self.secret_layout == "kserve"
-        ):
-            raise InvalidConfigError(
-                "service_account_name and storage_credentials are both set; KServe reads "
-                "storage credentials through the ServiceAccount modeldeploy writes, so "
-                "attach your Secret to your ServiceAccount yourself or drop one of the two"
-            )
         self.validate_flavor(config)
 
     def validate_flavor(self, config: ServiceConfig) -> None:
@@ -134,12 +127,10 @@ class KubernetesModelDeployer(ModelDeployer):
         # A concurrent delete of the last other user may have removed the Secret between
         # `ensure` and `create`; write it again so this server can read its model.
         if secret and self.secrets.managed and not self.secrets.exists(secret):
-            self.secrets.ensure()
+            self.secrets.ensure(server=name)
         server.absorb(obj)
         return server
 
     def release_secret(self, secret: str | None, leaving: str) -> bool:
         """Delete `secret` if it is ours and no model server but `leaving` uses it."""
-        return self.secrets.release(
-            secret, users=lambda selector: self.resources.list(selector), leaving=leaving
-        )
+        return self.secrets.release(secret, leaving=leaving)

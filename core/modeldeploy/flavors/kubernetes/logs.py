@@ -10,7 +10,7 @@ from modeldeploy.flavors.kubernetes.client import KubeClient
 from modeldeploy.flavors.kubernetes.errors import translate
 
 
-def _pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
+def list_pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
     import json
 
     try:
@@ -44,7 +44,7 @@ def read(
     tail: int | None = None,
 ) -> Iterator[str]:
     """Lines of every matching pod, oldest pod first; `follow` streams the newest pod."""
-    pods = _pods(kube, selector)
+    pods = list_pods(kube, selector)
     if not pods:
         return
     several = len(pods) > 1 and not follow

@@ -121,6 +121,11 @@ class KubernetesModelServer(ModelServer):
         `freshness` (the first status that differs from the one at our write)."""
         return self.freshness.observed_generation(obj, from_event) >= _generation(obj)
 
+    def start_failure(self) -> str | None:
+        """While starting: a reason the platform has not reported yet that the new model
+        will not come up (pods, children); None if nothing is known to be wrong."""
+        return None
+
     def mark(self, desired: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         """Record on `desired` what a later reader needs to judge this write (any process)."""
         if replaced is not None:
@@ -259,7 +264,7 @@ class KubernetesModelServer(ModelServer):
         """Write `config` in place (same name, uuid and URL); a stopped server is started."""
         config = self.deployer.parse_config(config)
         self.deployer.validate_deploy(config)
-        secret = self.deployer.secrets.ensure()
+        secret = self.deployer.secrets.ensure(server=self.name)
         before = self.secret_name
 
         def change(current: dict[str, Any]) -> None:
@@ -272,7 +277,7 @@ class KubernetesModelServer(ModelServer):
             self.deployer.release_secret(before, leaving="")
 
     def start(self) -> None:
-        self.deployer.secrets.ensure()
+        self.deployer.secrets.ensure(server=self.name)
         self._write(self.apply_start)
 
     def stop(self, force: bool = False) -> None:
@@ -326,7 +331,18 @@ class KubernetesModelServer(ModelServer):
                 )
             if not from_event:
                 self.freshness.begin_wait(obj)
-            return progress.judge(self.absorb(obj, from_event))
+            status = self.absorb(obj, from_event)
+            if (
+                target == ServiceState.ACTIVE
+                and status.is_current
+                and status.state == ServiceState.PENDING_STARTUP
+            ):
+                reason = self.start_failure()
+                if reason:
+                    self.status = status = status.model_copy(
+                        update={"state": ServiceState.ERROR, "last_error": reason}
+                    )
+            return progress.judge(status)
 
         try:
             return watch_until(

@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.errors import PlatformError
-from modeldeploy.flavors.kubernetes import protocols
+from modeldeploy.flavors.kubernetes import pods, protocols
+from modeldeploy.flavors.kubernetes.logs import list_pods
 from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
 from modeldeploy.flavors.seldon import resource
@@ -19,6 +20,9 @@ class SeldonModelServer(KubernetesModelServer):
 
     flavor: ClassVar[str] = "seldon"
     config: SeldonConfig
+    # Seldon's status stays `Creating` while pods fail (seldondeployment_controller.go
+    # :1800-1829, 2137-2150): the pods are re-read while waiting to report the cause.
+    recheck_interval: ClassVar[float | None] = 1.0
 
     @property
     def container_name(self) -> str:
@@ -47,6 +51,18 @@ class SeldonModelServer(KubernetesModelServer):
     def pod_selector(self) -> str:
         return f"{resource.POD_LABEL}={self.name}"
 
+    def start_failure(self) -> str | None:
+        return pods.failure(list_pods(self.deployer.kube, self.pod_selector()), self._fetches_ours)
+
+    def _fetches_ours(self, pod: dict[str, Any]) -> bool:
+        """The pod's model initializer copies our model URI: the operator passes it as the
+        first argument (seldon-core@v1.17.1 operator/controllers/
+        model_initializer_injector.go:219-228), so older pods of another model are skipped."""
+        for container in (pod.get("spec") or {}).get("initContainers") or []:
+            if self.config.model_uri in (container.get("args") or []):
+                return True
+        return False
+
     @property
     def prediction_url(self) -> str | None:
         root = resource.service_root(
@@ -63,7 +79,7 @@ class SeldonModelServer(KubernetesModelServer):
                 "status.address"
             )
         timeout = self.deployer.settings.request_timeout
-        if self.config.protocol == "v2":
+        if self.config.resolved_protocol() == "v2":
             body = protocols.post_json(url, protocols.v2_request(data), timeout=timeout)
             return protocols.v2_response(body)
         body = protocols.post_json(url, protocols.seldon_request(data), timeout=timeout)
