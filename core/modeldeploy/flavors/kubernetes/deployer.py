@@ -69,6 +69,11 @@ class KubernetesModelDeployer(ModelDeployer):
             return self._kube
 
     @property
+    def namespace(self) -> str:
+        """The configured namespace, else the kubeconfig context's, else `default`."""
+        return self.kube.namespace
+
+    @property
     def resources(self) -> CustomResources:
         if self._resources is None:
             self._resources = CustomResources(self.kube, self.kind, self.flavor)

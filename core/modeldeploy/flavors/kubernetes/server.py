@@ -69,7 +69,7 @@ class KubernetesModelServer(ModelServer):
         super().__init__(uuid, config, status)
         self.deployer = deployer
         self.name = name
-        self.namespace = deployer.settings.namespace
+        self.namespace = deployer.namespace
         self.obj = obj
         self.freshness = Freshness()
         if obj is not None:
