@@ -12,10 +12,7 @@ Sources of the status shapes:
   ``http://<sdep>-<predictor>.<ns>.svc.cluster.local:8000/api/v1.0/predictions``;
   ``deploymentStatus[<deployment>] = {replicas, availableReplicas}``; no
   ``observedGeneration`` is written (the 1.17 controller never sets it).
-* KServe v1beta1 (Serverless mode): knative-style conditions (sorted by type, each with
-  ``lastTransitionTime``), ``observedGeneration``, ``url``, ``address.url``,
-  ``components.predictor`` revisions/traffic and ``modelStatus`` (``states``,
-  ``transitionStatus``, ``lastFailureInfo``); the ``serving.kserve.io/stop`` annotation.
+* KServe: see ``kserve.py``.
 """
 
 from __future__ import annotations
@@ -30,14 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
+from .events import record
 from .store import Event, clone, now_ts, random_suffix
 
 if TYPE_CHECKING:
     from .emulator import KubernetesEmulator
     from .resources import ResourceType
-
-KSERVE_FINALIZER = "inferenceservice.finalizers"
-STOP_ANNOTATION = "serving.kserve.io/stop"
 
 
 @dataclass
@@ -404,297 +399,6 @@ def _set_condition(
     conds.sort(key=lambda c: c["type"])
 
 
-# ================================================================================== KServe
-
-
-class KServeController(_Controller):
-    """InferenceService (serving.kserve.io/v1beta1) in Serverless mode."""
-
-    group = "serving.kserve.io"
-    plural = "inferenceservices"
-    name = "kserve"
-
-    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
-        super().__init__(emu, delay)
-        self.domain = "example.com"
-        self.use_finalizer = True
-        self.replicas = 1
-
-    def pod_selector(self, name: str) -> dict[str, str]:
-        return {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
-
-    @staticmethod
-    def storage_uri(obj: dict[str, Any]) -> str | None:
-        pred = (obj.get("spec") or {}).get("predictor") or {}
-        for val in pred.values():
-            if isinstance(val, dict) and isinstance(val.get("storageUri"), str):
-                return val["storageUri"]
-        for c in pred.get("containers") or []:
-            for env in c.get("env") or []:
-                if env.get("name") == "STORAGE_URI":
-                    return env.get("value")
-        return None
-
-    def reconcile(self, ns: str, name: str) -> None:
-        key = (ns, name)
-        obj = self.store.get(self.rt, ns, name)
-        if obj is None:
-            self.state.pop(key, None)
-            return
-        meta = obj["metadata"]
-        if meta.get("deletionTimestamp"):
-            for pod in self.pods_of(ns, self.pod_selector(name)):
-                self.delete_pod(pod)
-            if KSERVE_FINALIZER in (meta.get("finalizers") or []):
-                self.update_meta(
-                    obj,
-                    lambda m: m.__setitem__(
-                        "finalizers", [f for f in m["finalizers"] if f != KSERVE_FINALIZER]
-                    ),
-                )
-            self.state.pop(key, None)
-            return
-        if self.use_finalizer and KSERVE_FINALIZER not in (meta.get("finalizers") or []):
-            obj = self.update_meta(
-                obj,
-                lambda m: m.__setitem__(
-                    "finalizers", [*(m.get("finalizers") or []), KSERVE_FINALIZER]
-                ),
-            )
-            meta = obj["metadata"]
-        gen = int(meta.get("generation", 1))
-        st = self.state.get(key)
-        stopped = (meta.get("annotations") or {}).get(STOP_ANNOTATION, "").lower() == "true"
-        if stopped:
-            if st is None or st.phase != "stopped" or st.generation != gen:
-                for pod in self.pods_of(ns, self.pod_selector(name)):
-                    self.delete_pod(pod)
-                self.write_status(obj, self._stopped_status(obj, gen))
-                self.state[key] = _State(
-                    gen, "stopped", ready_revision=st.ready_revision if st else ""
-                )
-            return
-        if st is None or st.generation != gen or st.phase == "stopped":
-            resumed = st is not None and st.phase == "stopped"
-            prev_ready = st.ready_revision if st else ""
-            rev = f"{name}-predictor-{gen:05d}"
-            uri = self.storage_uri(obj)
-            pod = self.create_pod(
-                obj,
-                f"{rev}-deployment-{random_suffix(10)}-{random_suffix(5)}",
-                {
-                    "serving.kserve.io/inferenceservice": name,
-                    "component": "predictor",
-                    "serving.knative.dev/revision": rev,
-                    "serving.knative.dev/configuration": f"{name}-predictor",
-                    "app": rev,
-                },
-                ["kserve-container", "queue-proxy"],
-                ["storage-initializer"] if uri else [],
-                {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
-            )
-            self.set_pod_phase(pod, "starting")
-            self.write_status(obj, self._progress_status(obj, gen, rev, resumed))
-            self.state[key] = _State(
-                gen,
-                "progressing",
-                rev,
-                time.monotonic() + self.delay,
-                prev_ready,
-                [pod["metadata"]["name"]],
-            )
-            self.enqueue(ns, name, self.delay)
-            return
-        if st.phase != "progressing" or self.hold:
-            return
-        now = time.monotonic()
-        if now < st.due:
-            self.enqueue(ns, name, st.due - now)
-            return
-        uri = self.storage_uri(obj)
-        current = [
-            p for p in self.pods_of(ns, self.pod_selector(name)) if p["metadata"]["name"] in st.pods
-        ]
-        if self.uri_fails(uri):
-            msg = f"{self.failure_message} (storageUri {uri})"
-            for pod in current:
-                self.store.logs.append(
-                    ns, pod["metadata"]["name"], "storage-initializer", f"ERROR: {msg}"
-                )
-                self.set_pod_phase(pod, "init-failed", msg)
-            self.write_status(obj, self._failed_status(obj, st, msg, current))
-            st.phase = "failed"
-            return
-        for pod in current:
-            self.store.logs.append(
-                ns,
-                pod["metadata"]["name"],
-                "kserve-container",
-                "INFO:     Uvicorn running on http://0.0.0.0:8080",
-            )
-            self.set_pod_phase(pod, "running")
-        for pod in self.pods_of(ns, self.pod_selector(name)):
-            if pod["metadata"]["name"] not in st.pods:
-                self.delete_pod(pod)
-        self.write_status(obj, self._ready_status(obj, st))
-        st.ready_revision = st.revision
-        st.phase = "ready"
-
-    # -------------------------------------------------------------------------- statuses
-
-    def _base(self, obj: dict[str, Any], gen: int) -> dict[str, Any]:
-        status = clone(obj.get("status") or {})
-        status["observedGeneration"] = gen
-        status["deploymentMode"] = "Serverless"
-        status.setdefault("conditions", [])
-        return status
-
-    def _urls(self, obj: dict[str, Any]) -> dict[str, str]:
-        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        return {
-            "url": f"http://{name}.{ns}.{self.domain}",
-            "internal": f"http://{name}.{ns}.svc.cluster.local",
-            "predictor": f"http://{name}-predictor.{ns}.{self.domain}",
-            "predictor_internal": f"http://{name}-predictor.{ns}.svc.cluster.local",
-        }
-
-    def _progress_status(
-        self, obj: dict[str, Any], gen: int, rev: str, resumed: bool
-    ) -> dict[str, Any]:
-        status = self._base(obj, gen)
-        conds = status["conditions"]
-        config = f"{obj['metadata']['name']}-predictor"
-        why = f'Configuration "{config}" is waiting for a Revision to become ready.'
-        if resumed:
-            conds[:] = [c for c in conds if c["type"] != "Stopped"]
-            _set_condition(conds, "Stopped", "False")
-        for ctype in (
-            "LatestDeploymentReady",
-            "PredictorConfigurationReady",
-            "PredictorReady",
-            "Ready",
-        ):
-            _set_condition(conds, ctype, "Unknown", "RevisionMissing", why)
-        if not any(c["type"] == "IngressReady" for c in conds) or resumed:
-            _set_condition(conds, "IngressReady", "Unknown")
-        if not any(c["type"] == "PredictorRouteReady" for c in conds) or resumed:
-            _set_condition(conds, "PredictorRouteReady", "Unknown", "RevisionMissing", why)
-        comps = status.setdefault("components", {})
-        pred = comps.setdefault("predictor", {})
-        pred["latestCreatedRevision"] = rev
-        ms = status.get("modelStatus") or {}
-        states = ms.get("states") or {"activeModelState": ""}
-        states["targetModelState"] = "Pending"
-        status["modelStatus"] = {"states": states, "transitionStatus": "InProgress"}
-        if "copies" in ms:
-            status["modelStatus"]["copies"] = ms["copies"]
-        return status
-
-    def _ready_status(self, obj: dict[str, Any], st: _State) -> dict[str, Any]:
-        status = self._base(obj, st.generation)
-        conds = status["conditions"]
-        for ctype in (
-            "IngressReady",
-            "LatestDeploymentReady",
-            "PredictorConfigurationReady",
-            "PredictorReady",
-            "PredictorRouteReady",
-            "Ready",
-        ):
-            _set_condition(conds, ctype, "True")
-        urls = self._urls(obj)
-        status["url"] = urls["url"]
-        status["address"] = {"url": urls["internal"]}
-        pred: dict[str, Any] = {
-            "latestCreatedRevision": st.revision,
-            "latestReadyRevision": st.revision,
-            "latestRolledoutRevision": st.revision,
-            "url": urls["predictor"],
-            "address": {"url": urls["predictor_internal"]},
-            "traffic": [{"revisionName": st.revision, "percent": 100, "latestRevision": True}],
-        }
-        if st.ready_revision and st.ready_revision != st.revision:
-            pred["previousRolledoutRevision"] = st.ready_revision
-        status["components"] = {"predictor": pred}
-        status["modelStatus"] = {
-            "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
-            "transitionStatus": "UpToDate",
-            "copies": {"failedCopies": 0, "totalCopies": self.replicas},
-        }
-        return status
-
-    def _failed_status(
-        self, obj: dict[str, Any], st: _State, msg: str, pods: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        status = self._base(obj, st.generation)
-        conds = status["conditions"]
-        why = f'Revision "{st.revision}" failed with message: {msg}.'
-        for ctype in (
-            "LatestDeploymentReady",
-            "PredictorConfigurationReady",
-            "PredictorReady",
-            "Ready",
-        ):
-            _set_condition(conds, ctype, "False", "RevisionFailed", why)
-        ms = status.get("modelStatus") or {}
-        states = ms.get("states") or {"activeModelState": ""}
-        states["targetModelState"] = "FailedToLoad"
-        status["modelStatus"] = {
-            "states": states,
-            "transitionStatus": "BlockedByFailedLoad",
-            "lastFailureInfo": {
-                "location": pods[0]["metadata"]["name"] if pods else "",
-                "reason": "ModelLoadFailed",
-                "message": msg,
-                "modelRevisionName": st.revision,
-                "exitCode": 1,
-                "time": now_ts(),
-            },
-        }
-        return status
-
-    def _stopped_status(self, obj: dict[str, Any], gen: int) -> dict[str, Any]:
-        old = obj.get("status") or {}
-        status: dict[str, Any] = {
-            "observedGeneration": gen,
-            "deploymentMode": old.get("deploymentMode", "Serverless"),
-        }
-        conds: list[dict[str, Any]] = []
-        for ctype in ("IngressReady", "PredictorReady", "Ready"):
-            _set_condition(conds, ctype, "False", "Stopped")
-        _set_condition(conds, "Stopped", "True")
-        status["conditions"] = conds
-        return status
-
-    # ----------------------------------------------------------------------- test controls
-
-    def set_ready(
-        self,
-        name: str,
-        ready: bool = True,
-        *,
-        namespace: str = "default",
-        reason: str = "",
-        message: str = "",
-    ) -> dict[str, Any]:
-        """Force the Ready/PredictorReady conditions now (e.g. a crash after rollout); the
-        controller leaves this generation alone afterwards."""
-        obj = self.store.require(self.rt, namespace, name)
-        gen = int(obj["metadata"].get("generation", 1))
-        st = self.state.get((namespace, name)) or _State(gen, "manual")
-        st.generation, st.phase = gen, "manual"
-        self.state[(namespace, name)] = st
-        status = self._base(obj, gen)
-        for ctype in ("PredictorReady", "Ready"):
-            if ready:
-                _set_condition(status["conditions"], ctype, "True")
-            else:
-                _set_condition(
-                    status["conditions"], ctype, "False", reason or "RevisionFailed", message
-                )
-        return self.write_status(obj, status)
-
-
 # ================================================================================== Seldon
 
 
@@ -704,6 +408,17 @@ class SeldonController(_Controller):
     group = "machinelearning.seldon.io"
     plural = "seldondeployments"
     name = "seldon"
+
+    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
+        super().__init__(emu, delay)
+        #: ``True`` (default until the seldon flavor reads the pods): a model that cannot be
+        #: downloaded turns the state to ``Failed`` with the init container's error at once.
+        #: ``False``: as seldon-core@v1.17.1 does it — ``Creating`` while the init container
+        #: crash-loops, then after ``progress_deadline`` ``Failed`` with the generic
+        #: description (seldondeployment_controller.go:1800-1829, 2137-2150)
+        self.fast_failure = True
+        #: the Deployments' progressDeadlineSeconds (600 upstream; scale it down in tests)
+        self.progress_deadline = 600.0
 
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"seldon-deployment-id": name}
@@ -769,6 +484,8 @@ class SeldonController(_Controller):
             pods = []
             uris = dict(self.model_uris(obj))
             for pred, dep, containers in self._deployments(obj):
+                if int(pred.get("replicas", obj["spec"].get("replicas", 1))) == 0:
+                    continue
                 init = [f"{c}-model-initializer" for c in containers if c in uris]
                 logs = {
                     f"{c}-model-initializer": [f"Downloading {uris[c]}"]
@@ -790,9 +507,43 @@ class SeldonController(_Controller):
                 )
                 self.set_pod_phase(pod, "starting")
                 pods.append(pod["metadata"]["name"])
+            verb = "Created" if st is None else "Updated"
+            for _pred, dep, _ in self._deployments(obj):
+                # seldondeployment_controller.go createDeployments / createServices
+                record(
+                    self.store,
+                    self.rt,
+                    obj,
+                    "Normal",
+                    f"{verb[:-1]}Deployment",
+                    f'{verb} Deployment "{dep}"',
+                    "seldon-controller-manager",
+                )
+            if st is None:
+                for pred in obj["spec"].get("predictors") or []:
+                    record(
+                        self.store,
+                        self.rt,
+                        obj,
+                        "Normal",
+                        "CreateService",
+                        f'Created Service "{name}-{pred["name"]}"',
+                        "seldon-controller-manager",
+                    )
             status = clone(obj.get("status") or {})
             status["state"] = "Creating"
             status.pop("description", None)
+            # seldon_deployment_status.go: a living condition set over the components
+            conds = status.setdefault("conditions", [])
+            _set_condition(conds, "ServicesReady", "True")
+            for ctype in ("DeploymentsReady", "Ready"):
+                _set_condition(
+                    conds,
+                    ctype,
+                    "False",
+                    "DeploymentsNotReady" if ctype == "DeploymentsReady" else "",
+                    "Deployment does not have minimum availability.",
+                )
             status["replicas"] = self._replicas(obj)
             self.write_status(obj, status)
             self.state[key] = _State(
@@ -815,11 +566,19 @@ class SeldonController(_Controller):
             msg = (
                 f'Init container "{node}-model-initializer" failed: {self.failure_message} ({uri})'
             )
-            for pod in current:
-                self.store.logs.append(
-                    ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
-                )
-                self.set_pod_phase(pod, "init-failed", msg)
+            if st.ready_revision != "crashing":  # the init container starts crash-looping
+                st.ready_revision = "crashing"
+                for pod in current:
+                    self.store.logs.append(
+                        ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
+                    )
+                    self.set_pod_phase(pod, "init-failed", msg)
+            if not self.fast_failure:
+                left = st.due - self.delay + self.progress_deadline - time.monotonic()
+                if left > 0:  # still "Creating": the Deployment is progressing
+                    self.enqueue(ns, name, left)
+                    return
+                msg = "Deployment is no longer progressing and not available."
             status = clone(obj.get("status") or {})
             status["state"] = "Failed"
             status["description"] = msg
@@ -837,6 +596,10 @@ class SeldonController(_Controller):
         for pod in self.pods_of(ns, self.pod_selector(name)):
             if pod["metadata"]["name"] not in st.pods:
                 self.delete_pod(pod)
+        if self._replicas(obj) == 0:
+            # ReadyReplicas == 0: never "Available" (seldondeployment_controller.go:1800-1814)
+            st.phase = "ready"
+            return
         self.write_status(obj, self._available_status(obj))
         st.phase = "ready"
 
@@ -871,8 +634,12 @@ class SeldonController(_Controller):
                 "httpEndpoint": f"{s}.{ns}:8000",
                 "grpcEndpoint": f"{s}.{ns}:5001",
             }
+        conds = clone((obj.get("status") or {}).get("conditions") or [])
+        for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
+            _set_condition(conds, ctype, "True")
         return {
             "state": "Available",
+            "conditions": conds,
             "address": {"url": f"http://{svc}.{ns}.svc.cluster.local:8000{path}"},
             "deploymentStatus": deployments,
             "serviceStatus": services,

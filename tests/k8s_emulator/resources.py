@@ -8,7 +8,7 @@ selectors exist, how names are checked and which admission webhook would run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import validation as v
@@ -18,6 +18,7 @@ from .schema import CRDVersion, load_crds
 Getter = Callable[[dict[str, Any]], str]
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]
 Webhook = Callable[[dict[str, Any]], ApiError | None]
+Mutator = Callable[[dict[str, Any]], None]
 
 
 def _get(path: str) -> Getter:
@@ -58,6 +59,10 @@ class ResourceType:
     track_generation: bool = False
     name_check: str = "subdomain"
     webhook: Webhook | None = None
+    mutator: Mutator | None = None  # a mutating admission webhook (runs before validation)
+    scale: dict[str, Any] | None = None  # subresources.scale (specReplicasPath, ...)
+    printer_columns: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
     field_getters: dict[str, Getter] = field(default_factory=lambda: dict(BASE_FIELDS))
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
 
@@ -80,6 +85,26 @@ class ResourceType:
     def res(self) -> Resource:
         return Resource(self.group, self.plural, self.kind)
 
+
+EVENT_FIELDS = {
+    "apiVersion",
+    "kind",
+    "metadata",
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+}
 
 KSERVE_WEBHOOK = "inferenceservice.kserve-webhook-server.validator"
 _ISVC_NAME_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -118,6 +143,21 @@ def core_types() -> list[ResourceType]:
     secret_fields = dict(BASE_FIELDS)
     secret_fields["type"] = _get("type")
     ns_fields = {"metadata.name": _get("metadata.name"), "status.phase": _get("status.phase")}
+    event_fields = dict(BASE_FIELDS)
+    for p in (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ):
+        event_fields[p] = _get(p)
     return [
         ResourceType(
             "",
@@ -176,7 +216,49 @@ def core_types() -> list[ResourceType]:
             returns_deleted_object=True,
             field_getters=pod_fields,
         ),
+        ResourceType(
+            "",
+            "v1",
+            "events",
+            "Event",
+            "event",
+            short_names=["ev"],
+            known_fields=frozenset(EVENT_FIELDS),
+            field_getters=event_fields,
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            "deployment",
+            status_subresource=True,
+            short_names=["deploy"],
+            known_fields=frozenset(v.POD_FIELDS),
+            track_generation=True,
+            scale={
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".spec.selector",
+            },
+        ),
     ]
+
+
+#: seldon-core@v1.17.1 helm-charts/seldon-core-operator/templates/
+#: customresourcedefinition_seldondeployments.machinelearning.seldon.io.yaml:4826-4834 serves
+#: v1 (storage), v1alpha2 and v1alpha3 with one schema (conversion strategy None)
+SELDON_EXTRA_VERSIONS = ("v1alpha2", "v1alpha3")
+
+
+def _webhook_for(group: str, plural: str) -> Webhook | None:
+    if (group, plural) == ("serving.kserve.io", "inferenceservices"):
+        return _kserve_webhook
+    if (group, plural) == ("machinelearning.seldon.io", "seldondeployments"):
+        from .seldon_webhook import validate
+
+        return validate
+    return None
 
 
 def crd_type(crd: CRDVersion) -> ResourceType:
@@ -192,9 +274,10 @@ def crd_type(crd: CRDVersion) -> ResourceType:
         schema=crd.schema,
         allow_unconditional_update=False,  # customResourceStrategy.AllowUnconditionalUpdate
         track_generation=True,
-        webhook=_kserve_webhook
-        if (crd.group, crd.plural) == ("serving.kserve.io", "inferenceservices")
-        else None,
+        webhook=_webhook_for(crd.group, crd.plural),
+        scale=crd.scale,
+        printer_columns=crd.printer_columns,
+        categories=crd.categories,
     )
 
 
@@ -203,7 +286,14 @@ class Registry:
 
     def __init__(self, crd_dir: str | None = None) -> None:
         self.types: list[ResourceType] = core_types()
-        self.types.extend(crd_type(c) for c in load_crds(crd_dir))
+        for crd in load_crds(crd_dir):
+            self.types.append(crd_type(crd))
+            if (crd.group, crd.plural, crd.version) == (
+                "machinelearning.seldon.io",
+                "seldondeployments",
+                "v1",
+            ):
+                self.types.extend(replace(crd_type(crd), version=v) for v in SELDON_EXTRA_VERSIONS)
         self._by_gvr = {(t.group, t.version, t.plural): t for t in self.types}
         self._by_key: dict[str, ResourceType] = {}
         for t in self.types:

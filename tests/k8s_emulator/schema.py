@@ -69,6 +69,8 @@ class CRDVersion:
     schema: dict[str, Any]
     storage: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    printer_columns: list[dict[str, Any]] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
 
 
 def default_crd_dir() -> Path:
@@ -131,6 +133,8 @@ def _versions(doc: dict[str, Any]) -> list[CRDVersion]:
                 scale=sub.get("scale"),
                 schema=schema,
                 storage=bool(v.get("storage")),
+                printer_columns=list(v.get("additionalPrinterColumns") or []),
+                categories=list(names.get("categories") or []),
             )
         )
     return res

@@ -12,6 +12,7 @@ import contextlib
 import json
 import random
 import socket
+import ssl
 import threading
 import time
 import traceback
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import errors as E
+from . import tables
 from .errors import ApiError
 from .faults import RequestRecord
 from .resources import ResourceType
@@ -57,19 +59,37 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.active: set[socket.socket] = set()
         self.active_lock = threading.Lock()
         super().__init__(addr, ApiHandler)
+        if emu.tls:
+            from .tls import certs
+
+            # the handshake runs in the connection's thread, not in the accept loop
+            self.socket = (
+                certs()
+                .server_context()
+                .wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+            )
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client closing its watch or keep-alive connection is normal, not an error."""
         import sys
 
-        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
-            return
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionResetError | BrokenPipeError | ssl.SSLError):
+            return  # a client that closed its (TLS) connection mid-stream
         super().handle_error(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self.active_lock:
             self.active.add(request)
         try:
+            if hasattr(request, "do_handshake"):
+                try:
+                    request.settimeout(10)
+                    request.do_handshake()
+                    request.settimeout(None)
+                except (OSError, ValueError):
+                    self.shutdown_request(request)
+                    return
             super().process_request_thread(request, client_address)
         finally:
             with self.active_lock:
@@ -203,7 +223,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._status = exc.code
             self._safe_send(exc.code, exc.status, exc.headers)
-        except (BrokenPipeError, ConnectionResetError, _Abort):
+        except (BrokenPipeError, ConnectionResetError, _Abort, ssl.SSLError):
             self.close_connection = True
         except Exception as exc:  # an emulator bug: answer 500 and keep it for the tests
             emu.internal_errors.append(
@@ -271,6 +291,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             return Route(special="health")
         if segs == ["version"]:
             return Route(special="version")
+        if segs[0] == "openapi" and len(segs) >= 2 and segs[1] in ("v2", "v3"):
+            return Route(special="openapi", special_arg="/".join(segs[1:]))
         if segs == ["api"]:
             return Route(special="api")
         if segs == ["apis"]:
@@ -325,6 +347,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             return route
         if sub == "log" and route.rt.kind == "Pod":
             return route
+        if sub == "scale" and route.rt.scale is not None:
+            return route
         raise E.not_found_path()
 
     # -------------------------------------------------------------------------- dispatch
@@ -360,13 +384,20 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise E.method_not_allowed()
             self._logs(route, query)
             return
+        if route.subresource == "scale":
+            self._scale(route, query, body)
+            return
         if m == "GET":
             rv = query.get("resourceVersion")
             if rv not in (None, "", "0"):
                 from .store import _parse_rv
 
                 store.wait_for_rv(_parse_rv(rv))
-            self._ok(200, store.require(rt, route.namespace, route.name))
+            obj = store.require(rt, route.namespace, route.name)
+            if tables.wants_table(self.headers.get("Accept", "")):
+                self._ok(200, tables.table(rt, [self._as_version(rt, obj)]))
+                return
+            self._ok(200, obj)
         elif m == "PUT":
             data, dups = loads_body(body)
             obj, warnings = store.update(
@@ -428,7 +459,107 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _ok(self, code: int, obj: Any, warnings: list[str] | None = None) -> None:
         self._status = code
+        rt = self._route.rt if self._route is not None else None
+        if rt is not None and isinstance(obj, dict) and obj.get("kind") == rt.kind:
+            obj = self._as_version(rt, obj)
         self._send_json(code, obj, warnings=warnings)
+
+    @staticmethod
+    def _as_version(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Served through another version of a multi-version CRD (conversion ``None``):
+        only ``apiVersion`` changes."""
+        if rt.is_crd and obj.get("apiVersion") not in (None, rt.api_version):
+            return dict(obj, apiVersion=rt.api_version)
+        return obj
+
+    # ------------------------------------------------------------------------------ scale
+
+    def _scale(self, route: Route, query: dict[str, str], body: bytes) -> None:
+        """``/scale`` (autoscaling/v1 Scale) over ``subresources.scale`` paths."""
+        rt = route.rt
+        assert rt is not None and rt.scale is not None and route.name is not None
+        store = self.server.emu.store
+        spec_path = rt.scale["specReplicasPath"].lstrip(".").split(".")
+        status_path = (rt.scale.get("statusReplicasPath") or "").lstrip(".").split(".")
+
+        def dig(obj: Any, path: list[str]) -> Any:
+            for k in path:
+                obj = obj.get(k) if isinstance(obj, dict) else None
+            return obj
+
+        def as_scale(obj: dict[str, Any]) -> dict[str, Any]:
+            meta = obj["metadata"]
+            status: dict[str, Any] = {"replicas": int(dig(obj, status_path) or 0)}
+            sel_path = rt.scale.get("labelSelectorPath") if rt.scale else None
+            sel = dig(obj, sel_path.lstrip(".").split(".")) if sel_path else None
+            if isinstance(sel, dict):
+                status["selector"] = ",".join(
+                    f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())
+                )
+            elif isinstance(sel, str):
+                status["selector"] = sel
+            return {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: meta[k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                    if k in meta
+                },
+                "spec": {"replicas": int(dig(obj, spec_path) or 0)},
+                "status": status,
+            }
+
+        m = self.command
+        obj = store.require(rt, route.namespace, route.name)
+        if m == "GET":
+            self._send_scale(as_scale(obj))
+            return
+        if m not in ("PUT", "PATCH"):
+            raise E.method_not_allowed()
+        data, _ = loads_body(body)
+        current = as_scale(obj)
+        if m == "PATCH":
+            from .patch import json_patch, merge_patch
+
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype == "application/json-patch+json":
+                data = json_patch(current, data)
+            elif ctype in (
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+            ):
+                data = merge_patch(current, data)
+            else:
+                raise E.unsupported_media_type(
+                    ["application/json-patch+json", "application/merge-patch+json"]
+                )
+        replicas = (data.get("spec") or {}).get("replicas") if isinstance(data, dict) else None
+        if not isinstance(replicas, int) or replicas < 0:
+            raise E.ApiError(
+                E.status_body(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{route.name}" is invalid: spec.replicas: Invalid value: '
+                    f"{json.dumps(replicas)}: must be greater than or equal to 0",
+                )
+            )
+        rv = ((data.get("metadata") or {}).get("resourceVersion")) if m == "PUT" else None
+        if rv and rv != obj["metadata"]["resourceVersion"]:
+            raise E.conflict(rt.res(), route.name)
+        new = json.loads(json.dumps(obj))
+        cur = new
+        for k in spec_path[:-1]:
+            cur = cur.setdefault(k, {})
+        cur[spec_path[-1]] = replicas
+        out, _ = store.update(
+            rt, route.namespace, route.name, new, dry_run=query.get("dryRun") == "All"
+        )
+        self._send_scale(as_scale(out))
+
+    def _send_scale(self, scale: dict[str, Any]) -> None:
+        self._status = 200
+        self._send_json(200, scale)
 
     # ------------------------------------------------------------------------ list/watch
 
@@ -460,7 +591,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             meta["continue"] = res.continue_token
         if res.remaining is not None:
             meta["remainingItemCount"] = res.remaining
-        items = res.items
+        items = [self._as_version(rt, o) for o in res.items]
+        if tables.wants_table(self.headers.get("Accept", "")):
+            self._ok(200, tables.table(rt, items, meta))
+            return
         if not rt.is_crd:  # typed lists carry no kind/apiVersion on their items
             items = [
                 {k: val for k, val in o.items() if k not in ("kind", "apiVersion")} for o in items
@@ -484,6 +618,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         else:
             timeout = 1800.0 * (1 + random.random())  # minRequestTimeout * [1, 2)
         bookmarks = query.get("allowWatchBookmarks") in _TRUE
+        as_table = tables.wants_table(self.headers.get("Accept", ""))
         initial_events = query.get("sendInitialEvents") in _TRUE
         if initial_events and query.get("resourceVersionMatch") != "NotOlderThan":
             raise E.ApiError(
@@ -550,6 +685,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                     if item is None:
                         raise _Abort()
                     etype, obj = item
+                if etype in ("ADDED", "MODIFIED", "DELETED"):
+                    obj = self._as_version(rt, obj)
+                    if as_table:
+                        obj = tables.table(rt, [obj])
                 self._chunk(
                     json.dumps({"type": etype, "object": obj}, separators=(",", ":")).encode()
                     + b"\n"
@@ -647,6 +786,13 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     # -------------------------------------------------------------------------- discovery
 
+    def _openapi(self, arg: str) -> None:
+        doc = _openapi_doc(self.server.emu, arg)
+        if doc is None:
+            raise E.not_found_path()
+        self._status = 200
+        self._send_bytes(200, doc, _JSON)
+
     def _discovery(self, route: Route) -> None:
         emu = self.server.emu
         kind = route.special
@@ -665,6 +811,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 platform="linux/amd64",
             )
             self._ok(200, out)
+            return
+        if kind == "openapi":
+            self._openapi(str(route.special_arg))
             return
         if kind == "root":
             self._ok(200, {"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]})
@@ -712,6 +861,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                     "kind": t.kind,
                     "verbs": list(t.verbs),
                     "shortNames": t.short_names,
+                    **({"categories": t.categories} if t.categories else {}),
                 }
             )
             if t.status_subresource:
@@ -721,6 +871,18 @@ class ApiHandler(BaseHTTPRequestHandler):
                         "singularName": "",
                         "namespaced": t.namespaced,
                         "kind": t.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if t.scale is not None:
+                resources.append(
+                    {
+                        "name": f"{t.plural}/scale",
+                        "singularName": "",
+                        "namespaced": t.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
                         "verbs": ["get", "patch", "update"],
                     }
                 )
@@ -744,6 +906,15 @@ class ApiHandler(BaseHTTPRequestHandler):
                 "resources": resources,
             },
         )
+
+
+def _openapi_doc(emu: KubernetesEmulator, arg: str) -> bytes | None:
+    spec = emu.openapi
+    if arg == "v2":
+        return spec.v2
+    if arg == "v3":
+        return spec.root
+    return spec.docs.get(arg[len("v3/") :]) if arg.startswith("v3/") else None
 
 
 def _group(name: str, versions: list[str]) -> dict[str, Any]:

@@ -638,6 +638,12 @@ class Store:
             normalize_secret(obj)
         return obj, warnings
 
+    def _to_storage_version(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Multi-version CRDs store every object in the storage version (the first one the
+        registry knows for the resource); the front end serves it in the requested one."""
+        if rt.is_crd:
+            obj["apiVersion"] = self.registry.by_key(rt.key).api_version
+
     def _validate(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         meta = obj["metadata"]
         errs: list[FieldError] = validate_object_meta(
@@ -693,6 +699,7 @@ class Store:
         skip_validation: bool = False,
     ) -> tuple[dict[str, Any], list[str]]:
         obj, warnings = self.decode(rt, body, dups or [], field_validation)
+        self._to_storage_version(rt, obj)
         meta = obj["metadata"]
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
@@ -750,6 +757,8 @@ class Store:
                         break
                 meta["name"] = candidate
             if not skip_validation:
+                if rt.mutator is not None:
+                    rt.mutator(obj)
                 self._validate(rt, obj, None)
                 if rt.webhook is not None:
                     denied = rt.webhook(obj)
@@ -783,6 +792,7 @@ class Store:
     ) -> tuple[dict[str, Any], list[str]]:
         """PUT: replace (main resource or /status) with optimistic concurrency."""
         obj, warnings = self.decode(rt, body, dups or [], field_validation)
+        self._to_storage_version(rt, obj)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != name:
             raise E.bad_request(
@@ -829,6 +839,8 @@ class Store:
                 f"Precondition failed: UID in precondition: {given_uid}, UID in object meta: "
                 f"{old['metadata']['uid']}",
             )
+        if rt.mutator is not None and subresource is None:
+            rt.mutator(obj)
         new = self._prepare_update(rt, obj, old, subresource)
         self._validate(rt, new, old)
         if rt.webhook is not None and subresource is None:
@@ -905,6 +917,8 @@ class Store:
         with self.lock:
             old = self.require(rt, ns, name)
             base = clone(old)
+            if rt.is_crd:  # served through any version of the CRD (conversion None)
+                base["apiVersion"] = rt.api_version
             if patch_type == "json":
                 patched = json_patch(base, patch_body)
             else:
@@ -919,6 +933,7 @@ class Store:
             obj, warnings = self.decode(rt, patched, [], field_validation, check_type=False)
             if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
                 raise E.bad_request("the patch must not change apiVersion or kind")
+            self._to_storage_version(rt, obj)
             return self._update_locked(rt, ns, name, obj, subresource, dry_run), warnings
 
     def delete(

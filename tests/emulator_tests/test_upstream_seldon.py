@@ -1,0 +1,126 @@
+"""The Seldon Core 1.17.1 simulator's upstream behaviours (FIDELITY.md rows S-*)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.k8s_emulator import KubernetesEmulator
+
+from .conftest import NS, SELDON, custom_api, raises, sdep, status_of
+from .test_upstream_kserve import Recorder, cond
+
+SDEP = "seldondeployments"
+
+
+def create(emu: KubernetesEmulator, body: dict[str, Any], version: str = "v1") -> dict[str, Any]:
+    body = dict(body, apiVersion=f"machinelearning.seldon.io/{version}")
+    return custom_api(emu).create_namespaced_custom_object(SELDON[0], version, NS, SDEP, body)
+
+
+def state(o: dict[str, Any]) -> str:
+    return str((o.get("status") or {}).get("state", ""))
+
+
+def test_a_model_that_cannot_load_stays_creating_until_the_progress_deadline(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    emu = k8s_emulator.upstream(progress_deadline=0.5)
+    emu.seldon.fail_when_uri_startswith = "gs://bad"
+    rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
+    create(emu, sdep("iris", "gs://bad/model"))
+    failed = rec.wait(lambda o: state(o) == "Failed")
+    assert failed["status"]["description"] == (
+        "Deployment is no longer progressing and not available."
+    )
+    assert {state(o) for o in rec.seen} <= {"", "Creating", "Failed"}
+    # the cause is only on the pods: the init container crash-loops
+    pod = emu.list_objects("Pod", NS)[0]
+    waiting = pod["status"]["initContainerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "CrashLoopBackOff"
+
+
+def test_zero_replicas_never_becomes_available(k8s_emulator: KubernetesEmulator) -> None:
+    body = sdep("iris")
+    body["spec"]["predictors"][0]["replicas"] = 0
+    create(k8s_emulator, body)
+    assert k8s_emulator.seldon.wait_idle(3)
+    obj = k8s_emulator.get(SDEP, "iris")
+    assert obj is not None and state(obj) == "Creating"
+    assert cond(obj, "Ready")["status"] == "False"
+    assert not k8s_emulator.list_objects("Pod", NS)
+
+
+def test_v1alpha2_and_v1alpha3_are_served_from_one_storage_version(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    create(k8s_emulator, sdep("iris"), "v1alpha2")
+    api = custom_api(k8s_emulator)
+    for version in ("v1", "v1alpha2", "v1alpha3"):
+        got = api.get_namespaced_custom_object(SELDON[0], version, NS, SDEP, "iris")
+        assert got["apiVersion"] == f"machinelearning.seldon.io/{version}"
+    stored = k8s_emulator.get(SDEP, "iris")
+    assert stored is not None and stored["apiVersion"] == "machinelearning.seldon.io/v1"
+    rec = Recorder(k8s_emulator, "machinelearning.seldon.io/seldondeployments", "iris")
+    ready = rec.wait(lambda o: state(o) == "Available")
+    assert cond(ready, "Ready")["status"] == "True"
+    reasons = {e["reason"] for e in k8s_emulator.list_objects("Event", NS)}
+    assert {"CreateDeployment", "CreateService"} <= reasons
+
+
+def test_the_scale_subresource_reads_and_writes_spec_replicas(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    create(k8s_emulator, sdep("iris"))
+    api = custom_api(k8s_emulator)
+    scale = api.get_namespaced_custom_object_scale(SELDON[0], "v1", NS, SDEP, "iris")
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 0
+    out = api.patch_namespaced_custom_object_scale(
+        SELDON[0], "v1", NS, SDEP, "iris", {"spec": {"replicas": 3}}
+    )
+    assert out["spec"]["replicas"] == 3
+    obj = k8s_emulator.get(SDEP, "iris")
+    assert obj is not None and obj["spec"]["replicas"] == 3
+    exc = raises(
+        api.patch_namespaced_custom_object_scale,
+        SELDON[0],
+        "v1",
+        NS,
+        SDEP,
+        "iris",
+        {"spec": {"replicas": -1}},
+    )
+    assert exc.status == 422
+
+
+@pytest.mark.parametrize(
+    ("predictors", "message"),
+    [
+        ([("a", 50, False)], "Traffic must be zero or 100 for a single predictor"),
+        ([("a", 60, False), ("b", 30, False)], "Traffic must sum to 100"),
+        ([("a", 100, False), ("b", 0, True), ("c", 0, True)], "Multiple shadows"),
+        ([("a", 100, True)], "Shadow can not exist alone"),
+    ],
+)
+def test_the_validating_webhook_checks_traffic_and_shadows(
+    k8s_emulator: KubernetesEmulator, predictors: list[tuple[str, int, bool]], message: str
+) -> None:
+    body = sdep("iris")
+    graph = body["spec"]["predictors"][0]["graph"]
+    body["spec"]["predictors"] = [
+        {"name": n, "traffic": t, "shadow": s, "replicas": 1, "graph": graph}
+        for n, t, s in predictors
+    ]
+    exc = raises(create, k8s_emulator, body)
+    st = status_of(exc)
+    assert exc.status == 422 and message in st["message"]
+    assert 'admission webhook "v1.vseldondeployment.kb.io" denied the request' in st["message"]
+
+
+def test_the_webhook_requires_a_model_uri_for_prepackaged_servers(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    body = sdep("iris")
+    del body["spec"]["predictors"][0]["graph"]["modelUri"]
+    assert "modelUri required" in status_of(raises(create, k8s_emulator, body))["message"]

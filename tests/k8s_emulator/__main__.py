@@ -1,0 +1,39 @@
+"""``python -m tests.k8s_emulator --kubeconfig PATH [--port N]``: an emulator for people and
+tools (kubectl, k9s, the CLI). It serves HTTPS with its own CA, writes a kubeconfig with
+context ``emulator``, prints where it listens and runs until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .emulator import KubernetesEmulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.k8s_emulator", description=__doc__)
+    parser.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
+    parser.add_argument(
+        "--namespace", action="append", default=None, help="namespace to create (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    namespaces = args.namespace or ["default"]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with KubernetesEmulator(namespaces=namespaces, port=args.port, tls=True) as emu:
+        path = emu.write_kubeconfig(args.kubeconfig, namespace=namespaces[0])
+        print(f"Kubernetes API emulator listening on {emu.url}", flush=True)
+        print(f"kubeconfig: {path} (context emulator)", flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

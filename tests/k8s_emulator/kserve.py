@@ -1,0 +1,907 @@
+"""KServe v0.20.0 InferenceService controller simulator, Knative and Standard modes.
+
+Every behaviour cites kserve@v0.20.0 (``1fb78105``); tests/k8s_emulator/FIDELITY.md lists them
+with the tests that pin them. The simulator keeps a *child* per InferenceService, like the
+real controller: the Knative Service (Knative mode; kept in memory, the emulator serves no
+Knative API) or the predictor ``apps/v1`` Deployment (Standard mode; a real stored object
+that clients can read, scale and watch). What the child's template holds — the predictor
+spec, the runtime, and the InferenceService's labels and annotations
+(``components/predictor.go`` ``buildObjectMeta``) — decides when the child's generation moves,
+and ``status.observedGeneration`` is copied from the child
+(``inference_service_status.go`` ``PropagateStatus`` / ``PropagateRawStatus``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .controllers import _Controller, _set_condition
+from .errors import ApiError
+from .events import record
+from .runtimes import RuntimeError_, select
+from .store import Event, clone, now_ts, random_suffix
+
+if TYPE_CHECKING:
+    from .emulator import KubernetesEmulator
+
+KSERVE_FINALIZER = "inferenceservice.finalizers"
+STOP_ANNOTATION = "serving.kserve.io/stop"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: pkg/constants/constants.go serviceAnnotationDisallowedList: not copied into the template
+DISALLOWED_ANNOTATIONS = frozenset(
+    {
+        "autoscaling.knative.dev/min-scale",
+        "autoscaling.knative.dev/max-scale",
+        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        "kubectl.kubernetes.io/last-applied-configuration",
+    }
+)
+#: legacy values normalised since 0.16 (pkg/constants/constants.go ParseDeploymentMode)
+_MODES = {
+    "Serverless": "Knative",
+    "Knative": "Knative",
+    "RawDeployment": "Standard",
+    "Standard": "Standard",
+}
+_LEGACY_PREDICTORS = (
+    "sklearn",
+    "tensorflow",
+    "xgboost",
+    "pytorch",
+    "triton",
+    "onnx",
+    "huggingface",
+    "pmml",
+    "lightgbm",
+    "paddle",
+)
+_V2_BY_DEFAULT = ("triton", "onnx", "huggingface")
+
+
+def mode_of(obj: dict[str, Any], default: str) -> str:
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    return _MODES.get(ann.get(MODE_ANNOTATION, default), "Knative")
+
+
+def default_isvc(obj: dict[str, Any], default_mode: str) -> None:
+    """The mutating webhook (``inference_service_defaults.go`` ``DefaultInferenceService``):
+    the deploymentMode annotation when the configured default is Standard, the legacy
+    ``predictor.<framework>`` form rewritten into ``predictor.model`` (triton/onnx/huggingface
+    default to protocol v2), and ``protocolVersion: v2`` for a triton ``model``."""
+    meta = obj.setdefault("metadata", {})
+    ann = meta.get("annotations") or {}
+    if MODE_ANNOTATION not in ann and _MODES.get(default_mode) == "Standard":
+        meta["annotations"] = dict(ann, **{MODE_ANNOTATION: default_mode})
+    pred = (obj.get("spec") or {}).get("predictor")
+    if not isinstance(pred, dict):
+        return
+    for fw in _LEGACY_PREDICTORS:
+        ext = pred.get(fw)
+        if isinstance(ext, dict):
+            ext = dict(ext)
+            if fw in _V2_BY_DEFAULT and ext.get("protocolVersion") is None:
+                ext["protocolVersion"] = "v2"
+            pred["model"] = dict(ext, modelFormat={"name": fw})
+            del pred[fw]
+            break
+    model = pred.get("model")
+    if (
+        isinstance(model, dict)
+        and model.get("protocolVersion") is None
+        and (model.get("modelFormat") or {}).get("name") == "triton"
+    ):
+        model["protocolVersion"] = "v2"
+
+
+@dataclass
+class _Child:
+    """The Knative Service (in memory) or the predictor Deployment's rollout bookkeeping."""
+
+    generation: int = 1
+    template: str = ""
+    revision: str = ""
+    ready_revision: str = ""
+    rolled_out: str = ""
+    previous_rolled_out: str = ""
+    phase: str = "progressing"  # progressing, ready, failed
+    due: float = 0.0
+    deadline: float = 0.0
+    pods: list[str] = field(default_factory=list)
+    populated: bool = False  # the child has reported a status (after a resume: not yet)
+
+
+@dataclass
+class _Isvc:
+    child: _Child | None = None
+    stopped: bool = False
+    manual: str | None = None  # template frozen by set_ready()
+
+
+class KServeController(_Controller):
+    """InferenceService (serving.kserve.io/v1beta1) in Knative or Standard mode."""
+
+    group = "serving.kserve.io"
+    plural = "inferenceservices"
+    name = "kserve"
+
+    def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
+        super().__init__(emu, delay)
+        self.domain = "example.com"
+        self.use_finalizer = True
+        self.replicas = 1
+        #: inferenceservice-config ``deploy.defaultDeploymentMode`` (Knative or Standard)
+        self.default_deployment_mode = "Knative"
+        #: seconds a Standard-mode Deployment may make no progress (progressDeadlineSeconds,
+        #: 600 upstream; scaled down, the logic is the same)
+        self.progress_deadline = 600.0
+        #: ``True``: on resume write the statuses upstream writes before the new child reports
+        #: (Ready=False, PredictorReady False/Stopped, no observedGeneration) — opt-in until
+        #: the kserve flavor treats them as transient
+        self.resume_transient = False
+        #: ``True``: ``status.observedGeneration`` is the child's generation, as upstream
+        #: writes it (K1); ``False`` (default until the kserve flavor stops comparing it with
+        #: ``metadata.generation``): the InferenceService's own generation
+        self.child_generation = False
+        #: when set, the Standard-mode Deployment cannot create pods (quota, pod security):
+        #: ReplicaFailure=True/FailedCreate with this message
+        self.fail_create_message: str | None = None
+        self.isvcs: dict[tuple[str, str], _Isvc] = {}
+        self.deploy_rt = emu.registry.by_key("apps/deployments")
+
+    # ------------------------------------------------------------------------ plumbing
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.rkey == self.deploy_rt.key:  # an HPA or a person scaled/edited the Deployment
+            ns, name = ev.key.split("/", 1)
+            if name.endswith("-predictor"):
+                self.enqueue(ns, name[: -len("-predictor")], self.delay)
+            return
+        super()._on_event(ev)
+
+    def pod_selector(self, name: str) -> dict[str, str]:
+        return {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
+
+    def write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """``updateStatus`` (controller.go): write only on change, and record the Ready
+        transitions as events (InferenceServiceReady / InferenceServiceNotReady)."""
+        if (obj.get("status") or {}) == status:
+            return obj
+
+        def ready(st: dict[str, Any]) -> bool:
+            return any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in st.get("conditions") or []
+            )
+
+        was = ready(obj.get("status") or {})
+        out = super().write_status(obj, status)
+        name = obj["metadata"]["name"]
+        if was and not ready(status):
+            self.event(
+                out,
+                "Warning",
+                "InferenceServiceNotReady",
+                f"InferenceService [{name}] is no longer Ready",
+            )
+        elif not was and ready(status):
+            self.event(
+                out, "Normal", "InferenceServiceReady", f"InferenceService [{name}] is Ready"
+            )
+        return out
+
+    def event(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
+        record(self.store, self.rt, obj, etype, reason, message, "v1beta1Controllers")
+
+    @staticmethod
+    def storage_uri(obj: dict[str, Any]) -> str | None:
+        pred = (obj.get("spec") or {}).get("predictor") or {}
+        for val in pred.values():
+            if isinstance(val, dict) and isinstance(val.get("storageUri"), str):
+                return str(val["storageUri"])
+        for c in pred.get("containers") or []:
+            for env in c.get("env") or []:
+                if env.get("name") == "STORAGE_URI":
+                    return str(env.get("value"))
+        return None
+
+    def _template(self, obj: dict[str, Any], runtime: str) -> str:
+        """What ``buildObjectMeta`` + the pod spec put into the child's template."""
+        meta = obj["metadata"]
+        ann = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if k not in DISALLOWED_ANNOTATIONS
+        }
+        data = [obj["spec"].get("predictor"), meta.get("labels") or {}, ann, runtime]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+    # ------------------------------------------------------------------------ reconcile
+
+    def reconcile(self, ns: str, name: str) -> None:
+        key = (ns, name)
+        obj = self.store.get(self.rt, ns, name)
+        if obj is None:
+            self.isvcs.pop(key, None)
+            return
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            self._delete_child(obj)
+            if KSERVE_FINALIZER in (meta.get("finalizers") or []):
+                self.update_meta(
+                    obj,
+                    lambda m: m.__setitem__(
+                        "finalizers", [f for f in m["finalizers"] if f != KSERVE_FINALIZER]
+                    ),
+                )
+            self.isvcs.pop(key, None)
+            return
+        if self.use_finalizer and KSERVE_FINALIZER not in (meta.get("finalizers") or []):
+            obj = self.update_meta(
+                obj,
+                lambda m: m.__setitem__(
+                    "finalizers", [*(m.get("finalizers") or []), KSERVE_FINALIZER]
+                ),
+            )
+            meta = obj["metadata"]
+        st = self.isvcs.setdefault(key, _Isvc())
+        mode = mode_of(obj, self.default_deployment_mode)
+        if (meta.get("annotations") or {}).get(STOP_ANNOTATION, "").lower() == "true":
+            # components/predictor.go: the child is deleted and the status cleared
+            if st.child is not None or not st.stopped:
+                self._delete_child(obj)
+                st.child, st.stopped = None, True
+                self.write_status(obj, self._stopped_status(obj, mode))
+            return
+        model = (obj["spec"].get("predictor") or {}).get("model")
+        runtime = ""
+        if isinstance(model, dict):
+            try:
+                runtime, _protocol = select(model)
+            except RuntimeError_ as exc:
+                if (obj.get("status") or {}).get("modelStatus", {}).get("lastFailureInfo") != {
+                    "reason": exc.reason,
+                    "message": exc.message,
+                }:
+                    fmt = model.get("modelFormat") or {}
+                    self.event(
+                        obj,
+                        "Warning",
+                        "InternalError",
+                        "no runtime found to support predictor with model type: "
+                        f"{{{fmt.get('name')} {fmt.get('version') or '<nil>'}}}"
+                        if exc.reason == "NoSupportingRuntime" and not model.get("runtime")
+                        else exc.message,
+                    )
+                self.write_status(obj, self._invalid_spec_status(obj, mode, exc))
+                return
+        template = self._template(obj, runtime)
+        if st.manual is not None:
+            if st.manual == template:
+                return
+            st.manual = None
+        resumed = st.stopped
+        child = st.child
+        if child is None or child.template != template:
+            if child is None:
+                child = st.child = _Child(generation=1)
+            else:
+                child.generation += 1
+            child.template = template
+            st.stopped = False
+            self._roll(obj, child, mode, runtime, resumed)
+            return
+        if mode == "Standard":
+            dep = self._sync_deployment(obj, child, runtime)
+            seen = (dep.get("status") or {}).get("observedGeneration")
+            if child.phase != "progressing" and seen != dep["metadata"]["generation"]:
+                # the Deployment controller observes a scale (HPA) or another edit: the
+                # ISVC copies its new observedGeneration (PropagateRawStatus)
+                self._write_deployment_status(obj, child)
+                status = (
+                    self._ready_status(obj, child, mode, runtime)
+                    if child.phase == "ready"
+                    else self._progress_status(obj, child, mode, runtime)
+                )
+                self.write_status(obj, status)
+                return
+        if child.phase != "progressing" or self.hold:
+            return
+        now = time.monotonic()
+        if now < child.due:
+            self.enqueue(ns, name, child.due - now)
+            return
+        if not child.populated:  # first status of a re-created child
+            child.populated = True
+            child.due = now + self.delay
+            self.write_status(obj, self._progress_status(obj, child, mode, runtime))
+            self.enqueue(ns, name, self.delay)
+            return
+        self._advance(obj, child, mode, runtime)
+
+    def _roll(
+        self, obj: dict[str, Any], child: _Child, mode: str, runtime: str, resumed: bool
+    ) -> None:
+        """A new child generation: a new Knative revision or a new Deployment template."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        child.phase = "progressing"
+        child.due = time.monotonic() + self.delay
+        child.deadline = time.monotonic() + self.progress_deadline
+        child.populated = not (resumed and self.resume_transient)
+        if mode == "Knative":
+            # Knative names revisions after the Configuration's generation, which follows
+            # the ksvc template: ``<ksvc>-<generation %05d>``
+            child.revision = f"{name}-predictor-{child.generation:05d}"
+            labels = {
+                "serving.knative.dev/revision": child.revision,
+                "serving.knative.dev/configuration": f"{name}-predictor",
+                "app": child.revision,
+            }
+            child.pods = [self._new_pod(obj, f"{child.revision}-deployment", labels)]
+        else:
+            dep = self._sync_deployment(obj, child, runtime)
+            child.revision = ""
+            if self.fail_create_message is None:
+                labels = {
+                    "app": f"isvc.{name}-predictor",
+                    "pod-template-hash": child.template,
+                }
+                count = int(dep["spec"].get("replicas", 1))
+                child.pods = [
+                    self._new_pod(obj, f"{name}-predictor-{child.template}", labels)
+                    for _ in range(max(count, 1))
+                ]
+            else:
+                child.pods = []
+            self._write_deployment_status(obj, child)
+            record(
+                self.store,
+                self.deploy_rt,
+                dep,
+                "Normal",
+                "ScalingReplicaSet",
+                f"Scaled up replica set {dep['metadata']['name']}-{child.template} to "
+                f"{int(dep['spec'].get('replicas', 1))}",
+                "deployment-controller",
+            )
+        status = (
+            self._resume_status(obj, mode)
+            if not child.populated
+            else self._progress_status(obj, child, mode, runtime)
+        )
+        self.write_status(obj, status)
+        self.enqueue(ns, name, self.delay)
+
+    def _new_pod(self, obj: dict[str, Any], prefix: str, labels: dict[str, str]) -> str:
+        uri = self.storage_uri(obj)
+        meta = obj["metadata"]
+        pod = self.create_pod(
+            obj,
+            f"{prefix}-{random_suffix(10)}-{random_suffix(5)}",
+            {
+                **(meta.get("labels") or {}),
+                "serving.kserve.io/inferenceservice": meta["name"],
+                "component": "predictor",
+                **labels,
+            },
+            ["kserve-container", "queue-proxy"]
+            if "serving.knative.dev/revision" in labels
+            else ["kserve-container"],
+            ["storage-initializer"] if uri else [],
+            {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
+        )
+        self.set_pod_phase(pod, "starting")
+        return str(pod["metadata"]["name"])
+
+    def _current_pods(self, obj: dict[str, Any], child: _Child) -> list[dict[str, Any]]:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        return [
+            p
+            for p in self.pods_of(ns, self.pod_selector(name))
+            if p["metadata"]["name"] in child.pods
+        ]
+
+    def _advance(self, obj: dict[str, Any], child: _Child, mode: str, runtime: str) -> None:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        uri = self.storage_uri(obj)
+        current = self._current_pods(obj, child)
+        if mode == "Standard" and self.fail_create_message is not None:
+            self.write_status(obj, self._progress_status(obj, child, mode, runtime))
+            return
+        if self.uri_fails(uri):
+            msg = f"{self.failure_message} (storageUri {uri})"
+            if child.phase == "progressing" and not any(
+                (p.get("status") or {}).get("initContainerStatuses", [{}])[0].get("lastState")
+                for p in current
+            ):
+                for pod in current:
+                    self.store.logs.append(
+                        ns, pod["metadata"]["name"], "storage-initializer", f"ERROR: {msg}"
+                    )
+                    self.set_pod_phase(pod, "init-failed", msg)
+            if mode == "Standard" and time.monotonic() < child.deadline:
+                # the Deployment keeps progressing until its deadline; modelStatus already
+                # shows the pods' failure (PropagateModelStatus)
+                self.write_status(obj, self._failed_status(obj, child, mode, runtime, msg, False))
+                self.enqueue(ns, name, child.deadline - time.monotonic())
+                return
+            child.phase = "failed"
+            if mode == "Standard":
+                self._write_deployment_status(obj, child)
+            self.write_status(obj, self._failed_status(obj, child, mode, runtime, msg, True))
+            return
+        for pod in current:
+            self.store.logs.append(
+                ns,
+                pod["metadata"]["name"],
+                "kserve-container",
+                "INFO:     Uvicorn running on http://0.0.0.0:8080",
+            )
+            self.set_pod_phase(pod, "running")
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            if pod["metadata"]["name"] not in child.pods:
+                self.delete_pod(pod)
+        child.phase = "ready"
+        if mode == "Knative":
+            child.ready_revision = child.revision
+            if child.rolled_out != child.revision:
+                child.previous_rolled_out = child.rolled_out
+                child.rolled_out = child.revision
+        else:
+            self._write_deployment_status(obj, child)
+        self.write_status(obj, self._ready_status(obj, child, mode, runtime))
+
+    # ------------------------------------------------------------- the Standard Deployment
+
+    def _deployment_name(self, obj: dict[str, Any]) -> str:
+        return f"{obj['metadata']['name']}-predictor"
+
+    def _sync_deployment(self, obj: dict[str, Any], child: _Child, runtime: str) -> dict[str, Any]:
+        """Create or update ``<isvc>-predictor`` (reconcilers/deployment): the template carries
+        the InferenceService's labels and annotations."""
+        meta = obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        dname = self._deployment_name(obj)
+        app = {"app": f"isvc.{name}-predictor"}
+        labels = {
+            **(meta.get("labels") or {}),
+            "serving.kserve.io/inferenceservice": name,
+            "component": "predictor",
+            **app,
+        }
+        ann = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if k not in DISALLOWED_ANNOTATIONS
+        }
+        pred = obj["spec"].get("predictor") or {}
+        uri = self.storage_uri(obj)
+        pod_spec: dict[str, Any] = {
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": f"{runtime or 'custom'}:emulated",
+                    "env": [{"name": "MODELDEPLOY_TEMPLATE", "value": child.template}],
+                }
+            ]
+        }
+        if uri:
+            pod_spec["initContainers"] = [
+                {"name": "storage-initializer", "image": "kserve/storage-initializer:emulated"}
+            ]
+        existing = self.store.get(self.deploy_rt, ns, dname)
+        spec = {
+            "replicas": int(pred.get("minReplicas") or 1),
+            "selector": {"matchLabels": app},
+            "progressDeadlineSeconds": 600,
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+            "template": {"metadata": {"labels": labels, "annotations": ann}, "spec": pod_spec},
+        }
+        if existing is None:
+            body = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": dname,
+                    "labels": labels,
+                    "annotations": ann,
+                    "ownerReferences": [self.owner_ref(obj)],
+                },
+                "spec": spec,
+            }
+            out, _ = self.store.create(self.deploy_rt, ns, body)
+            return out
+        if existing["spec"].get("template") == spec["template"]:
+            return existing
+        body = clone(existing)
+        # the HPA owns replicas once the Deployment exists (reconcilers/hpa)
+        spec["replicas"] = existing["spec"].get("replicas", spec["replicas"])
+        body["spec"] = spec
+        body["metadata"]["labels"], body["metadata"]["annotations"] = labels, ann
+        out, _ = self.store.update(self.deploy_rt, ns, dname, body)
+        return out
+
+    def _write_deployment_status(self, obj: dict[str, Any], child: _Child) -> dict[str, Any]:
+        """What the Deployment controller writes (apps/v1 DeploymentStatus and conditions:
+        kubernetes pkg/controller/deployment/util/deployment_util.go reasons)."""
+        ns = obj["metadata"]["namespace"]
+        dname = self._deployment_name(obj)
+        dep = self.store.require(self.deploy_rt, ns, dname)
+        pods = self.pods_of(ns, {"app": f"isvc.{obj['metadata']['name']}-predictor"})
+        ready = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+        updated = [p for p in pods if p["metadata"]["name"] in child.pods]
+        want = int(dep["spec"].get("replicas", 1))
+        rs = f"{dname}-{child.template}"
+        old = {c["type"]: c for c in (dep.get("status") or {}).get("conditions") or []}
+        ts = now_ts()
+
+        def cond(ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
+            prev = old.get(ctype) or {}
+            same = prev.get("status") == status
+            return {
+                "type": ctype,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": ts,
+                "lastTransitionTime": prev.get("lastTransitionTime", ts) if same else ts,
+            }
+
+        conds = []
+        if len(ready) >= max(want - max(want // 4, 0), 1) or (want == 0):
+            conds.append(
+                cond(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                )
+            )
+        else:
+            conds.append(
+                cond(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                )
+            )
+        if self.fail_create_message is not None:
+            conds.append(cond("ReplicaFailure", "True", "FailedCreate", self.fail_create_message))
+        if child.phase == "failed":
+            conds.append(
+                cond(
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{rs}" has timed out progressing.',
+                )
+            )
+        elif child.phase == "ready":
+            conds.append(
+                cond(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs}" has successfully progressed.',
+                )
+            )
+        else:
+            conds.append(
+                cond(
+                    "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs}" is progressing.'
+                )
+            )
+        status: dict[str, Any] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": len(pods),
+            "updatedReplicas": len(updated),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+            "unavailableReplicas": max(want - len(ready), 0),
+            "conditions": conds,
+        }
+        status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
+        body = clone(dep)
+        body["status"] = status
+        out, _ = self.store.update(self.deploy_rt, ns, dname, body, subresource="status")
+        return out
+
+    def _delete_child(self, obj: dict[str, Any]) -> None:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        try:
+            self.store.delete(self.deploy_rt, ns, self._deployment_name(obj), {})
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            self.delete_pod(pod)
+
+    # --------------------------------------------------------------------------- statuses
+
+    def _urls(self, obj: dict[str, Any], mode: str) -> dict[str, str]:
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        if mode == "Standard":  # ingress domainTemplate {{ .Name }}-{{ .Namespace }}
+            return {
+                "url": f"http://{name}-{ns}.{self.domain}",
+                "internal": f"http://{name}-predictor.{ns}.svc.cluster.local",
+                "predictor": f"http://{name}-predictor-{ns}.{self.domain}",
+                "predictor_internal": f"http://{name}-predictor.{ns}.svc.cluster.local",
+            }
+        return {
+            "url": f"http://{name}.{ns}.{self.domain}",
+            "internal": f"http://{name}.{ns}.svc.cluster.local",
+            "predictor": f"http://{name}-predictor.{ns}.{self.domain}",
+            "predictor_internal": f"http://{name}-predictor.{ns}.svc.cluster.local",
+        }
+
+    def _base(self, obj: dict[str, Any], mode: str, runtime: str) -> dict[str, Any]:
+        status = clone(obj.get("status") or {})
+        status["deploymentMode"] = mode
+        status.setdefault("conditions", [])
+        if runtime:
+            status["clusterServingRuntimeName"] = runtime
+        # controller.go: Stopped is always present, False unless stopped
+        _set_condition(status["conditions"], "Stopped", "False")
+        return status
+
+    def _observed(self, obj: dict[str, Any], child: _Child, mode: str) -> int:
+        if not self.child_generation:
+            return int(obj["metadata"].get("generation", 1))
+        if mode == "Standard":
+            dep = self.store.get(
+                self.deploy_rt, obj["metadata"]["namespace"], self._deployment_name(obj)
+            )
+            return int(((dep or {}).get("status") or {}).get("observedGeneration") or 0)
+        return child.generation
+
+    def _standard_predictor(self, obj: dict[str, Any]) -> tuple[str, str, str]:
+        """``PropagateRawStatus``: PredictorReady from the Deployment's conditions."""
+        dep = self.store.get(
+            self.deploy_rt, obj["metadata"]["namespace"], self._deployment_name(obj)
+        )
+        conds = {c["type"]: c for c in ((dep or {}).get("status") or {}).get("conditions") or []}
+        avail, prog, fail = (
+            conds.get("Available"),
+            conds.get("Progressing"),
+            conds.get("ReplicaFailure"),
+        )
+        out = ("False", "", "")
+        if avail and avail["status"] == "True":
+            out = ("True", avail.get("reason", ""), avail.get("message", ""))
+        if prog:
+            if prog["status"] == "False":
+                if prog.get("message"):
+                    out = ("False", prog.get("reason", ""), prog["message"])
+            elif prog.get("reason") == "NewReplicaSetAvailable":
+                out = ("True", prog["reason"], prog.get("message", ""))
+            elif not (avail and avail["status"] == "True"):
+                out = ("Unknown", prog.get("reason", ""), prog.get("message", ""))
+            else:
+                # 0.20 keeps True during a rollout while old pods are available
+                # (inference_service_status.go:414-418)
+                out = ("True", avail.get("reason", ""), avail.get("message", ""))
+        if avail and avail["status"] == "False":
+            out = ("False", avail.get("reason", ""), avail.get("message", ""))
+        if fail and fail["status"] == "True":
+            out = ("False", fail.get("reason", ""), fail.get("message", ""))
+        return out
+
+    def _conditions_standard(self, status: dict[str, Any], obj: dict[str, Any]) -> bool:
+        conds = status["conditions"]
+        st, reason, message = self._standard_predictor(obj)
+        _set_condition(
+            conds,
+            "PredictorReady",
+            st,
+            reason if st != "True" else "",
+            message if st != "True" else "",
+        )
+        # ingress_reconciler.go: IngressReady follows the predictor until it is ready
+        _set_condition(
+            conds,
+            "IngressReady",
+            st,
+            reason if st != "True" else "",
+            message if st != "True" else "",
+        )
+        _set_condition(
+            conds, "Ready", st, reason if st != "True" else "", message if st != "True" else ""
+        )
+        return st == "True"
+
+    def _progress_status(
+        self, obj: dict[str, Any], child: _Child, mode: str, runtime: str
+    ) -> dict[str, Any]:
+        status = self._base(obj, mode, runtime)
+        status["observedGeneration"] = self._observed(obj, child, mode)
+        conds = status["conditions"]
+        ms = status.get("modelStatus") or {}
+        states = ms.get("states") or {"activeModelState": ""}
+        states["targetModelState"] = "Pending"
+        status["modelStatus"] = {"states": states, "transitionStatus": "InProgress"}
+        if "copies" in ms:
+            status["modelStatus"]["copies"] = ms["copies"]
+        if mode == "Standard":
+            if self._conditions_standard(status, obj):
+                urls = self._urls(obj, mode)
+                status["url"], status["address"] = urls["url"], {"url": urls["internal"]}
+            return status
+        config = f"{obj['metadata']['name']}-predictor"
+        why = f'Configuration "{config}" is waiting for a Revision to become ready.'
+        for ctype in ("PredictorConfigurationReady", "PredictorReady", "Ready"):
+            _set_condition(conds, ctype, "Unknown", "RevisionMissing", why)
+        _set_condition(
+            conds, "LatestDeploymentReady", "Unknown", "PredictorConfigurationReady not ready"
+        )
+        if not any(c["type"] == "PredictorRouteReady" for c in conds) or not child.ready_revision:
+            _set_condition(conds, "PredictorRouteReady", "Unknown", "RevisionMissing", why)
+            _set_condition(conds, "RoutesReady", "Unknown", "PredictorRouteReady not ready")
+        if not any(c["type"] == "IngressReady" for c in conds) or not child.ready_revision:
+            _set_condition(conds, "IngressReady", "Unknown")
+        pred = status.setdefault("components", {}).setdefault("predictor", {})
+        pred["latestCreatedRevision"] = child.revision
+        return status
+
+    def _resume_status(self, obj: dict[str, Any], mode: str) -> dict[str, Any]:
+        """First status after a resume (K3): the new child's empty status is propagated, so
+        PredictorReady keeps False/Stopped, IngressReady turns False, no observedGeneration."""
+        status: dict[str, Any] = {"deploymentMode": mode, "conditions": []}
+        conds = status["conditions"]
+        _set_condition(conds, "PredictorReady", "False", "Stopped")
+        _set_condition(conds, "IngressReady", "False", "", "Predictor ingress not created")
+        _set_condition(conds, "Ready", "False", "", "Predictor ingress not created")
+        _set_condition(conds, "Stopped", "False")
+        if mode == "Knative":
+            _set_condition(conds, "RoutesReady", "Unknown", "PredictorRouteReady not ready")
+            _set_condition(
+                conds, "LatestDeploymentReady", "Unknown", "PredictorConfigurationReady not ready"
+            )
+        return status
+
+    def _ready_status(
+        self, obj: dict[str, Any], child: _Child, mode: str, runtime: str
+    ) -> dict[str, Any]:
+        status = self._base(obj, mode, runtime)
+        status["observedGeneration"] = self._observed(obj, child, mode)
+        conds = status["conditions"]
+        urls = self._urls(obj, mode)
+        status["url"] = urls["url"]
+        status["address"] = {"url": urls["internal"]}
+        if mode == "Standard":
+            self._conditions_standard(status, obj)
+            status["components"] = {
+                "predictor": {
+                    "url": urls["predictor"],
+                    "address": {"url": urls["predictor_internal"]},
+                }
+            }
+        else:
+            for ctype in (
+                "IngressReady",
+                "LatestDeploymentReady",
+                "PredictorConfigurationReady",
+                "PredictorReady",
+                "PredictorRouteReady",
+                "Ready",
+                "RoutesReady",
+            ):
+                _set_condition(conds, ctype, "True")
+            pred: dict[str, Any] = {
+                "latestCreatedRevision": child.revision,
+                "latestReadyRevision": child.ready_revision,
+                "latestRolledoutRevision": child.rolled_out,
+                "url": urls["predictor"],
+                "address": {"url": urls["predictor_internal"]},
+                "traffic": [
+                    {"revisionName": child.revision, "percent": 100, "latestRevision": True}
+                ],
+            }
+            if child.previous_rolled_out:
+                pred["previousRolledoutRevision"] = child.previous_rolled_out
+            status["components"] = {"predictor": pred}
+        status["modelStatus"] = {
+            "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+            "transitionStatus": "UpToDate",
+            "copies": {"failedCopies": 0, "totalCopies": max(len(child.pods), 1)},
+        }
+        return status
+
+    def _failed_status(
+        self,
+        obj: dict[str, Any],
+        child: _Child,
+        mode: str,
+        runtime: str,
+        msg: str,
+        final: bool,
+    ) -> dict[str, Any]:
+        status = self._base(obj, mode, runtime)
+        status["observedGeneration"] = self._observed(obj, child, mode)
+        conds = status["conditions"]
+        if mode == "Standard":
+            self._conditions_standard(status, obj)
+        else:
+            why = f'Revision "{child.revision}" failed with message: {msg}.'
+            for ctype in ("PredictorConfigurationReady", "PredictorReady", "Ready"):
+                _set_condition(conds, ctype, "False", "RevisionFailed", why)
+            _set_condition(
+                conds, "LatestDeploymentReady", "False", "PredictorConfigurationReady not ready"
+            )
+            pred = status.setdefault("components", {}).setdefault("predictor", {})
+            pred["latestCreatedRevision"] = child.revision
+        ms = status.get("modelStatus") or {}
+        states = ms.get("states") or {"activeModelState": ""}
+        states["targetModelState"] = "FailedToLoad"
+        # inference_service_status.go PropagateModelStatus: reason, message (the storage
+        # initializer's termination message, i.e. its log tail) and exit code only
+        status["modelStatus"] = {
+            "states": states,
+            "transitionStatus": "BlockedByFailedLoad",
+            "lastFailureInfo": {"reason": "ModelLoadFailed", "message": msg, "exitCode": 1},
+        }
+        return status
+
+    def _invalid_spec_status(
+        self, obj: dict[str, Any], mode: str, exc: RuntimeError_
+    ) -> dict[str, Any]:
+        """reconcileModel failed: InvalidSpec with the runtime reason; conditions stay as
+        initialised (Unknown)."""
+        status = self._base(obj, mode, "")
+        conds = status["conditions"]
+        for ctype in ("IngressReady", "PredictorReady", "Ready"):
+            if not any(c["type"] == ctype for c in conds):
+                _set_condition(conds, ctype, "Unknown")
+        status["modelStatus"] = {
+            "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
+            "transitionStatus": "InvalidSpec",
+            "lastFailureInfo": {"reason": exc.reason, "message": exc.message},
+        }
+        return status
+
+    def _stopped_status(self, obj: dict[str, Any], mode: str) -> dict[str, Any]:
+        """components/predictor.go: status cleared but deploymentMode; PredictorReady
+        False/Stopped; IngressReady False/Stopped; Stopped True (controller.go)."""
+        status: dict[str, Any] = {"deploymentMode": mode}
+        conds: list[dict[str, Any]] = []
+        for ctype in ("IngressReady", "PredictorReady", "Ready"):
+            _set_condition(conds, ctype, "False", "Stopped")
+        _set_condition(conds, "Stopped", "True")
+        status["conditions"] = conds
+        return status
+
+    # ----------------------------------------------------------------------- test controls
+
+    def set_ready(
+        self,
+        name: str,
+        ready: bool = True,
+        *,
+        namespace: str = "default",
+        reason: str = "",
+        message: str = "",
+    ) -> dict[str, Any]:
+        """Force the Ready/PredictorReady conditions now (e.g. a crash after rollout); the
+        controller leaves this template alone afterwards."""
+        obj = self.store.require(self.rt, namespace, name)
+        st = self.isvcs.setdefault((namespace, name), _Isvc())
+        mode = mode_of(obj, self.default_deployment_mode)
+        child = st.child
+        st.manual = child.template if child is not None else ""
+        status = self._base(
+            obj, mode, str((obj.get("status") or {}).get("clusterServingRuntimeName", ""))
+        )
+        for ctype in ("PredictorReady", "Ready"):
+            if ready:
+                _set_condition(status["conditions"], ctype, "True")
+            else:
+                _set_condition(
+                    status["conditions"], ctype, "False", reason or "RevisionFailed", message
+                )
+        return self.write_status(obj, status)
