@@ -158,6 +158,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         )
         return
     emu: KubernetesEmulator = request.getfixturevalue("k8s_emulator")
+    emu.upstream()  # every behaviour of the upstream controllers, with short deadlines
     emu.seldon.fail_when_uri_startswith = "s3://unreachable-bucket"
     emu.kserve.fail_when_uri_startswith = "s3://unreachable-bucket"
     yield Cluster(emulator=emu, namespace="default", timeout=20.0, kubeconfig=emu.kubeconfig_dict())

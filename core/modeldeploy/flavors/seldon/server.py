@@ -58,10 +58,14 @@ class SeldonModelServer(KubernetesModelServer):
         """The pod's model initializer copies our model URI: the operator passes it as the
         first argument (seldon-core@v1.17.1 operator/controllers/
         model_initializer_injector.go:219-228), so older pods of another model are skipped."""
-        for container in (pod.get("spec") or {}).get("initContainers") or []:
-            if self.config.model_uri in (container.get("args") or []):
-                return True
-        return False
+        args = [
+            list(c.get("args") or [])
+            for c in (pod.get("spec") or {}).get("initContainers") or []
+            if str(c.get("name", "")).endswith("-model-initializer")
+        ]
+        if not any(args):
+            return True  # nothing tells it apart: judge it
+        return any(self.config.model_uri in a for a in args)
 
     @property
     def prediction_url(self) -> str | None:
