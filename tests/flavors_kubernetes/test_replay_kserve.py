@@ -481,3 +481,15 @@ def test_standard_progress_deadline_is_a_failure(steps: Steps) -> None:
     st = std_status(steps.name, ns, 1, False)
     st["conditions"][1] = cond("PredictorReady", "False", "ProgressDeadlineExceeded", "timed out")
     steps.expect(st, ServiceState.ERROR)
+
+
+def test_triton_predictions_use_v2_and_the_served_model_name(steps: Steps) -> None:
+    steps.begin(1, model_type="triton", served_model_name="densenet_onnx")
+    # The webhook defaults triton to v2 (inference_service_defaults.go, SetTritonDefaults);
+    # the flavor writes it too, since runtime selection would otherwise ask for v1.
+    assert steps.isvc()["spec"]["predictor"]["model"]["protocolVersion"] == "v2"
+    steps.write(kn_ready(steps.name, steps.cluster.namespace, steps.rev(1), 1))
+    server = steps.deployer.get_model_server(steps.uuid)
+    assert server.prediction_url == (
+        f"http://{steps.name}.{steps.cluster.namespace}.{DOMAIN}/v2/models/densenet_onnx/infer"
+    )

@@ -335,3 +335,47 @@ def test_importing_the_flavors_and_building_deployers_does_not_import_kubernetes
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported too early'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_kserve_urls_keep_the_path_prefix_and_can_use_the_cluster_address() -> None:
+    from modeldeploy.flavors.kserve.resource import prediction_path, request_target
+
+    obj = {
+        "status": {
+            "url": "http://gateway.example.com/serving/models/iris/",  # pathTemplate routing
+            "address": {"url": "http://iris.models.svc.cluster.local"},
+        }
+    }
+    path = prediction_path("v2", "iris")
+    assert request_target(obj, "http://10.0.0.5", path) == (
+        "http://10.0.0.5/serving/models/iris/v2/models/iris/infer",
+        "gateway.example.com",
+    )
+    assert request_target(obj, None, path) == (
+        "http://gateway.example.com/serving/models/iris/v2/models/iris/infer",
+        None,
+    )
+    assert request_target(obj, "http://10.0.0.5", path, cluster_local=True) == (
+        "http://iris.models.svc.cluster.local/v2/models/iris/infer",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "written", "resolved"),
+    [
+        ({"model_type": "sklearn"}, None, "v1"),
+        ({"model_type": "mlflow"}, "v2", "v2"),
+        ({"model_type": "triton"}, "v2", "v2"),
+        ({"model_format": "onnx"}, "v2", "v2"),
+        ({"model_type": "sklearn", "protocol_version": "v2"}, "v2", "v2"),
+        ({"model_type": "mlflow", "runtime": "my-runtime"}, None, "v2"),
+    ],
+)
+def test_kserve_protocol_is_written_only_where_kserve_would_find_no_runtime(
+    fields: dict[str, str], written: str | None, resolved: str
+) -> None:
+    config = KServeConfig(model_name="m", model_uri="s3://b/m", **fields)
+    assert config.written_protocol() == written
+    assert config.resolved_protocol() == resolved
+    assert config.resolved_protocol("v1") == fields.get("protocol_version", "v1")
