@@ -28,7 +28,7 @@ from modeldeploy.errors import ModelDeployError
 from modeldeploy.status import ServiceState
 
 from tests.flavors_kubernetes.conftest import Cluster
-from tests.k8s_emulator.replay import Replay, serve_deployments
+from tests.k8s_emulator.replay import Replay
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 DOMAIN = "example.com"
@@ -38,7 +38,6 @@ DOMAIN = "example.com"
 def replay(cluster: Cluster) -> Iterator[Replay]:
     emu = cluster.requires_emulator()
     emu.kserve.stop()  # the test is the controller now
-    serve_deployments(emu)
     r = Replay(emu, cluster.namespace)
     yield r
     r.close()
@@ -156,26 +155,21 @@ def failed_load(revision: str, observed: int) -> dict:
     """The storage initializer of `revision` terminated: FailedToLoad, BlockedByFailedLoad,
     lastFailureInfo with the container's termination message (the log tail)
     (inference_service_status.go:748-782, pkg/utils/storage.go:322)."""
-    return {
-        "observedGeneration": observed,
-        "deploymentMode": "Knative",
-        "conditions": [
-            cond("PredictorConfigurationReady", "Unknown"),
-            cond("PredictorReady", "Unknown", "RevisionMissing"),
-            cond("Ready", "Unknown", "RevisionMissing"),
-            cond("Stopped", "False"),
-        ],
-        "components": {"predictor": {"latestCreatedRevision": revision}},
-        "modelStatus": {
-            "transitionStatus": "BlockedByFailedLoad",
-            "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
-            "lastFailureInfo": {
-                "reason": "ModelLoadFailed",
-                "message": "botocore.exceptions.EndpointConnectionError: Could not connect",
-                "exitCode": 1,
-            },
-        },
-    }
+    status = kn_progress("", "", revision, None, observed)
+    status.update(
+        {
+            "modelStatus": {
+                "transitionStatus": "BlockedByFailedLoad",
+                "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
+                "lastFailureInfo": {
+                    "reason": "ModelLoadFailed",
+                    "message": "botocore.exceptions.EndpointConnectionError: Could not connect",
+                    "exitCode": 1,
+                },
+            }
+        }
+    )
+    return status
 
 
 def no_runtime() -> dict:

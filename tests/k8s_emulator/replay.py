@@ -13,32 +13,6 @@ import json
 from typing import Any
 
 from .emulator import KubernetesEmulator
-from .resources import ResourceType
-
-
-def serve_deployments(emu: KubernetesEmulator) -> None:
-    """Serve apps/v1 Deployments (with /status) if this emulator does not already."""
-    reg = emu.registry
-    if reg.lookup("apps", "v1", "deployments") is not None:
-        return
-    rt = ResourceType(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        "deployment",
-        status_subresource=True,
-        short_names=["deploy"],
-        track_generation=True,
-    )
-    reg.types.append(rt)
-    reg._by_gvr[(rt.group, rt.version, rt.plural)] = rt
-    reg._by_key.setdefault(rt.key, rt)
-    store = emu.store
-    with store.lock:
-        store._objs.setdefault(rt.key, {})
-        store._keys.setdefault(rt.key, [])
-        store._watchers.setdefault(rt.key, set())
 
 
 class Replay:
