@@ -65,7 +65,7 @@ class KServeModelServer(KubernetesModelServer):
 
         name = f"{self.name}-predictor"
         try:
-            resp = kube.retry.call(
+            resp: Any = kube.retry.call(
                 client.AppsV1Api(kube.api_client).read_namespaced_deployment,
                 name,
                 self.namespace,
