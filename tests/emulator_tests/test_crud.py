@@ -454,3 +454,16 @@ def test_seldon_core_2_model_and_experiment(bare: KubernetesEmulator) -> None:
         "message": "Required value",
         "field": "spec.candidates[0].weight",
     }
+
+
+def test_tls_serves_the_token_holder_and_refuses_plain_http() -> None:
+    import urllib.request
+
+    with KubernetesEmulator(namespaces=["default"], controllers=False, tls=True) as emu:
+        names = [n.metadata.name for n in client.CoreV1Api(emu.api_client()).list_namespace().items]
+        assert names == ["default"]
+        cluster = emu.kubeconfig_dict()["clusters"][0]["cluster"]
+        assert cluster["server"].startswith("https://") and cluster["certificate-authority-data"]
+        plain = emu.url.replace("https://", "http://")
+        with pytest.raises(OSError):
+            urllib.request.urlopen(plain + "/version", timeout=5)

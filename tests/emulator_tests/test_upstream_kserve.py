@@ -282,3 +282,24 @@ def test_knative_model_load_failure_has_upstreams_failure_info(up: KubernetesEmu
     info = failed["status"]["modelStatus"]["lastFailureInfo"]
     assert set(info) == {"reason", "message", "exitCode"} and info["reason"] == "ModelLoadFailed"
     assert cond(failed, "PredictorReady")["reason"] == "RevisionFailed"
+
+
+def test_standard_mode_stop_deletes_the_deployment_and_resume_starts_over(
+    up: KubernetesEmulator,
+) -> None:
+    rec = _standard(up)
+    rec.wait(ready)
+    patch(up, "iris", {"spec": {"predictor": {"model": {"storageUri": "s3://m/v2"}}}})
+    rec.wait(lambda o: ready(o) and o["status"]["observedGeneration"] == 2)
+
+    mark = len(rec.seen)
+    patch(up, "iris", {"metadata": {"annotations": {"serving.kserve.io/stop": "true"}}})
+    rec.wait(lambda o: cond(o, "Stopped").get("status") == "True", mark)
+    assert up.wait_for(lambda: up.get("Deployment", "iris-predictor") is None, 3)
+
+    mark = len(rec.seen)
+    patch(up, "iris", {"metadata": {"annotations": {"serving.kserve.io/stop": None}}})
+    first = rec.wait(lambda o: cond(o, "Stopped").get("status") == "False", mark)
+    assert cond(first, "Ready")["status"] == "False" and "observedGeneration" not in first["status"]
+    back = rec.wait(ready, mark)
+    assert back["metadata"]["generation"] == 2 and back["status"]["observedGeneration"] == 1

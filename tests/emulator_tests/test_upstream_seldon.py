@@ -124,3 +124,33 @@ def test_the_webhook_requires_a_model_uri_for_prepackaged_servers(
     body = sdep("iris")
     del body["spec"]["predictors"][0]["graph"]["modelUri"]
     assert "modelUri required" in status_of(raises(create, k8s_emulator, body))["message"]
+
+
+def test_the_operator_writes_its_deployments(k8s_emulator: KubernetesEmulator) -> None:
+    emu = k8s_emulator.upstream(progress_deadline=0.3)
+    rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
+    create(emu, sdep("iris"))
+    rec.wait(lambda o: state(o) == "Available")
+    [dep] = emu.list_objects("Deployment", NS)
+    assert dep["metadata"]["name"] == "iris-default-0-classifier"
+    assert dep["metadata"]["ownerReferences"][0]["kind"] == "SeldonDeployment"
+    init = dep["spec"]["template"]["spec"]["initContainers"][0]
+    assert init["name"] == "classifier-model-initializer" and init["args"][0] == "gs://models/iris"
+    conds = {c["type"]: c["reason"] for c in dep["status"]["conditions"]}
+    assert conds == {
+        "Available": "MinimumReplicasAvailable",
+        "Progressing": "NewReplicaSetAvailable",
+    }
+
+    emu.seldon.fail_when_uri_startswith = "gs://bad"
+    custom_api(emu).patch_namespaced_custom_object(
+        SELDON[0], "v1", NS, SDEP, "iris", {"spec": sdep("iris", "gs://bad/m")["spec"]}
+    )
+    failed = rec.wait(lambda o: state(o) == "Failed")
+    assert failed["status"]["description"].startswith("Deployment is no longer progressing")
+    dep = emu.get("Deployment", "iris-default-0-classifier")
+    assert dep is not None and dep["metadata"]["generation"] == 2
+    progressing = {c["type"]: c for c in dep["status"]["conditions"]}["Progressing"]
+    assert progressing["reason"] == "ProgressDeadlineExceeded"
+    # the old pod still serves: the Deployment stays Available
+    assert {c["type"]: c for c in dep["status"]["conditions"]}["Available"]["status"] == "True"

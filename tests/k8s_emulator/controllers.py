@@ -419,6 +419,7 @@ class SeldonController(_Controller):
         self.fast_failure = True
         #: the Deployments' progressDeadlineSeconds (600 upstream; scale it down in tests)
         self.progress_deadline = 600.0
+        self.deploy_rt = emu.registry.by_key("apps/deployments")
 
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"seldon-deployment-id": name}
@@ -549,6 +550,7 @@ class SeldonController(_Controller):
             self.state[key] = _State(
                 gen, "progressing", due=time.monotonic() + self.delay, pods=pods
             )
+            self._sync_deployments(obj, self.state[key], create=True)
             self.enqueue(ns, name, self.delay)
             return
         if st.phase != "progressing" or self.hold:
@@ -579,6 +581,8 @@ class SeldonController(_Controller):
                     self.enqueue(ns, name, left)
                     return
                 msg = "Deployment is no longer progressing and not available."
+                st.phase = "failed"
+                self._sync_deployments(obj, st)
             status = clone(obj.get("status") or {})
             status["state"] = "Failed"
             status["description"] = msg
@@ -596,12 +600,72 @@ class SeldonController(_Controller):
         for pod in self.pods_of(ns, self.pod_selector(name)):
             if pod["metadata"]["name"] not in st.pods:
                 self.delete_pod(pod)
+        st.phase = "ready"
+        self._sync_deployments(obj, st)
         if self._replicas(obj) == 0:
             # ReadyReplicas == 0: never "Available" (seldondeployment_controller.go:1800-1814)
-            st.phase = "ready"
             return
         self.write_status(obj, self._available_status(obj))
-        st.phase = "ready"
+
+    def _sync_deployments(self, obj: dict[str, Any], st: _State, create: bool = False) -> None:
+        """The operator's Deployments (createDeployments) and what the Deployment controller
+        writes on them; the template follows the predictor, so a spec change rolls it."""
+        import hashlib
+        import json
+
+        from . import deployments
+
+        meta = obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        uris = dict(self.model_uris(obj))
+        for pred, dep, containers in self._deployments(obj):
+            if create:
+                digest = hashlib.sha256(json.dumps(pred, sort_keys=True).encode()).hexdigest()
+                labels = {
+                    "seldon-deployment-id": name,
+                    "seldon-app": f"{name}-{pred['name']}",
+                    "app": dep,
+                    "app.kubernetes.io/managed-by": "seldon-core",
+                }
+                spec: dict[str, Any] = {
+                    "containers": [
+                        {"name": c, "image": f"emulated/{c}:latest"}
+                        for c in [*containers, "seldon-container-engine"]
+                    ]
+                }
+                spec["containers"][-1]["env"] = [{"name": "PREDICTOR_DIGEST", "value": digest}]
+                init = [
+                    {
+                        "name": f"{c}-model-initializer",
+                        "image": "seldonio/rclone-storage-initializer:1.17.1",
+                        "args": [uris[c], "/mnt/models"],
+                    }
+                    for c in containers
+                    if c in uris
+                ]
+                if init:
+                    spec["initContainers"] = init
+                deployments.apply(
+                    self.store,
+                    self.deploy_rt,
+                    self.owner_ref(obj),
+                    ns,
+                    dep,
+                    {"labels": labels},
+                    {"app": dep},
+                    {"metadata": {"labels": labels}, "spec": spec},
+                    int(pred.get("replicas", obj["spec"].get("replicas", 1))),
+                )
+            deployments.write_status(
+                self.store,
+                self.deploy_rt,
+                ns,
+                dep,
+                self.pods_of(ns, {"app": dep}),
+                set(st.pods),
+                f"{st.generation}",
+                st.phase,
+            )
 
     def _replicas(self, obj: dict[str, Any]) -> int:
         spec = obj.get("spec") or {}

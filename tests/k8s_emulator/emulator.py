@@ -7,6 +7,7 @@ going through HTTP (``store``, ``get``, ``requests``).
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -47,6 +48,7 @@ class KubernetesEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: bool = False,
+        upstream: bool | None = None,
     ) -> None:
         self.registry = Registry(str(crd_dir) if crd_dir else None)
         self.store = Store(self.registry, history_limit=history_limit)
@@ -67,6 +69,8 @@ class KubernetesEmulator:
             default_isvc(obj, self.kserve.default_deployment_mode)
         )
         self._start_controllers = controllers
+        if upstream or (upstream is None and os.environ.get("K8S_EMULATOR_UPSTREAM") == "1"):
+            self.upstream()
         self._namespaces = list(namespaces)
         self._host = host
         self._port = port

@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import deployments
 from .controllers import _Controller, _set_condition
 from .errors import ApiError
 from .events import record
 from .runtimes import RuntimeError_, select
-from .store import Event, clone, now_ts, random_suffix
+from .store import Event, clone, random_suffix
 
 if TYPE_CHECKING:
     from .emulator import KubernetesEmulator
@@ -492,126 +493,33 @@ class KServeController(_Controller):
             pod_spec["initContainers"] = [
                 {"name": "storage-initializer", "image": "kserve/storage-initializer:emulated"}
             ]
-        existing = self.store.get(self.deploy_rt, ns, dname)
-        spec = {
-            "replicas": int(pred.get("minReplicas") or 1),
-            "selector": {"matchLabels": app},
-            "progressDeadlineSeconds": 600,
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
-            },
-            "template": {"metadata": {"labels": labels, "annotations": ann}, "spec": pod_spec},
-        }
-        if existing is None:
-            body = {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {
-                    "name": dname,
-                    "labels": labels,
-                    "annotations": ann,
-                    "ownerReferences": [self.owner_ref(obj)],
-                },
-                "spec": spec,
-            }
-            out, _ = self.store.create(self.deploy_rt, ns, body)
-            return out
-        if existing["spec"].get("template") == spec["template"]:
-            return existing
-        body = clone(existing)
-        # the HPA owns replicas once the Deployment exists (reconcilers/hpa)
-        spec["replicas"] = existing["spec"].get("replicas", spec["replicas"])
-        body["spec"] = spec
-        body["metadata"]["labels"], body["metadata"]["annotations"] = labels, ann
-        out, _ = self.store.update(self.deploy_rt, ns, dname, body)
-        return out
+        template = {"metadata": {"labels": labels, "annotations": ann}, "spec": pod_spec}
+        return deployments.apply(
+            self.store,
+            self.deploy_rt,
+            self.owner_ref(obj),
+            ns,
+            dname,
+            {"labels": labels, "annotations": ann},
+            app,
+            template,
+            int(pred.get("minReplicas") or 1),
+            keep_replicas=True,  # the HPA owns replicas once the Deployment exists
+        )
 
     def _write_deployment_status(self, obj: dict[str, Any], child: _Child) -> dict[str, Any]:
-        """What the Deployment controller writes (apps/v1 DeploymentStatus and conditions:
-        kubernetes pkg/controller/deployment/util/deployment_util.go reasons)."""
         ns = obj["metadata"]["namespace"]
-        dname = self._deployment_name(obj)
-        dep = self.store.require(self.deploy_rt, ns, dname)
-        pods = self.pods_of(ns, {"app": f"isvc.{obj['metadata']['name']}-predictor"})
-        ready = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
-        updated = [p for p in pods if p["metadata"]["name"] in child.pods]
-        want = int(dep["spec"].get("replicas", 1))
-        rs = f"{dname}-{child.template}"
-        old = {c["type"]: c for c in (dep.get("status") or {}).get("conditions") or []}
-        ts = now_ts()
-
-        def cond(ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
-            prev = old.get(ctype) or {}
-            same = prev.get("status") == status
-            return {
-                "type": ctype,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastUpdateTime": ts,
-                "lastTransitionTime": prev.get("lastTransitionTime", ts) if same else ts,
-            }
-
-        conds = []
-        if len(ready) >= max(want - max(want // 4, 0), 1) or (want == 0):
-            conds.append(
-                cond(
-                    "Available",
-                    "True",
-                    "MinimumReplicasAvailable",
-                    "Deployment has minimum availability.",
-                )
-            )
-        else:
-            conds.append(
-                cond(
-                    "Available",
-                    "False",
-                    "MinimumReplicasUnavailable",
-                    "Deployment does not have minimum availability.",
-                )
-            )
-        if self.fail_create_message is not None:
-            conds.append(cond("ReplicaFailure", "True", "FailedCreate", self.fail_create_message))
-        if child.phase == "failed":
-            conds.append(
-                cond(
-                    "Progressing",
-                    "False",
-                    "ProgressDeadlineExceeded",
-                    f'ReplicaSet "{rs}" has timed out progressing.',
-                )
-            )
-        elif child.phase == "ready":
-            conds.append(
-                cond(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    f'ReplicaSet "{rs}" has successfully progressed.',
-                )
-            )
-        else:
-            conds.append(
-                cond(
-                    "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs}" is progressing.'
-                )
-            )
-        status: dict[str, Any] = {
-            "observedGeneration": dep["metadata"]["generation"],
-            "replicas": len(pods),
-            "updatedReplicas": len(updated),
-            "readyReplicas": len(ready),
-            "availableReplicas": len(ready),
-            "unavailableReplicas": max(want - len(ready), 0),
-            "conditions": conds,
-        }
-        status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
-        body = clone(dep)
-        body["status"] = status
-        out, _ = self.store.update(self.deploy_rt, ns, dname, body, subresource="status")
-        return out
+        return deployments.write_status(
+            self.store,
+            self.deploy_rt,
+            ns,
+            self._deployment_name(obj),
+            self.pods_of(ns, {"app": f"isvc.{obj['metadata']['name']}-predictor"}),
+            set(child.pods),
+            child.template,
+            child.phase,
+            self.fail_create_message,
+        )
 
     def _delete_child(self, obj: dict[str, Any]) -> None:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -696,24 +604,11 @@ class KServeController(_Controller):
     def _conditions_standard(self, status: dict[str, Any], obj: dict[str, Any]) -> bool:
         conds = status["conditions"]
         st, reason, message = self._standard_predictor(obj)
-        _set_condition(
-            conds,
-            "PredictorReady",
-            st,
-            reason if st != "True" else "",
-            message if st != "True" else "",
-        )
+        if st == "True":
+            reason = message = ""
         # ingress_reconciler.go: IngressReady follows the predictor until it is ready
-        _set_condition(
-            conds,
-            "IngressReady",
-            st,
-            reason if st != "True" else "",
-            message if st != "True" else "",
-        )
-        _set_condition(
-            conds, "Ready", st, reason if st != "True" else "", message if st != "True" else ""
-        )
+        for ctype in ("PredictorReady", "IngressReady", "Ready"):
+            _set_condition(conds, ctype, st, reason, message)
         return st == "True"
 
     def _progress_status(
@@ -754,7 +649,9 @@ class KServeController(_Controller):
         PredictorReady keeps False/Stopped, IngressReady turns False, no observedGeneration."""
         status: dict[str, Any] = {"deploymentMode": mode, "conditions": []}
         conds = status["conditions"]
-        _set_condition(conds, "PredictorReady", "False", "Stopped")
+        # Knative: the new ksvc has no Ready yet, SetCondition(nil) keeps False/Stopped;
+        # Standard: PropagateRawStatus of a Deployment without conditions marks False, no reason
+        _set_condition(conds, "PredictorReady", "False", "Stopped" if mode == "Knative" else "")
         _set_condition(conds, "IngressReady", "False", "", "Predictor ingress not created")
         _set_condition(conds, "Ready", "False", "", "Predictor ingress not created")
         _set_condition(conds, "Stopped", "False")

@@ -251,3 +251,27 @@ def test_delete_removes_the_object_and_its_pods(kubectl: Kubectl, emu: Kubernete
     assert 'inferenceservices.serving.kserve.io "doomed" not found' in out
     pods = kubectl("get", "pods", "-l", "serving.kserve.io/inferenceservice=doomed", "-o", "name")
     assert pods.strip() == ""
+
+
+def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
+    """``python -m tests.k8s_emulator --kubeconfig PATH`` for people and tools."""
+    import signal
+    import sys
+
+    config = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.k8s_emulator", "--kubeconfig", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("Kubernetes API emulator listening on https://127.0.0.1:")
+        kubectl = Kubectl(config, tmp_path / "cache")
+        assert kubectl("get", "namespaces", "-o", "name").split() == ["namespace/default"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
