@@ -169,3 +169,91 @@ def test_seldon_protocol_for_a_v2_only_server_is_refused() -> None:
                 "protocol": "seldon",
             },
         )
+
+
+def available(name: str, namespace: str) -> dict[str, Any]:
+    """Available: every Deployment has ReadyReplicas > 0 and UnavailableReplicas == 0, as
+    read by the operator (seldondeployment_controller.go:1714-1822, 2137-2150)."""
+    return {
+        "state": "Available",
+        "replicas": 1,
+        "address": {"url": f"http://{name}-default.{namespace}.svc.cluster.local:8000/"},
+        "conditions": [
+            {"type": "DeploymentsReady", "status": "True"},
+            {"type": "Ready", "status": "True"},
+        ],
+    }
+
+
+def seldon_deployment(sdep: str, model_uri: str) -> dict[str, Any]:
+    """The operator's Deployment for the predictor (createDeployments): labelled with the
+    SeldonDeployment's name, the model initializer fetching `model_uri`."""
+    name = f"{sdep}-default-0-{sdep}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"seldon-deployment-id": sdep, "app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"seldon-deployment-id": sdep, "app": name}},
+                "spec": {
+                    "initContainers": [
+                        {
+                            "name": f"{sdep}-model-initializer",
+                            "image": "seldonio/rclone-storage-initializer:1.17.1",
+                            "args": [model_uri, "/mnt/models"],
+                        }
+                    ],
+                    "containers": [{"name": sdep, "image": "seldonio/sklearnserver:1.17.1"}],
+                },
+            },
+        },
+    }
+
+
+def rolled(observed: int, replicas: int, updated: int) -> dict[str, Any]:
+    return {
+        "observedGeneration": observed,
+        "replicas": replicas,
+        "updatedReplicas": updated,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+
+
+def test_an_available_for_old_pods_is_not_taken_for_the_update(
+    cluster: Cluster, make_deployer: Callable[..., Any], replay: Replay
+) -> None:
+    import threading
+
+    deployer = make_deployer("seldon")
+    ns = cluster.namespace
+    pending = deployer.begin_deploy(cluster.config("seldon", version=1))
+    name = deployer.get_model_server(pending.server_uuid).name
+    dep = replay.put_deployment(seldon_deployment(name, cluster.good_uri("seldon", 1)))
+    dep_name = dep["metadata"]["name"]
+    replay.deployment_status(dep_name, rolled(1, 1, 1))
+    replay.status(GROUP, VERSION, PLURAL, name, creating())
+    replay.status(GROUP, VERSION, PLURAL, name, available(name, ns))
+    deployer.finish_deploy(pending, timeout=10)
+
+    pending = deployer.begin_deploy(cluster.config("seldon", version=2))
+    # The operator updates the Deployment's template and, reading a Deployment the
+    # Deployment controller has not processed yet, reports Available for the old pods.
+    replay.put_deployment(seldon_deployment(name, cluster.good_uri("seldon", 2)))
+    replay.status(GROUP, VERSION, PLURAL, name, creating())
+    replay.status(GROUP, VERSION, PLURAL, name, available(name, ns))
+    server = deployer.get_model_server(pending.server_uuid)
+    assert server.rollout_pending() == (
+        f"Deployment {dep_name}: waiting for the Deployment spec update to be observed"
+    )
+    results: list[Any] = []
+    waiter = threading.Thread(target=lambda: results.append(deployer.finish_deploy(pending, 20)))
+    waiter.start()
+    replay.deployment_status(dep_name, rolled(2, 2, 1))  # one old pod left
+    assert "1 old replicas" in str(deployer.get_model_server(pending.server_uuid).rollout_pending())
+    replay.deployment_status(dep_name, rolled(2, 1, 1))
+    waiter.join(30)
+    assert results and results[0].server.is_running

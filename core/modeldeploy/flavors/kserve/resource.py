@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from modeldeploy.flavors.kserve.config import KServeConfig
+from modeldeploy.flavors.kubernetes.deployments import deployment_failure, rollout_complete
 from modeldeploy.flavors.kubernetes.freshness import (
     ANNOTATION_PREVIOUS_VERSION,
     FLAVOR_MARK_PREFIX,
@@ -148,37 +149,6 @@ def knative_current(obj: dict[str, Any]) -> bool:
     changed = status_digest(obj) != annotations.get(MARK_STATUS)
     transition = (_status(obj).get("modelStatus") or {}).get("transitionStatus")
     return changed and transition == "InvalidSpec"
-
-
-def rollout_complete(deployment: dict[str, Any]) -> tuple[bool, str]:
-    """(done, why not) for a Deployment, as `kubectl rollout status` decides it
-    (k8s.io/kubectl pkg/polymorphichelpers/rollout_status.go, DeploymentStatusViewer)."""
-    meta = deployment.get("metadata") or {}
-    spec = deployment.get("spec") or {}
-    st = deployment.get("status") or {}
-    if int(st.get("observedGeneration") or 0) < int(meta.get("generation") or 0):
-        return False, "waiting for the Deployment spec update to be observed"
-    wanted = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-    updated = int(st.get("updatedReplicas") or 0)
-    if updated < wanted:
-        return False, f"{updated} of {wanted} new replicas have been updated"
-    total, available = int(st.get("replicas") or 0), int(st.get("availableReplicas") or 0)
-    if total > updated:
-        return False, f"{total - updated} old replicas are pending termination"
-    if available < updated:
-        return False, f"{available} of {updated} updated replicas are available"
-    return True, ""
-
-
-def deployment_failure(deployment: dict[str, Any]) -> str | None:
-    for cond in (deployment.get("status") or {}).get("conditions") or []:
-        reason = cond.get("reason")
-        failed = (cond.get("type") == "Progressing" and reason == "ProgressDeadlineExceeded") or (
-            cond.get("type") == "ReplicaFailure" and cond.get("status") == "True"
-        )
-        if failed:
-            return f"predictor Deployment: {reason}: {cond.get('message') or ''}".rstrip(": ")
-    return None
 
 
 def template_is_ours(obj: dict[str, Any], deployment: dict[str, Any]) -> bool:

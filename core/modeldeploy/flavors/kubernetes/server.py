@@ -126,6 +126,10 @@ class KubernetesModelServer(ModelServer):
         will not come up (pods, children); None if nothing is known to be wrong."""
         return None
 
+    def rollout_pending(self) -> str | None:
+        """When the platform says ready: what is still rolling out (None: nothing known)."""
+        return None
+
     def mark(self, desired: dict[str, Any], replaced: dict[str, Any] | None) -> None:
         """Record on `desired` what a later reader needs to judge this write (any process)."""
         if replaced is not None:
@@ -332,16 +336,8 @@ class KubernetesModelServer(ModelServer):
             if not from_event:
                 self.freshness.begin_wait(obj)
             status = self.absorb(obj, from_event)
-            if (
-                target == ServiceState.ACTIVE
-                and status.is_current
-                and status.state == ServiceState.PENDING_STARTUP
-            ):
-                reason = self.start_failure()
-                if reason:
-                    self.status = status = status.model_copy(
-                        update={"state": ServiceState.ERROR, "last_error": reason}
-                    )
+            if target == ServiceState.ACTIVE and status.is_current:
+                status = self._second_opinion(status)
             return progress.judge(status)
 
         try:
@@ -356,6 +352,22 @@ class KubernetesModelServer(ModelServer):
             )
         except WatchTimeout:
             raise progress.timeout(deadline) from None
+
+    def _second_opinion(self, status: ServiceStatus) -> ServiceStatus:
+        """While starting, what the pods and Deployments say beyond the resource's status."""
+        if status.state == ServiceState.PENDING_STARTUP:
+            reason = self.start_failure()
+            if reason:
+                status = status.model_copy(
+                    update={"state": ServiceState.ERROR, "last_error": reason}
+                )
+        elif status.state == ServiceState.ACTIVE:
+            waiting = self.rollout_pending()
+            if waiting:
+                logger.debug("%s: ready by its status, but %s", self.where(), waiting)
+                status = status.model_copy(update={"state": ServiceState.PENDING_STARTUP})
+        self.status = status
+        return status
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:

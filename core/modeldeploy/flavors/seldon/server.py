@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
-from modeldeploy.errors import PlatformError
+from modeldeploy.errors import ModelDeployError, PlatformError
 from modeldeploy.flavors.kubernetes import pods, protocols
+from modeldeploy.flavors.kubernetes.deployments import list_deployments, template_rolled_over
 from modeldeploy.flavors.kubernetes.logs import list_pods
 from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
 from modeldeploy.flavors.seldon import resource
 from modeldeploy.flavors.seldon.config import SeldonConfig
+
+logger = logging.getLogger("modeldeploy.seldon")
 
 
 class SeldonModelServer(KubernetesModelServer):
@@ -54,18 +58,32 @@ class SeldonModelServer(KubernetesModelServer):
     def start_failure(self) -> str | None:
         return pods.failure(list_pods(self.deployer.kube, self.pod_selector()), self._fetches_ours)
 
+    def rollout_pending(self) -> str | None:
+        """Seldon's `Available` comes from the Deployments' ready and unavailable replica
+        counts, not from their rollout (seldondeployment_controller.go:1714-1822), so it
+        can describe old pods the Deployment controller has not replaced yet; confirm that
+        every Deployment of this SeldonDeployment has rolled its current template over."""
+        try:
+            found = list_deployments(self.deployer.kube, self.pod_selector())
+        except ModelDeployError as exc:  # e.g. no RBAC for deployments: Seldon's word stands
+            logger.debug("cannot read the Deployments of %s: %s", self.name, exc)
+            return None
+        for deployment in found:
+            done, why = template_rolled_over(deployment)
+            if not done:
+                return f"Deployment {deployment['metadata'].get('name')}: {why}"
+        return None
+
     def _fetches_ours(self, pod: dict[str, Any]) -> bool:
         """The pod's model initializer copies our model URI: the operator passes it as the
         first argument (seldon-core@v1.17.1 operator/controllers/
-        model_initializer_injector.go:219-228), so older pods of another model are skipped."""
-        args = [
-            list(c.get("args") or [])
+        model_initializer_injector.go:219-228). Pods of another model (the one being
+        replaced, or rolled back from) are not ours to judge, nor pods that do not say."""
+        return any(
+            self.config.model_uri in (c.get("args") or [])
             for c in (pod.get("spec") or {}).get("initContainers") or []
             if str(c.get("name", "")).endswith("-model-initializer")
-        ]
-        if not any(args):
-            return True  # nothing tells it apart: judge it
-        return any(self.config.model_uri in a for a in args)
+        )
 
     @property
     def prediction_url(self) -> str | None:
