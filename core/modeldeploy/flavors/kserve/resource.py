@@ -159,6 +159,22 @@ def template_is_ours(obj: dict[str, Any], deployment: dict[str, Any]) -> bool:
     return all(copied.get(k) == ours.get(k) for k in (ANNOTATION_PREVIOUS_VERSION, MARK_STATUS))
 
 
+def may_conclude(obj: dict[str, Any]) -> bool:
+    """Could `observe` say anything but "starting"? (Ready, or a failure shows.)"""
+    status = _status(obj)
+    conds = conditions(status)
+    if (conds.get("Ready") or {}).get("status") == "True" or model_failure(status):
+        return True
+    return (
+        any(
+            (conds.get(c) or {}).get("status") == "False"
+            and (conds.get(c) or {}).get("reason") in TERMINAL_REASONS
+            for c in READY_CONDITIONS
+        )
+        or (conds.get("PredictorReady") or {}).get("status") == "False"
+    )
+
+
 def observe(obj: dict[str, Any], deployment: dict[str, Any] | None = None) -> Observation:
     """The state of a status that describes our write (`deployment`: Standard mode's)."""
     status = _status(obj)

@@ -47,6 +47,8 @@ class KServeModelServer(KubernetesModelServer):
         if resource.stop_requested(obj):
             return True  # observe() waits for the Stopped condition itself
         if resource.is_standard(obj):
+            if not resource.may_conclude(obj):
+                return False  # pending either way: spare the Deployment read
             deployment = self._predictor_deployment()
             return deployment is not None and resource.template_is_ours(obj, deployment)
         return resource.knative_current(obj)
