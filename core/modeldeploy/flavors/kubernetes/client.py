@@ -60,6 +60,26 @@ class KubeClient:
         """(connect, read) timeout of one ordinary request."""
         return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
 
+    def list_json(self, method: Any, selector: str, what: str) -> list[dict[str, Any]]:
+        """Items of a namespaced list call (`method`, e.g. `core.list_namespaced_pod`) as
+        plain dicts, without deserializing them into client models."""
+        import json
+
+        from modeldeploy.flavors.kubernetes.errors import translate
+
+        try:
+            resp: Any = self.retry.call(
+                method,
+                self.namespace,
+                label_selector=selector,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except Exception as exc:
+            raise translate(exc, f"listing {what} {selector} in {self.namespace}") from None
+        items: list[dict[str, Any]] = json.loads(resp.data).get("items") or []
+        return items
+
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)
         if close is not None:

@@ -9,28 +9,16 @@ taken over.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from modeldeploy.flavors.kubernetes.client import KubeClient
-from modeldeploy.flavors.kubernetes.errors import translate
 
 
 def list_deployments(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
     from kubernetes import client
 
-    try:
-        resp: Any = kube.retry.call(
-            client.AppsV1Api(kube.api_client).list_namespaced_deployment,
-            kube.namespace,
-            label_selector=selector,
-            _preload_content=False,
-            _request_timeout=kube.timeout,
-        )
-    except Exception as exc:
-        raise translate(exc, f"listing Deployments {selector} in {kube.namespace}") from None
-    items: list[dict[str, Any]] = json.loads(resp.data).get("items") or []
-    return items
+    apps = client.AppsV1Api(kube.api_client)
+    return kube.list_json(apps.list_namespaced_deployment, selector, "Deployments")
 
 
 def rollout_complete(deployment: dict[str, Any]) -> tuple[bool, str]:

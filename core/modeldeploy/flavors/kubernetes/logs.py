@@ -11,19 +11,7 @@ from modeldeploy.flavors.kubernetes.errors import translate
 
 
 def list_pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
-    import json
-
-    try:
-        resp = kube.retry.call(
-            kube.core.list_namespaced_pod,
-            kube.namespace,
-            label_selector=selector,
-            _preload_content=False,
-            _request_timeout=kube.timeout,
-        )
-    except Exception as exc:
-        raise translate(exc, f"listing pods {selector} in {kube.namespace}") from None
-    items = json.loads(resp.data).get("items") or []
+    items = kube.list_json(kube.core.list_namespaced_pod, selector, "pods")
     return sorted(items, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
 
 
