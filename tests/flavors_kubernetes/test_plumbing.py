@@ -178,8 +178,10 @@ def test_a_conflicting_write_is_re_read_and_re_applied(
     emu.requests.reset()
     deployer.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
 
-    puts = [r for r in emu.requests.entries if r.method == "PUT"]
-    assert [r.status for r in puts][:2] == [409, 200]
+    puts = [r.status for r in emu.requests.entries if r.method == "PUT"]
+    # Then 200, unless the controller's own status write (the label rolls a new revision or
+    # pod template upstream) raced us once more.
+    assert puts[0] == 409 and 200 in puts and set(puts) <= {409, 200}
     obj = emu.get(plural, server.name)
     assert obj["metadata"]["labels"]["team"] == "a"  # their change survived
     assert json.loads(obj["metadata"]["annotations"]["modeldeploy.io/config"])["model_uri"] == (
