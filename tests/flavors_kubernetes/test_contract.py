@@ -215,7 +215,7 @@ def test_delete_removes_the_server_and_the_secret_with_its_last_user(
     wine = deployer.deploy_model(cluster.config(flavor, model="wine"), timeout=cluster.timeout)
     if not cluster.real:
         assert [s["metadata"]["name"] for s in cluster.managed("secrets")] == [
-            f"modeldeploy-{flavor}-storage"
+            deployer.secrets.name
         ]
 
     deployer.delete_model_server(iris.uuid, timeout=cluster.timeout)

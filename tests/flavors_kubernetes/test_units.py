@@ -238,15 +238,18 @@ def test_credential_errors_do_not_echo_secret_values() -> None:
 
 
 def test_secret_layouts_use_the_names_the_platforms_read() -> None:
+    from modeldeploy.flavors.kserve.storage import kserve_secret
+    from modeldeploy.flavors.seldon.storage import rclone_env
+
     s3 = S3Credentials(
         access_key_id="AK", secret_access_key=SECRET, endpoint="http://minio:9000", region="eu"
     )
-    env = s3.seldon_env()
+    env, _ = rclone_env(s3)
     assert env["RCLONE_CONFIG_S3_TYPE"] == "s3"
     assert env["RCLONE_CONFIG_S3_SECRET_ACCESS_KEY"] == SECRET
     assert env["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"
     assert env["RCLONE_CONFIG_S3_ENV_AUTH"] == "false"
-    data, annotations = s3.kserve_secret()
+    data, annotations = kserve_secret(s3)
     assert data == {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": SECRET}
     assert annotations["serving.kserve.io/s3-endpoint"] == "minio:9000"
     assert annotations["serving.kserve.io/s3-usehttps"] == "0"
@@ -255,16 +258,19 @@ def test_secret_layouts_use_the_names_the_platforms_read() -> None:
 
     key = json.dumps({"type": "service_account", "private_key": SECRET})
     gcs = GCSCredentials(service_account_json=key)
-    assert gcs.seldon_env()["RCLONE_CONFIG_GS_SERVICE_ACCOUNT_CREDENTIALS"] == key
-    assert gcs.seldon_env()["RCLONE_CONFIG_GS_TYPE"] == "google cloud storage"
-    assert gcs.kserve_secret() == ({"gcloud-application-credentials.json": key}, {})
+    env, _ = rclone_env(gcs)
+    # rclone's remote is the URI's scheme: gs:// reads GS, gcs:// reads GCS.
+    for remote in ("GS", "GCS"):
+        assert env[f"RCLONE_CONFIG_{remote}_SERVICE_ACCOUNT_CREDENTIALS"] == key
+        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "google cloud storage"
+    assert kserve_secret(gcs) == ({"gcloud-application-credentials.json": key}, {})
 
     azure = AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t")
-    assert azure.kserve_secret()[0]["AZURE_CLIENT_SECRET"] == SECRET
-    assert azure.seldon_env()["RCLONE_CONFIG_AZ_TYPE"] == "azureblob"
+    assert kserve_secret(azure)[0]["AZURE_CLIENT_SECRET"] == SECRET
+    assert rclone_env(azure)[0]["RCLONE_CONFIG_AZ_TYPE"] == "azureblob"
     account = AzureCredentials(account_name="acct", account_key=SECRET)
-    assert account.kserve_secret()[0]["AZURE_STORAGE_ACCESS_KEY"] == SECRET
-    assert account.seldon_env()["RCLONE_CONFIG_AZ_KEY"] == SECRET
+    assert kserve_secret(account)[0]["AZURE_STORAGE_ACCESS_KEY"] == SECRET
+    assert rclone_env(account)[0]["RCLONE_CONFIG_AZ_KEY"] == SECRET
 
 
 def test_flavor_configs_resolve_their_server_from_the_model_type() -> None:
@@ -329,3 +335,47 @@ def test_importing_the_flavors_and_building_deployers_does_not_import_kubernetes
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported too early'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_kserve_urls_keep_the_path_prefix_and_can_use_the_cluster_address() -> None:
+    from modeldeploy.flavors.kserve.resource import prediction_path, request_target
+
+    obj = {
+        "status": {
+            "url": "http://gateway.example.com/serving/models/iris/",  # pathTemplate routing
+            "address": {"url": "http://iris.models.svc.cluster.local"},
+        }
+    }
+    path = prediction_path("v2", "iris")
+    assert request_target(obj, "http://10.0.0.5", path) == (
+        "http://10.0.0.5/serving/models/iris/v2/models/iris/infer",
+        "gateway.example.com",
+    )
+    assert request_target(obj, None, path) == (
+        "http://gateway.example.com/serving/models/iris/v2/models/iris/infer",
+        None,
+    )
+    assert request_target(obj, "http://10.0.0.5", path, cluster_local=True) == (
+        "http://iris.models.svc.cluster.local/v2/models/iris/infer",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "written", "resolved"),
+    [
+        ({"model_type": "sklearn"}, None, "v1"),
+        ({"model_type": "mlflow"}, "v2", "v2"),
+        ({"model_type": "triton"}, "v2", "v2"),
+        ({"model_format": "onnx"}, "v2", "v2"),
+        ({"model_type": "sklearn", "protocol_version": "v2"}, "v2", "v2"),
+        ({"model_type": "mlflow", "runtime": "my-runtime"}, None, "v2"),
+    ],
+)
+def test_kserve_protocol_is_written_only_where_kserve_would_find_no_runtime(
+    fields: dict[str, str], written: str | None, resolved: str
+) -> None:
+    config = KServeConfig(model_name="m", model_uri="s3://b/m", **fields)
+    assert config.written_protocol() == written
+    assert config.resolved_protocol() == resolved
+    assert config.resolved_protocol("v1") == fields.get("protocol_version", "v1")

@@ -6,13 +6,14 @@ from typing import ClassVar
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployerSettings
-from modeldeploy.flavors.kserve import resource
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.flavors.kserve import resource, storage
 from modeldeploy.flavors.kserve.config import KServeConfig
 from modeldeploy.flavors.kserve.server import KServeModelServer
 from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
 from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
-from modeldeploy.flavors.kubernetes.secrets import Layout
+from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 
 
@@ -29,7 +30,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
     settings_class: ClassVar[type[DeployerSettings]] = KServeDeployerSettings
     server_class: ClassVar[type[KubernetesModelServer]] = KServeModelServer
     kind: ClassVar[ResourceKind] = resource.KIND
-    secret_layout: ClassVar[Layout] = "kserve"
+    secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     # What KServe's storage initializer fetches.
     uri_schemes: ClassVar[tuple[str, ...]] = (
         "s3",
@@ -42,3 +43,12 @@ class KServeModelDeployer(KubernetesModelDeployer):
         "hdfs",
         "webhdfs",
     )
+
+    def validate_flavor(self, config: ServiceConfig) -> None:
+        assert isinstance(config, KServeConfig)
+        if config.service_account_name and self.secrets_configured():
+            raise InvalidConfigError(
+                "service_account_name and storage_credentials are both set; KServe reads "
+                "storage credentials through the ServiceAccount modeldeploy writes, so "
+                "attach your Secret to your ServiceAccount yourself or drop one of the two"
+            )

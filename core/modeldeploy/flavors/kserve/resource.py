@@ -1,20 +1,40 @@
-"""The `InferenceService` object: spec from a config, state from its conditions, URLs.
+"""The `InferenceService` object: spec from a config, state from its status, URLs.
 
 Field names follow the serving.kserve.io/v1beta1 CRD (KServe 0.20): `spec.predictor.model`
 with `modelFormat`, `storageUri`, `runtime`, `protocolVersion`; `minReplicas`/`maxReplicas`
-and `serviceAccountName` on the predictor. Readiness is the `Ready` condition once
-`status.observedGeneration` has caught up with our write, and (serverless mode) once the
-predictor's latest created revision is also its latest ready one, so a Ready left over from
-the previous revision is never taken for the new model. The `serving.kserve.io/stop`
-annotation stops and starts a server; KServe reports it with the `Stopped` condition.
+and `serviceAccountName` on the predictor.
+
+Whether a status describes our write is never read from `status.observedGeneration`: KServe
+copies it from a child object (the Knative Service, or the predictor Deployment in Standard
+mode; kserve@v0.20.0 `pkg/apis/serving/v1beta1/inference_service_status.go:455-457,635`),
+whose generation moves on its own (stop and start re-create it at 1; labels and annotations
+are copied into its template). Instead each write records what it replaced (`mark`):
+
+- Knative mode: the predictor's `latestCreatedRevision` at our write. Our write always rolls
+  a revision (our annotations are part of the template), so a status is ours once a revision
+  other than that one is the latest created; it serves once it is also the latest ready one
+  and takes the traffic.
+- Standard mode: the predictor Deployment's pod template carries our write mark (the
+  InferenceService's annotations are copied into it) and its rollout is complete, judged as
+  `kubectl rollout status` does: KServe keeps `PredictorReady` True while old pods serve.
+
+The `serving.kserve.io/stop` annotation stops and starts a server; KServe reports it with the
+`Stopped` condition.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from urllib.parse import urlparse
 
 from modeldeploy.flavors.kserve.config import KServeConfig
+from modeldeploy.flavors.kubernetes.deployments import deployment_failure, rollout_complete
+from modeldeploy.flavors.kubernetes.freshness import (
+    ANNOTATION_PREVIOUS_VERSION,
+    FLAVOR_MARK_PREFIX,
+)
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
 from modeldeploy.flavors.kubernetes.server import Observation
 from modeldeploy.status import ServiceState
@@ -26,33 +46,39 @@ KIND = ResourceKind(
     kind="InferenceService",
 )
 STOP_ANNOTATION = "serving.kserve.io/stop"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 POD_LABEL = "serving.kserve.io/inferenceservice"
 CONTAINER = "kserve-container"
+#: the latest created revision when we wrote (Knative mode), and a digest of the status
+MARK_REVISION = FLAVOR_MARK_PREFIX + "revision"
+MARK_STATUS = FLAVOR_MARK_PREFIX + "status"
+STANDARD_MODES = ("Standard", "RawDeployment")
 
 FAILED_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
-# Ready=False reasons that mean "this revision will not come up" even in raw deployment
-# mode, where Ready is False while a Deployment is still rolling out.
+# Condition reasons that mean "this write will not come up". Knative: the revision failed
+# (knative.dev/serving ConfigurationsReady/Ready reasons). Standard mode: the predictor
+# Deployment's conditions (kserve@v0.20.0 inference_service_status.go:389-448) and the
+# predictor's own checks (components/predictor.go:211,229,240). Model load failures and
+# runtime resolution failures are read from `modelStatus` instead (`model_failure`).
 TERMINAL_REASONS = {
-    "ProgressDeadlineExceeded",
     "RevisionFailed",
     "ContainerMissing",
-    "InvalidSpec",
-    "ModelLoadFailed",
-    "NoSupportingRuntime",
-    "RuntimeNotRecognized",
-    "InvalidPredictorSpec",
+    "ProgressDeadlineExceeded",
+    "FailedCreate",
+    "InvalidGPUAllocation",
+    "InvalidWorkerSpecNotSet",
 }
+READY_CONDITIONS = ("Ready", "PredictorReady", "PredictorConfigurationReady")
 
 
 def build_spec(config: KServeConfig, service_account: str | None) -> dict[str, Any]:
     model_format: dict[str, Any] = {"name": config.resolved_format()}
     if config.model_format_version:
         model_format["version"] = config.model_format_version
-    model: dict[str, Any] = {
-        "modelFormat": model_format,
-        "storageUri": config.model_uri,
-        "protocolVersion": config.protocol_version,
-    }
+    model: dict[str, Any] = {"modelFormat": model_format, "storageUri": config.model_uri}
+    protocol = config.written_protocol()
+    if protocol:
+        model["protocolVersion"] = protocol
     if config.runtime:
         model["runtime"] = config.runtime
     if config.resources is not None and config.resources.to_k8s():
@@ -74,13 +100,84 @@ def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _status(obj: dict[str, Any]) -> dict[str, Any]:
+    raw = obj.get("status")
+    return raw if isinstance(raw, dict) else {}
+
+
+def _annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
 def stop_requested(obj: dict[str, Any]) -> bool:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(STOP_ANNOTATION, "")).lower() == "true"
+    return str(_annotations(obj).get(STOP_ANNOTATION, "")).lower() == "true"
 
 
-def observe(obj: dict[str, Any]) -> Observation:
-    status = obj.get("status") or {}
+def is_standard(obj: dict[str, Any]) -> bool:
+    """Standard (RawDeployment) mode, from the status or the webhook-defaulted annotation."""
+    mode = _status(obj).get("deploymentMode") or _annotations(obj).get(MODE_ANNOTATION)
+    return mode in STANDARD_MODES
+
+
+def predictor_status(obj: dict[str, Any]) -> dict[str, Any]:
+    return (_status(obj).get("components") or {}).get("predictor") or {}
+
+
+def status_digest(obj: dict[str, Any]) -> str:
+    text = json.dumps(_status(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def mark(desired: dict[str, Any], replaced: dict[str, Any] | None) -> None:
+    """Record the revision and status our write replaces (see the module docstring)."""
+    meta = desired.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    before = replaced or {}
+    annotations[MARK_REVISION] = str(predictor_status(before).get("latestCreatedRevision") or "")
+    annotations[MARK_STATUS] = status_digest(before)
+    annotations.setdefault(ANNOTATION_PREVIOUS_VERSION, "")
+    meta["annotations"] = annotations
+
+
+def knative_current(obj: dict[str, Any]) -> bool:
+    """A revision created after our write exists, or the controller refused our spec."""
+    annotations = _annotations(obj)
+    created = predictor_status(obj).get("latestCreatedRevision")
+    if created and created != annotations.get(MARK_REVISION, ""):
+        return True
+    # Runtime resolution fails before any revision is made (components/predictor.go:325-405).
+    changed = status_digest(obj) != annotations.get(MARK_STATUS)
+    transition = (_status(obj).get("modelStatus") or {}).get("transitionStatus")
+    return changed and transition == "InvalidSpec"
+
+
+def template_is_ours(obj: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    """The Deployment's pod template was built from our write (its marks were copied in)."""
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    copied = template.get("annotations") or {}
+    ours = _annotations(obj)
+    return all(copied.get(k) == ours.get(k) for k in (ANNOTATION_PREVIOUS_VERSION, MARK_STATUS))
+
+
+def may_conclude(obj: dict[str, Any]) -> bool:
+    """Could `observe` say anything but "starting"? (Ready, or a failure shows.)"""
+    status = _status(obj)
+    conds = conditions(status)
+    if (conds.get("Ready") or {}).get("status") == "True" or model_failure(status):
+        return True
+    return (
+        any(
+            (conds.get(c) or {}).get("status") == "False"
+            and (conds.get(c) or {}).get("reason") in TERMINAL_REASONS
+            for c in READY_CONDITIONS
+        )
+        or (conds.get("PredictorReady") or {}).get("status") == "False"
+    )
+
+
+def observe(obj: dict[str, Any], deployment: dict[str, Any] | None = None) -> Observation:
+    """The state of a status that describes our write (`deployment`: Standard mode's)."""
+    status = _status(obj)
     conds = conditions(status)
     stopped = conds.get("Stopped", {}).get("status") == "True"
     if stop_requested(obj):
@@ -91,20 +188,41 @@ def observe(obj: dict[str, Any]) -> Observation:
     failure = model_failure(status)
     if failure:
         return Observation(ServiceState.ERROR, failure)
-    ready = conds.get("Ready") or {}
-    predictor = (status.get("components") or {}).get("predictor") or {}
+    predictor = predictor_status(obj)
     created = predictor.get("latestCreatedRevision")
     ready_revision = predictor.get("latestReadyRevision")
-    if ready.get("status") == "True":
-        if created and ready_revision and created != ready_revision:
-            return Observation(ServiceState.PENDING_STARTUP, revision=ready_revision)
-        return Observation(ServiceState.ACTIVE, revision=ready_revision or created)
-    if ready.get("status") == "False" and (
-        ready.get("reason") in TERMINAL_REASONS
-        or status.get("deploymentMode") not in ("RawDeployment", "Standard")
-    ):
-        return Observation(ServiceState.ERROR, failure_reason(status), ready_revision)
-    return Observation(ServiceState.PENDING_STARTUP, revision=ready_revision)
+    for ctype in READY_CONDITIONS:
+        cond = conds.get(ctype) or {}
+        if cond.get("status") == "False" and cond.get("reason") in TERMINAL_REASONS:
+            return Observation(ServiceState.ERROR, failure_reason(status), ready_revision)
+    if deployment is not None:
+        problem = deployment_failure(deployment)
+        if problem:
+            return Observation(ServiceState.ERROR, problem)
+    # A Ready=False without a terminal reason is transient, e.g. right after a resume:
+    # "Predictor ingress not created", PredictorReady False/Stopped (kserve@v0.20.0
+    # reconcilers/ingress/ingress_reconciler.go:487-497, components/predictor.go:880-881).
+    if (conds.get("Ready") or {}).get("status") != "True":
+        return Observation(ServiceState.PENDING_STARTUP, revision=ready_revision)
+    if deployment is not None:
+        done, _ = rollout_complete(deployment)
+        return Observation(ServiceState.ACTIVE if done else ServiceState.PENDING_STARTUP)
+    if not (created and created == ready_revision and _takes_traffic(predictor, created)):
+        return Observation(ServiceState.PENDING_STARTUP, revision=ready_revision)
+    return Observation(ServiceState.ACTIVE, revision=ready_revision)
+
+
+def _takes_traffic(predictor: dict[str, Any], revision: str) -> bool:
+    """All traffic goes to `revision` (Knative route), or no split is reported."""
+    traffic = [t for t in predictor.get("traffic") or [] if isinstance(t, dict)]
+    if not traffic:
+        return True
+    share = sum(
+        int(t.get("percent") or 0)
+        for t in traffic
+        if t.get("revisionName") == revision or (t.get("latestRevision") and not t.get("tag"))
+    )
+    return share >= 100
 
 
 def model_failure(status: dict[str, Any]) -> str | None:
@@ -139,24 +257,36 @@ def failure_reason(status: dict[str, Any]) -> str:
     return "; ".join(parts) or "KServe reported the InferenceService as not ready"
 
 
-def status_url(obj: dict[str, Any] | None) -> str | None:
-    url = ((obj or {}).get("status") or {}).get("url")
+def status_url(obj: dict[str, Any] | None, cluster_local: bool = False) -> str | None:
+    """`status.url`, or with `cluster_local` the in-cluster `status.address.url`."""
+    status = (obj or {}).get("status") or {}
+    if cluster_local:
+        address = status.get("address") or {}
+        url = address.get("url") if isinstance(address, dict) else None
+    else:
+        url = status.get("url")
     return str(url).rstrip("/") if url else None
 
 
-def prediction_path(config: KServeConfig, name: str) -> str:
-    if config.protocol_version == "v2":
-        return f"/v2/models/{name}/infer"
-    return f"/v1/models/{name}:predict"
+def prediction_path(protocol: str, model_name: str) -> str:
+    if protocol == "v2":
+        return f"/v2/models/{model_name}/infer"
+    return f"/v1/models/{model_name}:predict"
 
 
 def request_target(
-    obj: dict[str, Any] | None, ingress: str | None, path: str
+    obj: dict[str, Any] | None, ingress: str | None, path: str, cluster_local: bool = False
 ) -> tuple[str, str | None] | None:
-    """(URL to POST to, Host header) — through the ingress with the service's host if set."""
-    url = status_url(obj)
+    """(URL to POST to, Host header) — through the ingress with the service's host if set.
+
+    With path-based routing (`ingress.pathTemplate`), `status.url` carries a path prefix
+    (kserve@v0.20.0 reconcilers/ingress/ingress_reconciler.go:177-189) that the ingress
+    routes on, so it is kept when the request goes through `ingress`.
+    """
+    url = status_url(obj, cluster_local)
     if url is None:
         return None
-    if ingress:
-        return ingress + path, urlparse(url).netloc
+    if ingress and not cluster_local:
+        parsed = urlparse(url)
+        return ingress + parsed.path.rstrip("/") + path, parsed.netloc
     return url + path, None

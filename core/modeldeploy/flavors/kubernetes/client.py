@@ -16,6 +16,9 @@ from modeldeploy.flavors.kubernetes.retry import RetryPolicy
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
 
 CONNECT_TIMEOUT = 5.0
+DEFAULT_NAMESPACE = "default"
+# Where a pod finds its own namespace (kubectl and client-go read the same file in-cluster).
+POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 @dataclass
@@ -57,6 +60,26 @@ class KubeClient:
         """(connect, read) timeout of one ordinary request."""
         return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
 
+    def list_json(self, method: Any, selector: str, what: str) -> list[dict[str, Any]]:
+        """Items of a namespaced list call (`method`, e.g. `core.list_namespaced_pod`) as
+        plain dicts, without deserializing them into client models."""
+        import json
+
+        from modeldeploy.flavors.kubernetes.errors import translate
+
+        try:
+            resp: Any = self.retry.call(
+                method,
+                self.namespace,
+                label_selector=selector,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except Exception as exc:
+            raise translate(exc, f"listing {what} {selector} in {self.namespace}") from None
+        items: list[dict[str, Any]] = json.loads(resp.data).get("items") or []
+        return items
+
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)
         if close is not None:
@@ -84,10 +107,10 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
 
     tried: list[str] = []
 
-    def done(configuration: Any, source: str) -> KubeClient:
+    def done(configuration: Any, source: str, default_namespace: str | None) -> KubeClient:
         return KubeClient(
             api_client=client.ApiClient(configuration),
-            namespace=settings.namespace,
+            namespace=settings.namespace or default_namespace or DEFAULT_NAMESPACE,
             source=source,
             request_timeout=settings.request_timeout,
             retry=RetryPolicy(max_retries=settings.max_retries),
@@ -102,7 +125,7 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
                 f"in_cluster is set but this process is not running in a Kubernetes pod "
                 f"({exc}); unset in_cluster and give a kubeconfig instead"
             ) from None
-        return done(configuration, "in-cluster service account")
+        return done(configuration, "in-cluster service account", _pod_namespace())
 
     if settings.kubeconfig is not None:
         configuration = _fresh_configuration()
@@ -117,7 +140,9 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
             raise InvalidConfigError(
                 f"the kubeconfig given as a dict cannot be used: {_config_problem(exc)}"
             ) from None
-        return done(configuration, "kubeconfig dict")
+        return done(
+            configuration, "kubeconfig dict", _dict_namespace(settings.kubeconfig, settings.context)
+        )
 
     # A path may list several files (KUBECONFIG style, joined with os.pathsep); the client
     # merges them, so contexts can come from one file and users from another.
@@ -155,13 +180,13 @@ def connect(settings: KubernetesDeployerSettings) -> KubeClient:
                 ) from None
             tried.append(f"{path} ({_config_problem(exc)})")
             continue
-        return done(configuration, f"kubeconfig {path}")
+        return done(configuration, f"kubeconfig {path}", _file_namespace(path, settings.context))
 
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = _fresh_configuration()
         try:
             config.load_incluster_config(client_configuration=configuration)
-            return done(configuration, "in-cluster service account")
+            return done(configuration, "in-cluster service account", _pod_namespace())
         except ConfigException as exc:
             tried.append(f"in-cluster service account ({exc})")
     else:
@@ -180,3 +205,49 @@ def _config_problem(exc: BaseException) -> str:
     if isinstance(exc, KeyError | TypeError):
         return f"malformed kubeconfig ({type(exc).__name__})"
     return text[:300]
+
+
+# The namespace when none is configured, as kubectl picks it: the context's `namespace`
+# (k8s.io/client-go tools/clientcmd DirectClientConfig.Namespace), else "default".
+
+
+def _context_namespace(doc: dict[str, Any], context: str | None) -> str | None:
+    wanted = context or doc.get("current-context")
+    for entry in doc.get("contexts") or []:
+        if isinstance(entry, dict) and entry.get("name") == wanted:
+            namespace = (entry.get("context") or {}).get("namespace")
+            return str(namespace) if namespace else None
+    return None
+
+
+def _dict_namespace(doc: dict[str, Any], context: str | None) -> str | None:
+    return _context_namespace(doc, context)
+
+
+def _file_namespace(path: str, context: str | None) -> str | None:
+    """From the first file that names the context (merged files: first one wins, as in
+    client-go's merge of KUBECONFIG lists)."""
+    import yaml
+
+    wanted = context
+    docs: list[dict[str, Any]] = []
+    for part in path.split(os.pathsep):
+        try:
+            loaded = yaml.safe_load(Path(part).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(loaded, dict):
+            docs.append(loaded)
+    if wanted is None:
+        wanted = next((d["current-context"] for d in docs if d.get("current-context")), None)
+    for doc in docs:
+        if any(isinstance(c, dict) and c.get("name") == wanted for c in doc.get("contexts") or []):
+            return _context_namespace(doc, wanted)
+    return None
+
+
+def _pod_namespace() -> str | None:
+    try:
+        return Path(POD_NAMESPACE_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -7,23 +7,37 @@ resource), validation before any write, and the lazily built API client.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from modeldeploy.config import ServiceConfig
-from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery
-from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.deployer import DeployerSettings, ModelDeployer, PendingDeploy, ServerQuery
+from modeldeploy.errors import ConflictError, ModelDeployError
 from modeldeploy.flavors.kubernetes.client import KubeClient, connect
 from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
-from modeldeploy.flavors.kubernetes.naming import server_name
-from modeldeploy.flavors.kubernetes.records import query_selector, read_record
+from modeldeploy.flavors.kubernetes.naming import equivalence_name, server_name
+from modeldeploy.flavors.kubernetes.records import is_managed, query_selector, read_record
 from modeldeploy.flavors.kubernetes.resources import CustomResources, ResourceKind
-from modeldeploy.flavors.kubernetes.secrets import Layout, StorageSecrets
+from modeldeploy.flavors.kubernetes.secrets import SecretLayout, StorageSecrets
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.server import ModelServer
 from modeldeploy.status import ServiceStatus, utcnow
+from modeldeploy.waiting import Deadline
+
+# Whether the deploy in progress replaces its equivalents (then the server gets the one name
+# of its equivalence class) or adds a server beside them (a uuid-based name).
+_REPLACING: contextvars.ContextVar[bool] = contextvars.ContextVar("replacing", default=True)
+# How long a create waits for an equivalent server that is being deleted to be gone.
+GONE_TIMEOUT = 60.0
+MAX_CREATE_RACES = 5
+
+
+class _EquivalentExists(Exception):
+    """Another process created the server of this equivalence class first."""
 
 
 class KubernetesModelDeployer(ModelDeployer):
@@ -33,7 +47,7 @@ class KubernetesModelDeployer(ModelDeployer):
     config_class: ClassVar[type[ServiceConfig]] = KubernetesServiceConfig
     server_class: ClassVar[type[KubernetesModelServer]]
     kind: ClassVar[ResourceKind]
-    secret_layout: ClassVar[Layout]
+    secret_layout: ClassVar[SecretLayout]
     uri_schemes: ClassVar[tuple[str, ...]] = ("s3", "gs", "https", "http", "pvc")
 
     settings: KubernetesDeployerSettings
@@ -55,6 +69,11 @@ class KubernetesModelDeployer(ModelDeployer):
             return self._kube
 
     @property
+    def namespace(self) -> str:
+        """The configured namespace, else the kubeconfig context's, else `default`."""
+        return self.kube.namespace
+
+    @property
     def resources(self) -> CustomResources:
         if self._resources is None:
             self._resources = CustomResources(self.kube, self.kind, self.flavor)
@@ -64,7 +83,11 @@ class KubernetesModelDeployer(ModelDeployer):
     def secrets(self) -> StorageSecrets:
         if self._secrets is None:
             self._secrets = StorageSecrets(
-                self.kube, self.settings, self.flavor, self.secret_layout
+                self.kube,
+                self.settings,
+                self.flavor,
+                self.secret_layout,
+                users=lambda selector: self.resources.list(selector),
             )
         return self._secrets
 
@@ -100,17 +123,6 @@ class KubernetesModelDeployer(ModelDeployer):
     def validate_deploy(self, config: ServiceConfig) -> None:
         """Everything we can check without writing: URI scheme, names, flavor rules."""
         check_model_uri(config.model_uri, self.uri_schemes, self.flavor)
-        if (
-            isinstance(config, KubernetesServiceConfig)
-            and config.service_account_name
-            and self.secrets_configured()
-            and self.secret_layout == "kserve"
-        ):
-            raise InvalidConfigError(
-                "service_account_name and storage_credentials are both set; KServe reads "
-                "storage credentials through the ServiceAccount modeldeploy writes, so "
-                "attach your Secret to your ServiceAccount yourself or drop one of the two"
-            )
         self.validate_flavor(config)
 
     def validate_flavor(self, config: ServiceConfig) -> None:
@@ -119,26 +131,78 @@ class KubernetesModelDeployer(ModelDeployer):
     def secrets_configured(self) -> bool:
         return self.settings.storage_credentials is not None
 
+    def _write_deploy(
+        self, config: ServiceConfig, replace: bool
+    ) -> tuple[PendingDeploy, ModelServer]:
+        """Concurrent deploys of one (pipeline, step, model) converge on one server: the
+        loser of the create race updates the winner's server in place instead."""
+        token = _REPLACING.set(replace)
+        try:
+            for _ in range(MAX_CREATE_RACES):
+                try:
+                    return super()._write_deploy(config, replace)
+                except _EquivalentExists:
+                    continue
+        finally:
+            _REPLACING.reset(token)
+        raise ConflictError(
+            f"deploying {config.model_name}: its model server kept being created and deleted "
+            "by other clients; try again"
+        )
+
+    def _server_name(self, config: ServiceConfig, uuid: UUID) -> str:
+        given = getattr(config, "name", None)
+        if given:
+            return str(given)
+        if _REPLACING.get():
+            return equivalence_name(config.pipeline_name, config.step_name, config.model_name)
+        return server_name(config.model_name, uuid)
+
     def _create_server(self, config: ServiceConfig) -> KubernetesModelServer:
         uuid = uuid4()
-        name = getattr(config, "name", None) or server_name(config.model_name, uuid)
+        name = self._server_name(config, uuid)
         secret = self.secrets.ensure()
         server = self.server_class(uuid, config, ServiceStatus(), deployer=self, name=name)
         body = server.build_object(config, secret, utcnow())
+        server.mark(body, None)
         try:
             obj = self.resources.create(body)
+        except ConflictError:
+            self.release_secret(secret, leaving=name)
+            self._settle_name_conflict(name, config)
+            raise
         except ModelDeployError:
             self.release_secret(secret, leaving=name)
             raise
         # A concurrent delete of the last other user may have removed the Secret between
         # `ensure` and `create`; write it again so this server can read its model.
         if secret and self.secrets.managed and not self.secrets.exists(secret):
-            self.secrets.ensure()
+            self.secrets.ensure(server=name)
         server.absorb(obj)
         return server
 
+    def _settle_name_conflict(self, name: str, config: ServiceConfig) -> None:
+        """`name` exists: raise `_EquivalentExists` when it is (or was) an equivalent server
+        of ours, so the deploy retries (updating it, or creating once it is gone)."""
+        existing = self.resources.get(name)
+        if existing is None:
+            raise _EquivalentExists()  # deleted meanwhile: create again
+        if not is_managed(existing, self.flavor):
+            return
+        record = read_record(existing, self.config_class)
+        if record is None or (record.config.pipeline_name, record.config.step_name) != (
+            config.pipeline_name,
+            config.step_name,
+        ):
+            return
+        if record.config.model_name != config.model_name:
+            return
+        if (existing.get("metadata") or {}).get("deletionTimestamp"):
+            server = self.server_from(existing)
+            if server is not None:
+                server.wait_until_deleted(Deadline(GONE_TIMEOUT))
+        raise _EquivalentExists()
+
     def release_secret(self, secret: str | None, leaving: str) -> bool:
         """Delete `secret` if it is ours and no model server but `leaving` uses it."""
-        return self.secrets.release(
-            secret, users=lambda selector: self.resources.list(selector), leaving=leaving
-        )
+        return self.secrets.release(secret, leaving=leaving)

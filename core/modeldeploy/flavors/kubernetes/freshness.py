@@ -1,10 +1,11 @@
 """Does an object's status describe the generation we wrote, or the one before?
 
-KServe reports `status.observedGeneration`, which answers directly. Seldon Core 1 does not
-(its 1.x controller never sets it), so right after we change a SeldonDeployment its status
-still says `Available` for the previous model. Without observedGeneration the answer comes
-from history instead: the status at the moment of our write is stale, and the first status
-that differs from it (the controller's "Creating", then its verdict) is current.
+Seldon Core 1 never sets `status.observedGeneration` (its 1.x controller does not), and
+KServe's is the generation of a child object, not of the InferenceService, so neither can
+be compared with ours. Right after we change a SeldonDeployment its status still says
+`Available` for the previous model; the answer comes from history instead: the status at
+the moment of our write is stale, and the first status that differs from it (the
+controller's "Creating", then its verdict) is current.
 
 History is known in the writing process (the status is in our write's response) and can be
 replayed in any other process: each write records, in annotations, the resourceVersion and
@@ -23,6 +24,8 @@ from modeldeploy.flavors.kubernetes.records import PREFIX
 
 ANNOTATION_PREVIOUS_VERSION = PREFIX + "previous-version"
 ANNOTATION_PREVIOUS_GENERATION = PREFIX + "previous-generation"
+#: flavors add their own write marks under this prefix (see `KubernetesModelServer.mark`)
+FLAVOR_MARK_PREFIX = PREFIX + "replaced-"
 MARKS = (ANNOTATION_PREVIOUS_VERSION, ANNOTATION_PREVIOUS_GENERATION)
 
 
@@ -52,8 +55,9 @@ def unmarked(obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` without our write marks, to tell whether a write would change anything."""
     out = copy.deepcopy(obj)
     annotations = (out.get("metadata") or {}).get("annotations") or {}
-    for key in MARKS:
-        annotations.pop(key, None)
+    for key in list(annotations):
+        if key in MARKS or key.startswith(FLAVOR_MARK_PREFIX):
+            annotations.pop(key, None)
     return out
 
 
@@ -78,8 +82,6 @@ class Freshness:
 
     def begin_wait(self, obj: dict[str, Any]) -> None:
         """Before waiting on `obj`: if another process wrote it, plan to replay its history."""
-        if isinstance(status(obj).get("observedGeneration"), int):
-            return
         g = generation(obj)
         if self._track is not None and self._track.generation == g:
             return
@@ -107,9 +109,6 @@ class Freshness:
     def observed_generation(self, obj: dict[str, Any], from_event: bool) -> int:
         """The generation `obj`'s status describes."""
         raw = status(obj)
-        observed = raw.get("observedGeneration")
-        if isinstance(observed, int):
-            return observed
         g = generation(obj)
         t = self._track
         if t is not None and t.generation == g:

@@ -10,20 +10,8 @@ from modeldeploy.flavors.kubernetes.client import KubeClient
 from modeldeploy.flavors.kubernetes.errors import translate
 
 
-def _pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
-    import json
-
-    try:
-        resp = kube.retry.call(
-            kube.core.list_namespaced_pod,
-            kube.namespace,
-            label_selector=selector,
-            _preload_content=False,
-            _request_timeout=kube.timeout,
-        )
-    except Exception as exc:
-        raise translate(exc, f"listing pods {selector} in {kube.namespace}") from None
-    items = json.loads(resp.data).get("items") or []
+def list_pods(kube: KubeClient, selector: str) -> list[dict[str, Any]]:
+    items = kube.list_json(kube.core.list_namespaced_pod, selector, "pods")
     return sorted(items, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
 
 
@@ -45,7 +33,7 @@ def read(
     tail: int | None = None,
 ) -> Iterator[str]:
     """Lines of every matching pod, oldest pod first; `follow` streams the newest pod."""
-    pods = _pods(kube, selector)
+    pods = list_pods(kube, selector)
     if not pods:
         return
     several = len(pods) > 1 and not follow

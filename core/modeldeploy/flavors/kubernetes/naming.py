@@ -77,11 +77,22 @@ def label_value(value: str | None) -> str:
     return f"{cleaned}-{digest}" if cleaned else digest
 
 
-def server_name(model_name: str, uuid: UUID) -> str:
-    """A stable DNS-1035 name for a new server: the model's name plus a piece of its uuid."""
+def _named(model_name: str, suffix: str) -> str:
     slug = re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-")
     if not slug or not slug[0].isalpha():
         slug = f"m-{slug}".rstrip("-")
-    suffix = uuid.hex[:8]
     slug = slug[: MAX_SERVER_NAME - len(suffix) - 1].rstrip("-")
     return f"{slug}-{suffix}"
+
+
+def server_name(model_name: str, uuid: UUID) -> str:
+    """A DNS-1035 name for an extra server: the model's name plus a piece of its uuid."""
+    return _named(model_name, uuid.hex[:8])
+
+
+def equivalence_name(pipeline: str | None, step: str | None, model_name: str) -> str:
+    """The one name of the server for a (pipeline, step, model): the model's name plus a
+    hash of all three. Concurrent deploys of the same model then race for one name, and the
+    API server lets exactly one create win (409 AlreadyExists for the others)."""
+    key = "\0".join((pipeline or "", step or "", model_name))
+    return _named(model_name, short_hash(key, 10))

@@ -1,10 +1,16 @@
-"""The storage-credentials Secret (and, for KServe, its ServiceAccount) that model servers use.
+"""The storage-credentials Secret (and, where the flavor wants one, its ServiceAccount).
 
 With `storage_credentials` set, modeldeploy owns the Secret: it is written before a model
-server that needs it, updated in place when the credentials change, and deleted with the
-last model server that references it (model servers carry the Secret's name in a label, so
-"is anyone still using it" is one label-selector list). With only `secret_name` set, the
-Secret is the user's: it is referenced, never written or deleted.
+server that needs it and deleted with the last model server that references it (model
+servers carry the Secret's name in a label, so "is anyone still using it" is one
+label-selector list). Its default name is derived from its content, so each distinct set of
+credentials gets its own Secret and deploys with different credentials never overwrite each
+other's; a `secret_name` given with credentials is rewritten only while no other model
+server uses it. With only `secret_name` set, the Secret is the user's: it is referenced,
+never written or deleted.
+
+What goes into the Secret is the flavor's business: it hands a `SecretLayout` (how to turn
+credentials into data and annotations, and whether a ServiceAccount lists the Secret).
 
 Secret bodies are sent and read with `_preload_content=False` and only their metadata is
 parsed back, so no credential value is deserialized into client models or error messages.
@@ -13,13 +19,16 @@ parsed back, so no credential value is deserialized into client models or error 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from modeldeploy.errors import ConflictError
 from modeldeploy.flavors.kubernetes.client import KubeClient
+from modeldeploy.flavors.kubernetes.credentials import StorageCredentials
 from modeldeploy.flavors.kubernetes.errors import api_status, translate
 from modeldeploy.flavors.kubernetes.records import (
     LABEL_FLAVOR,
@@ -33,12 +42,27 @@ from modeldeploy.waiting import Deadline
 
 logger = logging.getLogger("modeldeploy.kubernetes")
 
-Layout = Literal["seldon", "kserve"]
 MAX_CONFLICT_RETRIES = 10
+#: (string data, annotations) of a Secret
+SecretData = tuple[dict[str, str], dict[str, str]]
 
 
-def default_secret_name(flavor: str) -> str:
-    return f"modeldeploy-{flavor}-storage"
+@dataclass(frozen=True)
+class SecretLayout:
+    """How one flavor's platform reads storage credentials."""
+
+    build: Callable[[StorageCredentials], SecretData]
+    #: the platform finds the Secret through a ServiceAccount of the same name (KServe)
+    service_account: bool = False
+
+
+def default_secret_name(flavor: str, data: SecretData) -> str:
+    """`modeldeploy-<flavor>-storage-<digest>`: one Secret per distinct set of credentials.
+
+    The digest is a truncated SHA-256 over the whole Secret, so it identifies the content
+    without revealing it."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return f"modeldeploy-{flavor}-storage-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 class StorageSecrets:
@@ -49,50 +73,58 @@ class StorageSecrets:
         kube: KubeClient,
         settings: KubernetesDeployerSettings,
         flavor: str,
-        layout: Layout,
+        layout: SecretLayout,
+        users: Callable[[str], list[dict[str, Any]]],
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.flavor = flavor
         self.layout = layout
+        self.users = users
 
     @property
     def managed(self) -> bool:
         return self.settings.storage_credentials is not None
+
+    def _data(self) -> SecretData | None:
+        creds = self.settings.storage_credentials
+        return None if creds is None else self.layout.build(creds)
 
     @property
     def name(self) -> str | None:
         """Name the model servers reference, or None when no credentials are configured."""
         if self.settings.secret_name:
             return self.settings.secret_name
-        return default_secret_name(self.flavor) if self.managed else None
+        data = self._data()
+        return None if data is None else default_secret_name(self.flavor, data)
 
     @property
     def service_account(self) -> str | None:
-        """KServe reads credentials through a ServiceAccount of the same name as the Secret."""
-        return self.name if self.layout == "kserve" and self.managed else None
+        """The ServiceAccount listing the Secret, for layouts that read it that way."""
+        return self.name if self.layout.service_account and self.managed else None
 
     # --- writing -----------------------------------------------------------------------
 
-    def ensure(self, deadline: Deadline | None = None) -> str | None:
-        """Make the managed Secret (and ServiceAccount) match the settings; return its name."""
+    def ensure(self, deadline: Deadline | None = None, server: str | None = None) -> str | None:
+        """Make the managed Secret (and ServiceAccount) match the settings; return its name.
+
+        `server` is the model server about to use it (None: a new one); a Secret other
+        model servers use is never changed under them.
+        """
         name = self.name
-        if name is None or not self.managed:
+        data = self._data()
+        if name is None or data is None:
             return name
-        creds = self.settings.storage_credentials
-        assert creds is not None
-        annotations: dict[str, str]
-        if self.layout == "seldon":
-            data, annotations = creds.seldon_env(), {}
-        else:
-            data, annotations = creds.kserve_secret()
-        self._apply(
-            "secrets",
-            name,
-            lambda current: self._secret_body(name, data, annotations, current),
-            deadline,
-        )
-        if self.layout == "kserve":
+        values, annotations = data
+
+        def build(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            body = self._secret_body(name, values, annotations, current)
+            if body is not None and current is not None:
+                self._check_unshared(name, server)
+            return body
+
+        self._apply("secrets", name, build, deadline)
+        if self.layout.service_account:
             self._apply(
                 "serviceaccounts",
                 name,
@@ -100,6 +132,20 @@ class StorageSecrets:
                 deadline,
             )
         return name
+
+    def _check_unshared(self, name: str, server: str | None) -> None:
+        from modeldeploy.flavors.kubernetes.naming import label_value
+
+        selector = f"{managed_selector(self.flavor)},{LABEL_SECRET}={label_value(name)}"
+        others = [
+            o for o in self.users(selector) if (o.get("metadata") or {}).get("name") != server
+        ]
+        if others:
+            raise ConflictError(
+                f"Secret {self.kube.namespace}/{name} holds other storage credentials and "
+                f"{len(others)} other model server(s) use it; it is left as it is. Drop "
+                "secret_name to get one Secret per set of credentials, or choose another name"
+            )
 
     def _labels(self) -> dict[str, str]:
         return {MANAGED_BY: MANAGER, LABEL_FLAVOR: self.flavor}
@@ -219,17 +265,10 @@ class StorageSecrets:
     def exists(self, name: str, deadline: Deadline | None = None) -> bool:
         return self._read("secrets", name, deadline) is not None
 
-    def release(
-        self,
-        name: str | None,
-        users: Callable[[str], list[dict[str, Any]]],
-        leaving: str,
-        deadline: Deadline | None = None,
-    ) -> bool:
+    def release(self, name: str | None, leaving: str, deadline: Deadline | None = None) -> bool:
         """Delete the Secret `name` if no model server but `leaving` still references it.
 
-        `users(selector)` lists the model servers carrying the Secret's label. Objects that
-        are being deleted (deletionTimestamp set) no longer count as users.
+        Objects that are being deleted (deletionTimestamp set) no longer count as users.
         Returns True when the Secret was deleted.
         """
         if not name:
@@ -239,7 +278,7 @@ class StorageSecrets:
         selector = f"{managed_selector(self.flavor)},{LABEL_SECRET}={label_value(name)}"
         still = [
             o
-            for o in users(selector)
+            for o in self.users(selector)
             if (o.get("metadata") or {}).get("name") != leaving
             and not (o.get("metadata") or {}).get("deletionTimestamp")
         ]
@@ -248,7 +287,7 @@ class StorageSecrets:
             return False
         deleted = False
         plurals: list[Literal["secrets", "serviceaccounts"]] = ["secrets"]
-        if self.layout == "kserve":
+        if self.layout.service_account:
             plurals.append("serviceaccounts")
         for plural in plurals:
             current = self._read(plural, name, deadline)

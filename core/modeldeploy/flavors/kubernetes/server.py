@@ -14,7 +14,7 @@ import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from modeldeploy.config import ServiceConfig
@@ -70,7 +70,7 @@ class KubernetesModelServer(ModelServer):
         super().__init__(uuid, config, status)
         self.deployer = deployer
         self.name = name
-        self.namespace = deployer.settings.namespace
+        self.namespace = deployer.namespace
         self.obj = obj
         self.freshness = Freshness()
         if obj is not None:
@@ -112,6 +112,29 @@ class KubernetesModelServer(ModelServer):
     def container_name(self) -> str | None:
         """Container whose log `logs()` reads (None: the pod's only container)."""
         return None
+
+    #: seconds between re-reads while waiting, for platforms whose progress does not always
+    #: show on the resource itself (pods, child Deployments); None: events only
+    recheck_interval: ClassVar[float | None] = None
+
+    def is_current(self, obj: dict[str, Any], from_event: bool) -> bool:
+        """Does `obj`'s status describe our last write? Default: the history kept by
+        `freshness` (the first status that differs from the one at our write)."""
+        return self.freshness.observed_generation(obj, from_event) >= _generation(obj)
+
+    def start_failure(self) -> str | None:
+        """While starting: a reason the platform has not reported yet that the new model
+        will not come up (pods, children); None if nothing is known to be wrong."""
+        return None
+
+    def rollout_pending(self) -> str | None:
+        """When the platform says ready: what is still rolling out (None: nothing known)."""
+        return None
+
+    def mark(self, desired: dict[str, Any], replaced: dict[str, Any] | None) -> None:
+        """Record on `desired` what a later reader needs to judge this write (any process)."""
+        if replaced is not None:
+            mark_write(desired, replaced)
 
     # --- the object --------------------------------------------------------------------
 
@@ -171,12 +194,13 @@ class KubernetesModelServer(ModelServer):
 
     def status_from(self, obj: dict[str, Any], from_event: bool = False) -> ServiceStatus:
         meta = obj.get("metadata") or {}
-        generation = int(meta.get("generation") or 0)
-        observed_generation = self.freshness.observed_generation(obj, from_event)
+        generation = _generation(obj)
+        current = self.is_current(obj, from_event)
+        observed_generation = generation if current else generation - 1
         stopping = self.stop_requested(obj)
         if meta.get("deletionTimestamp"):
             seen = Observation(ServiceState.PENDING_SHUTDOWN)
-        elif observed_generation < generation:
+        elif not current:
             seen = Observation(
                 ServiceState.PENDING_SHUTDOWN if stopping else ServiceState.PENDING_STARTUP
             )
@@ -231,7 +255,7 @@ class KubernetesModelServer(ModelServer):
             change(current)
             if unmarked(current) == unmarked(before):
                 return None
-            mark_write(current, before)
+            self.mark(current, before)
             replaced[:] = [before]
             return current
 
@@ -245,7 +269,7 @@ class KubernetesModelServer(ModelServer):
         """Write `config` in place (same name, uuid and URL); a stopped server is started."""
         config = self.deployer.parse_config(config)
         self.deployer.validate_deploy(config)
-        secret = self.deployer.secrets.ensure()
+        secret = self.deployer.secrets.ensure(server=self.name)
         before = self.secret_name
 
         def change(current: dict[str, Any]) -> None:
@@ -258,7 +282,7 @@ class KubernetesModelServer(ModelServer):
             self.deployer.release_secret(before, leaving="")
 
     def start(self) -> None:
-        self.deployer.secrets.ensure()
+        self.deployer.secrets.ensure(server=self.name)
         self._write(self.apply_start)
 
     def stop(self, force: bool = False) -> None:
@@ -312,7 +336,10 @@ class KubernetesModelServer(ModelServer):
                 )
             if not from_event:
                 self.freshness.begin_wait(obj)
-            return progress.judge(self.absorb(obj, from_event))
+            status = self.absorb(obj, from_event)
+            if target == ServiceState.ACTIVE and status.is_current:
+                status = self._second_opinion(status)
+            return progress.judge(status)
 
         try:
             return watch_until(
@@ -322,9 +349,26 @@ class KubernetesModelServer(ModelServer):
                 deadline,
                 start_from=self.freshness.start_version,
                 on_gone=self.freshness.forget,
+                recheck=self.recheck_interval,
             )
         except WatchTimeout:
             raise progress.timeout(deadline) from None
+
+    def _second_opinion(self, status: ServiceStatus) -> ServiceStatus:
+        """While starting, what the pods and Deployments say beyond the resource's status."""
+        if status.state == ServiceState.PENDING_STARTUP:
+            reason = self.start_failure()
+            if reason:
+                status = status.model_copy(
+                    update={"state": ServiceState.ERROR, "last_error": reason}
+                )
+        elif status.state == ServiceState.ACTIVE:
+            waiting = self.rollout_pending()
+            if waiting:
+                logger.debug("%s: ready by its status, but %s", self.where(), waiting)
+                status = status.model_copy(update={"state": ServiceState.PENDING_STARTUP})
+        self.status = status
+        return status
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
@@ -351,6 +395,10 @@ class KubernetesModelServer(ModelServer):
             follow=follow,
             tail=tail,
         )
+
+
+def _generation(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
 
 
 def _created_at(obj: dict[str, Any]) -> datetime:

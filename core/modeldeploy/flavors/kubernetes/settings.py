@@ -34,7 +34,13 @@ class KubernetesDeployerSettings(DeployerSettings):
     in_cluster: bool = Field(
         default=False, description="Use the pod's service account (running inside the cluster)."
     )
-    namespace: str = Field(default="default", description="Namespace of the model servers.")
+    namespace: str | None = Field(
+        default=None,
+        description=(
+            "Namespace of the model servers; default: the kubeconfig context's namespace "
+            "(the pod's own namespace in the cluster), else `default`, as kubectl does."
+        ),
+    )
     ingress_base_url: str | None = Field(
         default=None, description="Base URL of the cluster's ingress gateway for predictions."
     )
@@ -98,7 +104,9 @@ class KubernetesDeployerSettings(DeployerSettings):
 
     @field_validator("namespace")
     @classmethod
-    def _check_namespace(cls, value: str) -> str:
+    def _check_namespace(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         try:
             return check_dns1123_label(value.strip(), "namespace")
         except ValueError as exc:

@@ -41,6 +41,7 @@ def watch_until(
     deadline: Deadline,
     start_from: Callable[[dict[str, Any]], str | None] | None = None,
     on_gone: Callable[[], None] | None = None,
+    recheck: float | None = None,
 ) -> T:
     """Return the first non-None `judge(obj, from_event)`; `obj` is None once it is gone.
 
@@ -62,12 +63,15 @@ def watch_until(
         if remaining <= 0:
             raise WatchTimeout()
         events = 0
+        # With `recheck`, each watch ends after that long and the object is judged afresh,
+        # for progress that shows elsewhere (pods, a child Deployment) before it shows here.
+        window = remaining if recheck is None else max(1, math.ceil(min(remaining, recheck)))
         try:
             for event in resources.watch(
                 name,
                 version,
-                timeout_seconds=max(1, math.ceil(remaining)),
-                read_timeout=remaining + READ_SLACK,
+                timeout_seconds=max(1, math.ceil(window)),
+                read_timeout=min(window, remaining) + READ_SLACK,
             ):
                 events += 1
                 attempt = 0
@@ -86,6 +90,12 @@ def watch_until(
                     raise WatchTimeout()
             # The server ended the watch (its timeout, or a dropped stream): resume from the
             # last version seen, backing off if streams keep ending without any event.
+            if recheck is not None:
+                obj = resources.get(name, deadline)
+                result = judge(obj, False)
+                if result is not None:
+                    return result
+                continue
             if events == 0 and deadline.remaining() > 0:
                 _pause(resources.kube.retry.backoff(attempt, RuntimeError()), deadline)
                 attempt += 1
@@ -108,6 +118,12 @@ def watch_until(
                 raise translate(exc, f"watching {resources.where(name)}") from None
             if deadline.expired:
                 raise WatchTimeout() from None
+            if recheck is not None:  # a read timeout ends a recheck window too
+                obj = resources.get(name, deadline)
+                result = judge(obj, False)
+                if result is not None:
+                    return result
+                continue
             logger.debug("watch of %s interrupted (%s); resuming", name, status or exc)
             _pause(resources.kube.retry.backoff(attempt, exc), deadline)
             attempt += 1

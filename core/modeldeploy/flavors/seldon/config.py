@@ -18,6 +18,11 @@ PREPACKAGED_SERVERS = (
     "TEMPO_SERVER",
 )
 
+# Prepackaged servers that Seldon Core 1.17.1 ships only for protocol v2: its default
+# `predictor_servers` map (helm-charts/seldon-core-operator/values.yaml) has no `seldon`
+# image for them, so the operator would resolve an empty image.
+V2_ONLY_SERVERS = frozenset({"TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"})
+
 SERVER_FOR_MODEL_TYPE = {
     "sklearn": "SKLEARN_SERVER",
     "scikit-learn": "SKLEARN_SERVER",
@@ -58,8 +63,12 @@ class SeldonConfig(KubernetesServiceConfig):
             "model_type."
         ),
     )
-    protocol: Literal["seldon", "v2"] = Field(
-        default="seldon", description="Seldon protocol or v2 (Open Inference Protocol)."
+    protocol: Literal["seldon", "v2"] | None = Field(
+        default=None,
+        description=(
+            "Seldon protocol or v2 (Open Inference Protocol); default v2 for TRITON_SERVER, "
+            "HUGGINGFACE_SERVER and TEMPO_SERVER (Seldon ships them for v2 only), else seldon."
+        ),
     )
     replicas: int = Field(default=1, ge=1, le=1000)
     container: CustomContainer | None = Field(
@@ -83,13 +92,24 @@ class SeldonConfig(KubernetesServiceConfig):
     def _one_server(self) -> SeldonConfig:
         if self.container is not None and self.implementation is not None:
             raise ValueError("give either implementation or container, not both")
-        if self.container is None and self.resolved_implementation() is None:
+        implementation = self.resolved_implementation()
+        if self.container is None and implementation is None:
             known = ", ".join(sorted(SERVER_FOR_MODEL_TYPE))
             raise ValueError(
                 f"no Seldon server for model_type {self.model_type!r}: set implementation "
                 f"(e.g. SKLEARN_SERVER), a model_type Seldon serves ({known}), or a container"
             )
+        if self.protocol == "seldon" and implementation in V2_ONLY_SERVERS:
+            raise ValueError(
+                f"Seldon Core ships {implementation} for protocol v2 only; set protocol to v2 "
+                "(or leave it unset)"
+            )
         return self
+
+    def resolved_protocol(self) -> str:
+        if self.protocol:
+            return self.protocol
+        return "v2" if self.resolved_implementation() in V2_ONLY_SERVERS else "seldon"
 
     def resolved_implementation(self) -> str | None:
         if self.container is not None:

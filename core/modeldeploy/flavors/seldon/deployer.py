@@ -6,11 +6,12 @@ from typing import ClassVar
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployerSettings
+from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
-from modeldeploy.flavors.kubernetes.secrets import Layout
+from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
-from modeldeploy.flavors.seldon import resource
+from modeldeploy.flavors.seldon import resource, storage
 from modeldeploy.flavors.seldon.config import SeldonConfig
 from modeldeploy.flavors.seldon.server import SeldonModelServer
 from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
@@ -28,6 +29,16 @@ class SeldonModelDeployer(KubernetesModelDeployer):
     settings_class: ClassVar[type[DeployerSettings]] = SeldonDeployerSettings
     server_class: ClassVar[type[KubernetesModelServer]] = SeldonModelServer
     kind: ClassVar[ResourceKind] = resource.KIND
-    secret_layout: ClassVar[Layout] = "seldon"
-    # What Seldon's rclone storage initializer fetches (s3://, gs://, az://, http(s), PVC).
-    uri_schemes: ClassVar[tuple[str, ...]] = ("s3", "gs", "gcs", "az", "https", "http", "pvc")
+    secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
+    uri_schemes: ClassVar[tuple[str, ...]] = storage.URI_SCHEMES
+
+    def validate_deploy(self, config: ServiceConfig) -> None:
+        scheme = config.model_uri.split("://", 1)[0].lower() if "://" in config.model_uri else ""
+        if scheme in ("http", "https"):
+            raise InvalidConfigError(
+                f"model_uri {config.model_uri!r}: Seldon Core 1's rclone storage initializer "
+                f"reads '{scheme}://' as an rclone remote named {scheme!r}, which is not "
+                "configured, so the model cannot be fetched. Copy the model to s3://, gs:// "
+                "or az:// storage, or serve it from a custom container"
+            )
+        super().validate_deploy(config)

@@ -60,7 +60,7 @@ def build_spec(config: SeldonConfig, name: str, secret: str | None) -> dict[str,
         if config.service_account_name:
             pod_spec["serviceAccountName"] = config.service_account_name
         predictor["componentSpecs"] = [{"spec": pod_spec}]
-    return {"name": name, "protocol": config.protocol, "predictors": [predictor]}
+    return {"name": name, "protocol": config.resolved_protocol(), "predictors": [predictor]}
 
 
 def set_replicas(obj: dict[str, Any], replicas: int) -> None:
@@ -110,6 +110,6 @@ def service_root(
 
 
 def prediction_path(config: SeldonConfig, name: str) -> str:
-    if config.protocol == "v2":
+    if config.resolved_protocol() == "v2":
         return f"/v2/models/{name}/infer"
     return "/api/v1.0/predictions"
