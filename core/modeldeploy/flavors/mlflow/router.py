@@ -229,7 +229,8 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 def _dechunk(raw: bytes) -> bytes:
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while True:
         end = raw.index(b"\r\n", pos)
         size = int(raw[pos:end].split(b";")[0].strip() or b"0", 16)
