@@ -40,6 +40,7 @@ BUCKETS = (
 MAX_MIRRORS_IN_FLIGHT = 64
 POOL_IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive timeout, so a pooled one is alive
 MAX_HEAD = 64 * 1024
+DRAIN_IDLE_SECONDS = 1.0  # how long a draining router waits for idle clients to send again
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 _NO_BODY_STATUS = (204, 304)
 
@@ -290,6 +291,10 @@ async def read_response(reader: asyncio.StreamReader, method: str) -> Response:
     return Response(status, head, await reader.read(), False)
 
 
+def _says_close(head: bytes) -> bool:
+    return _headers(head)[1].get(b"connection", b"").lower() == b"close"
+
+
 def _simple_response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
@@ -443,7 +448,10 @@ class Router:
             self.metrics.observe(
                 backend.name, response.status, False, time.perf_counter() - started
             )
-        writer.write(response.head + response.body)
+        head = response.head
+        if self.draining and not _says_close(head):
+            head = head[:-2] + b"connection: close\r\n\r\n"
+        writer.write(head + response.body)
         await writer.drain()
         if scoring and backend is table.champion:
             target = table.mirror()
@@ -480,9 +488,14 @@ class Router:
         self.draining = True
         if self.server is not None:
             self.server.close()  # closes our duplicate of the public socket, not the socket
-        for writer, busy in list(self.connections.items()):
-            if not busy:
-                writer.close()
+        if self.connections:
+            # A client that sends again soon gets its answer with `connection: close`, a
+            # clean end; only connections still idle after that are closed under it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.drained.wait()), DRAIN_IDLE_SECONDS)
+            for writer, busy in list(self.connections.items()):
+                if not busy:
+                    writer.close()
         if self.connections:
             await self.drained.wait()
         if self.mirrors:
