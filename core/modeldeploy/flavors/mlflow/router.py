@@ -88,7 +88,10 @@ class Request:
     head: bytes  # the request line and headers as received, ending in a blank line
     body: bytes
     keep_alive: bool
-    sticky: bytes | None = None
+    headers: dict[bytes, bytes]  # lower-case names
+
+    def header(self, name: str | None) -> bytes | None:
+        return self.headers.get(name.lower().encode()) if name else None
 
 
 @dataclass
@@ -241,9 +244,7 @@ def _dechunk(raw: bytes) -> bytes:
         pos = end + 2 + size + 2
 
 
-async def read_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sticky_header: str | None
-) -> Request:
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request:
     head = await reader.readuntil(b"\r\n\r\n")
     line, headers = _headers(head)
     parts = line.split(b" ")
@@ -268,8 +269,7 @@ async def read_request(
             if not ln.lower().startswith((b"transfer-encoding:", b"content-length:", b"expect:"))
         ]
         head = b"\r\n".join([*kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n"
-    sticky = headers.get(sticky_header.lower().encode()) if sticky_header else None
-    return Request(method, target, head, body, keep_alive, sticky)
+    return Request(method, target, head, body, keep_alive, headers)
 
 
 async def read_response(reader: asyncio.StreamReader, method: str) -> Response:
@@ -391,7 +391,7 @@ class Router:
         try:
             while not self.draining:
                 try:
-                    request = await read_request(reader, writer, self.table.sticky_header)
+                    request = await read_request(reader, writer)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 except ValueError:
@@ -423,7 +423,7 @@ class Router:
             return
         table = self.table
         scoring = path == "/invocations" and request.method == "POST"
-        backend = table.pick(request.sticky) if scoring else table.champion
+        backend = table.pick(request.header(table.sticky_header)) if scoring else table.champion
         started = time.perf_counter()
         try:
             response = await self.pool(backend).exchange(request, table.timeout)
