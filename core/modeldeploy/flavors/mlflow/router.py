@@ -326,16 +326,15 @@ class Pool:
                     break
                 writer.close()
             try:
-                if conn is None:
-                    conn = await asyncio.wait_for(
-                        asyncio.open_connection(self.backend.host, self.backend.port), timeout
-                    )
-                    sock = conn[1].get_extra_info("socket")
-                    if sock is not None:
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                reader, writer = conn
-                writer.write(request.head + request.body)
-                response = await asyncio.wait_for(read_response(reader, request.method), timeout)
+                async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
+                    if conn is None:
+                        conn = await asyncio.open_connection(self.backend.host, self.backend.port)
+                        sock = conn[1].get_extra_info("socket")
+                        if sock is not None:
+                            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    reader, writer = conn
+                    writer.write(request.head + request.body)
+                    response = await read_response(reader, request.method)
             except (TimeoutError, ValueError, IndexError) as exc:  # before OSError: a subclass
                 if conn is not None:
                     conn[1].close()
