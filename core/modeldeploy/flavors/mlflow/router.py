@@ -40,7 +40,7 @@ BUCKETS = (
 MAX_MIRRORS_IN_FLIGHT = 64
 POOL_IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive timeout, so a pooled one is alive
 MAX_HEAD = 64 * 1024
-DRAIN_IDLE_SECONDS = 1.0  # how long a draining router waits for idle clients to send again
+DRAIN_IDLE_SECONDS = 2.0  # how long a draining router waits for idle clients to send again
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 _NO_BODY_STATUS = (204, 304)
 
