@@ -129,6 +129,25 @@ def main() -> None:
             server.remove_challenger()
             wait_for(lambda: server.traffic_status().metrics_url is None)
 
+            # Reference: the longest gap of the same client through a plain in-place update
+            # (no router), in this run, on this machine's load.
+            plain = Load(public, raw)
+            worker = threading.Thread(target=plain.run, args=(True,), daemon=True)
+            worker.start()
+            time.sleep(0.5)
+            deployer.deploy({**config, "model_uri": str(second)}, timeout=300)
+            deployer.deploy(config, timeout=300)
+            plain.stop.set()
+            worker.join()
+            rows.append(
+                (
+                    "reference: two in-place updates, longest gap / failed",
+                    f"{plain.longest_gap * 1000:.0f} ms / {plain.failed}",
+                    "-",
+                    None,
+                )
+            )
+
             # Zero failures under a steady client: challenger, split, mirror, promote.
             load = Load(public, raw)
             worker = threading.Thread(target=load.run, args=(True,), daemon=True)
