@@ -132,10 +132,12 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
                 "unset, or deploy with replace=False to start a second server"
             )
         new = new.model_copy(update={"port": self.config.port, "host": self.config.host})
-        generation = int(self._record["generation"]) + 1
-        launch = self._deployer.prepare_launch(self.dir, new, generation, self._record)
+        # Fresh from disk: another process may have added a challenger (traffic.py) since.
+        current = read_json(self.dir / RECORD) or self._record
+        generation = int(current["generation"]) + 1
+        launch = self._deployer.prepare_launch(self.dir, new, generation, current)
         record = {
-            **self._record,
+            **current,
             "config": new.to_record(),
             "generation": generation,
             "launch": launch,
