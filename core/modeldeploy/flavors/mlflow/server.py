@@ -28,6 +28,7 @@ from modeldeploy.flavors.mlflow.records import (
     write_json,
 )
 from modeldeploy.flavors.mlflow.supervisor import SERVER_DIR_ENV
+from modeldeploy.flavors.mlflow.traffic import LocalTrafficControl
 from modeldeploy.status import ServiceState, ServiceStatus
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ from modeldeploy.server import ModelServer
 LAUNCH_GRACE_SECONDS = 10.0
 
 
-class MLflowModelServer(ModelServer):
+class MLflowModelServer(LocalTrafficControl, ModelServer):
+    """Implements `modeldeploy.traffic.TrafficControl` (see `traffic.py`)."""
+
     flavor: ClassVar[str] = "mlflow"
     config: MLflowServerConfig
 
@@ -129,10 +132,12 @@ class MLflowModelServer(ModelServer):
                 "unset, or deploy with replace=False to start a second server"
             )
         new = new.model_copy(update={"port": self.config.port, "host": self.config.host})
-        generation = int(self._record["generation"]) + 1
-        launch = self._deployer.prepare_launch(self.dir, new, generation, self._record)
+        # Fresh from disk: another process may have added a challenger (traffic.py) since.
+        current = read_json(self.dir / RECORD) or self._record
+        generation = int(current["generation"]) + 1
+        launch = self._deployer.prepare_launch(self.dir, new, generation, current)
         record = {
-            **self._record,
+            **current,
             "config": new.to_record(),
             "generation": generation,
             "launch": launch,
