@@ -17,13 +17,27 @@ from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
 from modeldeploy.errors import ConflictError, InvalidConfigError
 from modeldeploy.gate import Gate, GateDecision
+from modeldeploy.progressive.analysis import AnalysisConfig
+from modeldeploy.progressive.state import RolloutState
+from modeldeploy.progressive.strategies import InPlace, Strategy
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
 
-RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "rolled_back", "deleted"]
+RolloutAction = Literal[
+    "created",
+    "updated",
+    "kept",
+    "restarted",
+    "none",
+    "rolled_back",
+    "deleted",
+    "progressing",
+    "promoted",
+    "reported",
+]
 
 
 class RolloutOutcome(BaseModel):
@@ -40,6 +54,8 @@ class RolloutOutcome(BaseModel):
     server: ModelServerInfo | None
     retired: list[str] = []
     pending: PendingDeploy | None = None
+    #: a progressive rollout's state (strategy other than in_place), see modeldeploy.progressive
+    rollout: RolloutState | None = None
 
 
 def continuous_deploy(
@@ -52,14 +68,22 @@ def continuous_deploy(
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
     wait: bool = True,
+    strategy: Strategy | dict[str, Any] | str | None = None,
+    analysis: AnalysisConfig | dict[str, Any] | None = None,
 ) -> RolloutOutcome:
     """Gate the candidate against its rules and the champion, then deploy or keep serving.
 
     With `wait=False` a passing candidate is written but not waited for: the outcome
     carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
+    A `strategy` other than in_place (canary, linear, blue_green, shadow) runs the
+    candidate beside the serving model and moves traffic step by step with an `analysis`
+    at each; with `wait=False` the outcome carries `rollout` for `advance_rollout`.
     """
     check_timeout(timeout)
     config = deployer.parse_config(config)
+    from modeldeploy.progressive import runner
+
+    progressive = runner.check_rollout(deployer, strategy, analysis)  # before any change
     gate = gate or Gate()
     champion = registry.get_champion(config.model_name) if registry else None
     decision = gate.evaluate(metrics, champion.metrics if champion else None)
@@ -108,6 +132,27 @@ def continuous_deploy(
             server=server.info() if server else None,
         )
 
+    if not isinstance(progressive[0], InPlace):
+        serving = deployer.find_model_server(
+            running=True,
+            pipeline_name=config.pipeline_name,
+            pipeline_step_name=config.step_name,
+            model_name=config.model_name,
+        )
+        if serving:  # else the first rollout has no champion to compare with: in place
+            state = runner.begin_rollout(
+                deployer,
+                serving[0],
+                config,
+                *progressive,
+                candidate_version=candidate_version,
+                champion_version=champion.version if champion else None,
+                timeout=timeout,
+            )
+            if wait:
+                state = runner.run_rollout(deployer, config.model_name, registry, timeout=None)
+            return progressive_outcome(state, decision, serving[0].info())
+
     if not wait:
         pending = deployer.begin_deploy(config, replace=replace)
         server = deployer.get_model_server(pending.server_uuid)
@@ -129,6 +174,28 @@ def continuous_deploy(
     return _deployed(result, decision, config.model_name, candidate_version, registry)
 
 
+def progressive_outcome(
+    state: RolloutState, decision: GateDecision | None, server: ModelServerInfo | None
+) -> RolloutOutcome:
+    """The outcome of a progressive rollout as far as it got."""
+    action: RolloutAction = {
+        "succeeded": "promoted",
+        "rolled_back": "rolled_back",
+        "reported": "reported",
+    }.get(state.phase, "progressing")  # type: ignore[assignment]
+    promoted = state.phase == "succeeded"
+    return RolloutOutcome(
+        action=action,
+        message=state.summary(),
+        model_name=state.model_name,
+        candidate_version=state.candidate_version,
+        champion_version=state.candidate_version if promoted else state.champion_version,
+        decision=decision,
+        server=server,
+        rollout=state,
+    )
+
+
 def finish_rollout(
     deployer: ModelDeployer,
     outcome: RolloutOutcome | dict[str, Any],
@@ -143,6 +210,11 @@ def finish_rollout(
     nothing pending (kept, restarted, none) is returned unchanged.
     """
     outcome = RolloutOutcome.model_validate(outcome)
+    if outcome.rollout is not None and not outcome.rollout.done:
+        from modeldeploy.progressive.runner import run_rollout
+
+        state = run_rollout(deployer, outcome.model_name, registry, timeout=timeout)
+        return progressive_outcome(state, outcome.decision, outcome.server)
     if outcome.pending is None:
         return outcome
     result = deployer.finish_deploy(outcome.pending, timeout, on_transition)

@@ -46,6 +46,8 @@ class VariantStatus(BaseModel):
     ready: bool = False
     weight: int = Field(default=0, ge=0, le=100)
     last_error: str | None = None
+    #: the variant's own scoring URL, bypassing the router (probe requests of the analysis)
+    url: str | None = None
 
 
 class TrafficStatus(BaseModel):
