@@ -53,6 +53,7 @@ logger = logging.getLogger("modeldeploy")
 ROLLOUT_TAG = f"{TAG_PREFIX}rollout"
 ROLLOUT_REASON_TAG = f"{TAG_PREFIX}rollout_reason"
 _READY_POLL_SECONDS = 0.25
+APPLY_TIMEOUT = 30.0
 ProgressCallback = Callable[[RolloutState], None]
 
 
@@ -326,14 +327,30 @@ def _inconclusive(
         _roll_back(deployer, state, registry, f"{where}; on_inconclusive={policy.on_inconclusive}")
 
 
+def _apply(
+    control: TrafficControl, percent: int, mirror_percent: int, sticky_header: str | None
+) -> TrafficStatus:
+    """Ask for a split and return once the platform reports it applied."""
+    control.set_traffic(percent, mirror_percent=mirror_percent, sticky_header=sticky_header)
+    deadline = Deadline(APPLY_TIMEOUT)
+    while True:
+        status = control.traffic_status()
+        applied = (status.weight_of(CHALLENGER), status.mirror_percent)
+        if applied == (percent, mirror_percent):
+            return status
+        if deadline.expired:
+            raise PlatformError(
+                f"asked for challenger {percent} % / mirror {mirror_percent} %, the platform "
+                f"still routes {applied[0]} % / {applied[1]} % after {APPLY_TIMEOUT:.0f} s"
+            )
+        time.sleep(_READY_POLL_SECONDS / 10)
+
+
 def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> None:
     step = state.steps[index]
-    control.set_traffic(
-        step.challenger_percent,
-        mirror_percent=step.mirror_percent,
-        sticky_header=state.strategy.sticky_header,
+    status = _apply(
+        control, step.challenger_percent, step.mirror_percent, state.strategy.sticky_header
     )
-    status = control.traffic_status()
     state.baseline = (
         scrape(status.metrics_url)
         if state.analysis.prometheus_url is None and status.metrics_url
@@ -366,11 +383,7 @@ def _promote(
     deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None, why: str
 ) -> None:
     control = _control(deployer, state)
-    if control.traffic_status().weight_of(CHALLENGER) != 100:
-        control.set_traffic(100, sticky_header=None)
-    held = control.traffic_status().weight_of(CHALLENGER)
-    if held != 100:
-        raise PlatformError(f"the challenger holds {held} % after asking for 100 %")
+    _apply(control, 100, 0, None)  # champion moves only once the challenger holds 100 %
     control.promote_challenger()
     if registry is not None and state.candidate_version is not None:
         registry.promote(state.model_name, state.candidate_version)
@@ -400,7 +413,9 @@ def _roll_back(
     problems = []
     try:
         control = _control(deployer, state)
-        control.set_traffic(0, mirror_percent=0, sticky_header=None)
+        status = control.traffic_status()
+        if status.weight_of(CHALLENGER) or status.mirror_percent:
+            _apply(control, 0, 0, None)
         control.remove_challenger()
     except Exception as exc:
         problems.append(f"; putting traffic back failed too: {exc}")
