@@ -24,6 +24,7 @@ from modeldeploy.flavors.mlflow.config import MLflowDeployerSettings, MLflowServ
 from modeldeploy.flavors.mlflow.records import RECORD, read_json, write_json
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.home import default_home
+from modeldeploy.traffic import Capability
 from modeldeploy.version import __version__
 
 STALE_STAGING_SECONDS = 3600
@@ -34,6 +35,9 @@ class MLflowModelDeployer(ModelDeployer):
 
     flavor: ClassVar[str] = "mlflow"
     config_class: ClassVar[type[ServiceConfig]] = MLflowServerConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
+    )
     settings_class = MLflowDeployerSettings
     settings: MLflowDeployerSettings
 

@@ -28,6 +28,7 @@ from modeldeploy.flavors.mlflow.records import (
     write_json,
 )
 from modeldeploy.flavors.mlflow.supervisor import SERVER_DIR_ENV
+from modeldeploy.flavors.mlflow.traffic import LocalTrafficControl
 from modeldeploy.status import ServiceState, ServiceStatus
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ from modeldeploy.server import ModelServer
 LAUNCH_GRACE_SECONDS = 10.0
 
 
-class MLflowModelServer(ModelServer):
+class MLflowModelServer(LocalTrafficControl, ModelServer):
+    """Implements `modeldeploy.traffic.TrafficControl` (see `traffic.py`)."""
+
     flavor: ClassVar[str] = "mlflow"
     config: MLflowServerConfig
 

@@ -6,6 +6,11 @@ It binds the port once and hands the listening socket to each scoring-server chi
 until it has loaded the model, then retires the old one: the port and URL never change
 and no request is refused. If the new model fails to load, the old child keeps serving.
 
+While the record names a challenger, both variants run on private loopback ports and the
+traffic router (`router.py`, asyncio in a thread of this process) accepts on the public
+socket instead; when the challenger is promoted or removed, a child on the public socket
+takes over again and the router drains. See `routing.py` for that half.
+
 Stdlib only, so the daemon starts in milliseconds and survives the process that made it.
 """
 
@@ -23,7 +28,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy.flavors.mlflow.records import (
     DAEMON,
@@ -34,6 +39,9 @@ from modeldeploy.flavors.mlflow.records import (
     read_json,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from modeldeploy.flavors.mlflow.routing import Routing
 
 # uvicorn prints the first once per worker after the app (and so the model) has loaded,
 # and the second once it accepts on the socket (after the app with one worker, before
@@ -139,17 +147,22 @@ class Supervisor:
         self.crashes = 0
         self.restart_at = 0.0
         self.sock: socket.socket | None = None
+        self.routing: Routing | None = None  # set while a challenger exists or drains
 
     # -- status ------------------------------------------------------------------------
 
     def publish(self, state: str) -> None:
         record = read_json(self.dir / RECORD) or {}
         config = record.get("config", {})
+        observed = self.active.generation if self.active else None
+        if self.routing is not None and self.routing.serving_generation is not None:
+            observed = self.routing.serving_generation if observed is None else observed
         write_json(
             self.dir / STATUS,
             {
                 "state": state,
-                "observed_generation": self.active.generation if self.active else None,
+                "traffic": self.routing.report() if self.routing is not None else None,
+                "observed_generation": observed,
                 "failed_generation": self.failed_generation,
                 "last_error": self.last_error,
                 "host": config.get("host"),
@@ -196,7 +209,8 @@ class Supervisor:
         self.publish("pending_startup")
         while not self.stopping:
             self.step()
-            self.wake.wait(0.05 if self.pending else 0.25)
+            busy = self.pending or (self.routing is not None and self.routing.busy())
+            self.wake.wait(0.05 if busy else 0.25)
             self.wake.clear()
         self.shutdown()
         return 0
@@ -212,6 +226,15 @@ class Supervisor:
             return
         desired, spec = int(record["generation"]), record["launch"]
         assert self.sock is not None
+        if (record.get("traffic") or {}).get("challenger") or self.routing is not None:
+            from modeldeploy.flavors.mlflow.routing import Routing
+
+            self.routing = self.routing or Routing(self)
+            if self.routing.step(record):
+                return  # routed: the router serves, no child on the public socket
+            if self.routing.finished():
+                self.routing = None
+                self.publish("active" if self.active else "pending_startup")
 
         if self.pending is not None:
             if self.pending.ready.is_set():
@@ -250,7 +273,7 @@ class Supervisor:
             return
         self.log.note(f"starting scoring server for generation {desired}")
         self.pending = Child(desired, spec, self.sock, self.log)
-        if self.active is None:
+        if self.active is None and self.routing is None:
             self.publish("pending_startup")
 
     def _promote_pending(self) -> None:
@@ -275,6 +298,8 @@ class Supervisor:
         self.log.note("stopping")
         with contextlib.suppress(FileNotFoundError):
             self.publish("pending_shutdown")
+        if self.routing is not None:
+            self.routing.close()
         for child in (self.pending, self.active):
             if child is not None:
                 child.terminate()
