@@ -69,7 +69,7 @@ def continuous_deploy(
     on_transition: TransitionCallback | None = None,
     wait: bool = True,
     strategy: Strategy | dict[str, Any] | str | None = None,
-    analysis: AnalysisConfig | dict[str, Any] | None = None,
+    analysis: AnalysisConfig | dict[str, Any] | str | None = None,
 ) -> RolloutOutcome:
     """Gate the candidate against its rules and the champion, then deploy or keep serving.
 

@@ -39,7 +39,7 @@ class SteadyClient:
 
     url: str
     rows: dict[str, Any]
-    pause: float = 0.0
+    pause: float = 0.002
     answers: list[Answer] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None

@@ -60,11 +60,14 @@ ProgressCallback = Callable[[RolloutState], None]
 def check_rollout(
     deployer: ModelDeployer,
     strategy: Strategy | dict[str, Any] | str | None,
-    analysis: AnalysisConfig | dict[str, Any] | None,
+    analysis: AnalysisConfig | dict[str, Any] | str | None,
 ) -> tuple[Strategy, AnalysisConfig]:
-    """Parse and check a strategy and its analysis against the flavor; changes nothing."""
+    """Parse and check a strategy and its analysis (or just its rules, comma-separated)
+    against the flavor; changes nothing."""
     parsed = parse_strategy(strategy)
     check_supported(parsed, deployer.flavor, deployer.capabilities)
+    if isinstance(analysis, str):
+        analysis = {"rules": analysis}
     try:
         config = AnalysisConfig.model_validate(analysis or {})
     except ValueError as exc:
