@@ -1,0 +1,165 @@
+"""`modeldeploy rollout status|promote|abort MODEL`: a progressive rollout from any shell.
+
+The rollout's state is read from where the engine keeps it (see
+`modeldeploy.progressive.state`), so these work while an Airflow task or a Prefect flow
+drives the rollout elsewhere. `status --follow` drives it too (each advance takes a lock
+and only does what is due), printing every step with its figures against the thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from modeldeploy.cli.main import EXIT_FAILED, EXIT_OK, Globals
+from modeldeploy.cli.output import dump_json
+
+if TYPE_CHECKING:
+    from modeldeploy.progressive.state import RolloutState
+
+_FIGURES = (
+    ("requests", "requests", "{:.0f}"),
+    ("error_rate", "error rate", "{:.4f}"),
+    ("p50_ms", "p50", "{:.1f} ms"),
+    ("p99_ms", "p99", "{:.1f} ms"),
+    ("agreement", "agreement", "{:.3f}"),
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("rmse", "rmse", "{:.4g}"),
+    ("mae", "mae", "{:.4g}"),
+)
+
+
+def render_state(state: RolloutState) -> str:
+    """Where the rollout stands: split, each step's verdict, figures against thresholds."""
+    versions = f"version {state.candidate_version or '?'}"
+    if state.champion_version:
+        versions += f" against champion {state.champion_version}"
+    lines = [f"{state.strategy.kind} rollout of {state.model_name} ({versions}): {state.phase}"]
+    step = state.current_step
+    if step is not None and not state.done:
+        lines.append(f"  step {state.step_index + 1}/{len(state.steps)}: {step.describe()}")
+    rules = ", ".join(state.analysis.rules) or "none"
+    lines.append(f"  thresholds: {rules}; at least {state.analysis.min_requests} requests a step")
+    for record in state.history:
+        for result in record.analyses:
+            lines.append(
+                f"  step {record.index + 1} ({record.step.describe()}) after "
+                f"{result.window_seconds:.1f} s: {result.verdict}: {result.reason}"
+            )
+            for variant, figures in result.figures.items():
+                shown = [
+                    f"{label} {fmt.format(figures[key])}"
+                    for key, label, fmt in _FIGURES
+                    if figures.get(key) is not None
+                ]
+                lines.append(f"    {variant:<10} " + ", ".join(shown))
+    lines.append(f"  {state.message}")
+    return "\n".join(lines)
+
+
+def _context(g: Globals) -> tuple[Any, Any]:
+    from modeldeploy.cli.commands import import_mlflow_quietly, make_deployer, tracking_uri_of
+    from modeldeploy.registry import ModelRegistry
+
+    import_mlflow_quietly(g)
+    return make_deployer(g), ModelRegistry(tracking_uri_of(g))
+
+
+def _show(state: RolloutState, as_json: bool) -> int:
+    if as_json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_FAILED if state.phase == "rolled_back" else EXIT_OK
+
+
+def rollout_status(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive import runner
+
+    deployer = None
+    registry = None
+    if args.follow:
+        deployer, registry = _context(g)
+    else:
+        from modeldeploy.cli.commands import make_deployer
+
+        deployer = make_deployer(g)
+    state = runner.rollout_status(deployer, args.model_name)
+    if args.follow and not state.done:
+        print(render_state(state), file=sys.stderr, flush=True)
+        state = runner.run_rollout(
+            deployer,
+            args.model_name,
+            registry,
+            on_progress=lambda s: print(render_state(s), file=sys.stderr, flush=True),
+        )
+    if args.json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_OK
+
+
+def rollout_promote(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import promote_rollout
+
+    deployer, registry = _context(g)
+    return _show(promote_rollout(deployer, args.model_name, registry), args.json)
+
+
+def rollout_abort(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import abort_rollout
+
+    deployer, registry = _context(g)
+    reason = args.reason or "aborted from the command line"
+    state = abort_rollout(deployer, args.model_name, registry, reason=reason)
+    if args.json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_OK
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The `rollout` command group, added to the top-level parser by `main`."""
+    rollout = commands.add_parser(
+        "rollout",
+        parents=[common],
+        help="follow, promote or abort a progressive rollout",
+        description="Follow, promote or abort the progressive rollout (canary, linear, "
+        "blue/green, shadow) of MODEL_NAME, wherever it was started.",
+    )
+    verbs = rollout.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser(
+        "status",
+        parents=[common],
+        help="show the step, traffic split and each analysis",
+        description="Show the rollout's step, traffic split and each step's figures against "
+        "the thresholds. With --follow, advance it and print every change until it ends.",
+    )
+    p.add_argument("model_name", metavar="MODEL_NAME")
+    p.add_argument("--follow", action="store_true", help="advance and print until it ends")
+    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
+    p.set_defaults(handler="rollout_status")
+    p = verbs.add_parser(
+        "promote",
+        parents=[common],
+        help="skip the remaining steps and promote the challenger",
+        description="Send all traffic to the challenger, make it the champion (model server "
+        "and registry alias), skipping the remaining steps.",
+    )
+    p.add_argument("model_name", metavar="MODEL_NAME")
+    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
+    p.set_defaults(handler="rollout_promote")
+    p = verbs.add_parser(
+        "abort",
+        parents=[common],
+        help="all traffic back to the champion, challenger removed",
+        description="Send all traffic back to the champion and remove the challenger; the "
+        "champion alias stays where it is and the rejected version is tagged with the reason.",
+    )
+    p.add_argument("model_name", metavar="MODEL_NAME")
+    p.add_argument("--reason", metavar="TEXT", help="why (recorded on the rejected version)")
+    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
+    p.set_defaults(handler="rollout_abort")
