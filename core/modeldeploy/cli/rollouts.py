@@ -18,44 +18,11 @@ from modeldeploy.cli.output import dump_json
 if TYPE_CHECKING:
     from modeldeploy.progressive.state import RolloutState
 
-_FIGURES = (
-    ("requests", "requests", "{:.0f}"),
-    ("error_rate", "error rate", "{:.4f}"),
-    ("p50_ms", "p50", "{:.1f} ms"),
-    ("p99_ms", "p99", "{:.1f} ms"),
-    ("agreement", "agreement", "{:.3f}"),
-    ("accuracy", "accuracy", "{:.3f}"),
-    ("rmse", "rmse", "{:.4g}"),
-    ("mae", "mae", "{:.4g}"),
-)
-
 
 def render_state(state: RolloutState) -> str:
-    """Where the rollout stands: split, each step's verdict, figures against thresholds."""
-    versions = f"version {state.candidate_version or '?'}"
-    if state.champion_version:
-        versions += f" against champion {state.champion_version}"
-    lines = [f"{state.strategy.kind} rollout of {state.model_name} ({versions}): {state.phase}"]
-    step = state.current_step
-    if step is not None and not state.done:
-        lines.append(f"  step {state.step_index + 1}/{len(state.steps)}: {step.describe()}")
-    rules = ", ".join(state.analysis.rules) or "none"
-    lines.append(f"  thresholds: {rules}; at least {state.analysis.min_requests} requests a step")
-    for record in state.history:
-        for result in record.analyses:
-            lines.append(
-                f"  step {record.index + 1} ({record.step.describe()}) after "
-                f"{result.window_seconds:.1f} s: {result.verdict}: {result.reason}"
-            )
-            for variant, figures in result.figures.items():
-                shown = [
-                    f"{label} {fmt.format(figures[key])}"
-                    for key, label, fmt in _FIGURES
-                    if figures.get(key) is not None
-                ]
-                lines.append(f"    {variant:<10} " + ", ".join(shown))
-    lines.append(f"  {state.message}")
-    return "\n".join(lines)
+    from modeldeploy.progressive.report import render_state as render
+
+    return render(state)
 
 
 def _context(g: Globals) -> tuple[Any, Any]:

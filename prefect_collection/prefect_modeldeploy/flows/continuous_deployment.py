@@ -9,7 +9,12 @@ from prefect import flow
 from prefect.transactions import transaction
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.tasks import deploy_model, verify_predictions
+from prefect_modeldeploy.tasks import (
+    deploy_model,
+    follow_rollout,
+    start_rollout,
+    verify_predictions,
+)
 
 if TYPE_CHECKING:
     from modeldeploy.rollout import RolloutOutcome
@@ -30,11 +35,32 @@ def continuous_deployment(
     config: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
     timeout: float = 300.0,
+    strategy: Mapping[str, Any] | str | None = None,
+    analysis: Mapping[str, Any] | str | None = None,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model
-    server and the `champion` alias back to the previous champion."""
+    server and the `champion` alias back to the previous champion.
+
+    With a `strategy` (canary, linear, blue_green, shadow) the candidate takes traffic step
+    by step with an `analysis` at each; a failed step rolls it back, and so does any
+    failure later in the transaction (a rollout still running is aborted)."""
     with transaction():
+        if strategy is not None and strategy != "in_place":
+            return _progressive(
+                deployer,
+                model_name,
+                model_uri,
+                metrics,
+                gate_rules,
+                config,
+                timeout,
+                strategy,
+                analysis,
+                verification_data,
+                expected_predictions,
+                min_live_accuracy,
+            )
         outcome = deploy_model(
             deployer,
             model_name,
@@ -55,4 +81,45 @@ def continuous_deployment(
                 expected=expected_predictions,
                 min_accuracy=min_live_accuracy,
             )
+    return outcome
+
+
+def _progressive(
+    deployer: ModelDeployerBlock | str,
+    model_name: str,
+    model_uri: str,
+    metrics: Mapping[str, float],
+    gate_rules: list[str] | None,
+    config: Mapping[str, Any] | None,
+    timeout: float,
+    strategy: Mapping[str, Any] | str,
+    analysis: Mapping[str, Any] | str | None,
+    verification_data: Any,
+    expected_predictions: Sequence[Any] | None,
+    min_live_accuracy: float | None,
+) -> RolloutOutcome:
+    from modeldeploy.rollout import progressive_outcome
+
+    outcome = start_rollout(
+        deployer,
+        model_name,
+        model_uri,
+        strategy,
+        analysis=analysis,
+        metrics=metrics,
+        gate_rules=gate_rules,
+        config=config,
+        timeout=timeout,
+    )
+    if outcome.rollout is not None:
+        state = follow_rollout(deployer, model_name)
+        outcome = progressive_outcome(state, outcome.decision, outcome.server)
+    if outcome.server is not None and verification_data is not None:
+        verify_predictions(
+            deployer,
+            outcome,
+            verification_data,
+            expected=expected_predictions,
+            min_accuracy=min_live_accuracy,
+        )
     return outcome
