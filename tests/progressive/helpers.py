@@ -115,6 +115,7 @@ class Prometheus:
         if binary is None:
             raise RuntimeError("prometheus is not installed; run `make prometheus`")
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.targets = workdir / "targets.json"
         self.targets.write_text("[]")
         config = workdir / "prometheus.yml"

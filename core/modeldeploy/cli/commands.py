@@ -22,13 +22,16 @@ from modeldeploy.cli.output import (
     render_table,
     short_uuid,
 )
-from modeldeploy.cli.rollouts import rollout_abort, rollout_promote, rollout_status
+from modeldeploy.cli.rollouts import (  # noqa: F401 - handlers are looked up by name
+    rollout_abort,
+    rollout_promote,
+    rollout_status,
+)
 
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.server import ModelServer
 
-__all__ = ["rollout_abort", "rollout_promote", "rollout_status"]  # handlers looked up by name
 _UUID_PREFIX = re.compile(r"^[0-9a-fA-F][0-9a-fA-F-]{3,34}$")
 
 
