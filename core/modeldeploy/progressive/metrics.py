@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +30,7 @@ DURATION_BUCKET = "modeldeploy_request_duration_seconds_bucket"
 AGREEMENT = "modeldeploy_agreement_total"
 _OURS = (REQUESTS, DURATION_BUCKET, AGREEMENT)
 _HTTP_TIMEOUT = 10.0
+SCRAPE_PATIENCE = 5.0
 
 #: PromQL per figure; `{selector}` (label matchers, never empty) narrows to one server's
 #: series and `{window}` is the step's window in seconds
@@ -107,13 +109,22 @@ def _key(sample: Sample) -> str:
     return json.dumps([sample.name, sorted(sample.labels.items())])
 
 
-def scrape(metrics_url: str) -> dict[str, float]:
-    """Our series at `metrics_url` now, as a JSON-ready snapshot (series key -> value)."""
-    try:
-        with urllib.request.urlopen(metrics_url, timeout=_HTTP_TIMEOUT) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError) as exc:
-        raise PlatformError(f"cannot read metrics at {metrics_url}: {exc}") from None
+def scrape(metrics_url: str, patience: float = SCRAPE_PATIENCE) -> dict[str, float]:
+    """Our series at `metrics_url` now, as a JSON-ready snapshot (series key -> value).
+
+    Retried for `patience` seconds: while a server switches between routed and direct
+    serving, a connection may briefly reach a process without the endpoint.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with urllib.request.urlopen(metrics_url, timeout=_HTTP_TIMEOUT) as response:
+                text = response.read().decode()
+            break
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                raise PlatformError(f"cannot read metrics at {metrics_url}: {exc}") from None
+            time.sleep(0.1)
     return {_key(s): s.value for s in parse_text(text) if s.name in _OURS}
 
 
