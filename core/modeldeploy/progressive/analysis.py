@@ -190,8 +190,8 @@ def _probe(probe: Probe, traffic: TrafficStatus) -> dict[str, dict[str, float | 
     finally:
         client.close()
     results: dict[str, dict[str, float | None]] = {}
-    for variant, predictions in answers.items():
-        results[variant] = _score(probe, predictions)
+    for name, predictions in answers.items():
+        results[name] = _score(probe, predictions)
     if CHAMPION in answers and CHALLENGER in answers:
         same = sum(
             _same(a, b) for a, b in zip(answers[CHAMPION], answers[CHALLENGER], strict=False)

@@ -45,7 +45,7 @@ from modeldeploy.progressive.state import (
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
-from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus
+from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus, VariantStatus
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
@@ -252,11 +252,11 @@ def _control(deployer: ModelDeployer, state: RolloutState) -> TrafficControl:
     return traffic_control(deployer, deployer.get_model_server(state.server_uuid))
 
 
-def _challenger(status: TrafficStatus) -> Any:
+def _challenger(status: TrafficStatus) -> VariantStatus:
+    """The challenger as reported; not listed yet (the platform may still be finishing a
+    previous promotion) reads as not ready."""
     found = next((v for v in status.variants if v.name == CHALLENGER), None)
-    if found is None:
-        raise PlatformError("the challenger is gone from the router's table")
-    return found
+    return found if found is not None else VariantStatus(name=CHALLENGER)
 
 
 def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None) -> None:

@@ -152,7 +152,7 @@ def parse_strategy(value: Strategy | dict[str, Any] | str | None) -> Strategy:
     if value is None:
         return InPlace()
     if isinstance(value, _Strategy):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str):
         value = {"kind": value.strip().lower().replace("-", "_")}
     try:
