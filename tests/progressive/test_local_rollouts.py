@@ -212,3 +212,30 @@ def test_a_strategy_the_flavor_cannot_do_is_refused_before_anything_changes(
         )
     assert registry.client.search_model_versions("name='iris'") == []
     assert deployer.find_model_server() == []
+
+
+def test_blue_green_checks_at_zero_then_switches_all_at_once(
+    serving: Serving, saved_models: SavedModels, iris_probe: dict[str, Any]
+) -> None:
+    blue_green = {"kind": "blue_green", "termination_wait_seconds": 1.0}
+    # the constant model passes a lenient probe: it is right on a third of the rows
+    analysis = {"rules": ["accuracy>=0.3", "error_rate<=0.01"], "probe": iris_probe}
+    with SteadyClient(serving.url, serving.rows) as client:
+        client.wait_for(20)
+        outcome = _deploy(serving, saved_models.second, blue_green, {**analysis, "min_requests": 5})
+        after = len(client.answers)
+        client.wait_for(20)
+    assert outcome.action == "promoted", outcome.message
+    zero, full = outcome.rollout.history
+    assert zero.step.challenger_percent == 0 and zero.analyses[-1].verdict == "passed"
+    assert zero.analyses[-1].figures[CHALLENGER]["requests"] == 0  # no client met it at 0 %
+    assert zero.analyses[-1].figures[CHALLENGER]["accuracy"] == pytest.approx(1 / 3)
+    assert full.step.challenger_percent == 100 and full.analyses[-1].verdict == "passed"
+    assert client.failures == []
+    # answers switch from one model to the other, never back
+    predictions = [a.prediction for a in client.answers]
+    first_new = predictions.index(CHALLENGER_ANSWER)
+    assert set(predictions[:first_new]) == {CHAMPION_ANSWER}
+    assert set(predictions[first_new:]) == {CHALLENGER_ANSWER}
+    assert {a.prediction for a in client.answers[after:]} == {CHALLENGER_ANSWER}
+    assert serving.registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
