@@ -185,7 +185,7 @@ class Metrics:
 def answers_agree(challenger: Any, champion: Any) -> bool:
     """Equal JSON answers, numbers within a relative tolerance, containers element-wise."""
     if isinstance(challenger, bool) or isinstance(champion, bool):
-        return challenger == champion
+        return type(challenger) is type(champion) and challenger == champion
     if isinstance(challenger, (int, float)) and isinstance(champion, (int, float)):
         return math.isclose(challenger, champion, rel_tol=REL_TOL, abs_tol=ABS_TOL)
     if isinstance(challenger, list) and isinstance(champion, list):
@@ -229,7 +229,8 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 def _dechunk(raw: bytes) -> bytes:
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while True:
         end = raw.index(b"\r\n", pos)
         size = int(raw[pos:end].split(b";")[0].strip() or b"0", 16)
@@ -239,7 +240,9 @@ def _dechunk(raw: bytes) -> bytes:
         pos = end + 2 + size + 2
 
 
-async def read_request(reader: asyncio.StreamReader, sticky_header: str | None) -> Request:
+async def read_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sticky_header: str | None
+) -> Request:
     head = await reader.readuntil(b"\r\n\r\n")
     line, headers = _headers(head)
     parts = line.split(b" ")
@@ -248,27 +251,35 @@ async def read_request(reader: asyncio.StreamReader, sticky_header: str | None) 
     method, target, version = (p.decode("latin-1") for p in parts)
     connection = headers.get(b"connection", b"").lower()
     keep_alive = (version == "HTTP/1.1" and connection != b"close") or connection == b"keep-alive"
-    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+    chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+    expect = headers.get(b"expect", b"").lower() == b"100-continue"
+    if expect:  # curl asks so for bodies over 1 KiB and would wait a second otherwise
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if chunked:
         body = _dechunk(await _read_chunked(reader))
-        kept = [
-            ln
-            for ln in head[:-4].split(b"\r\n")
-            if not ln.lower().startswith((b"transfer-encoding:", b"content-length:"))
-        ]
-        head = b"\r\n".join([*kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n"
     else:
         length = int(headers.get(b"content-length", b"0"))
         body = await reader.readexactly(length) if length else b""
+    if chunked or expect:  # the scoring server gets a plain request with a known length
+        kept = [
+            ln
+            for ln in head[:-4].split(b"\r\n")
+            if not ln.lower().startswith((b"transfer-encoding:", b"content-length:", b"expect:"))
+        ]
+        head = b"\r\n".join([*kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n"
     sticky = headers.get(sticky_header.lower().encode()) if sticky_header else None
     return Request(method, target, head, body, keep_alive, sticky)
 
 
 async def read_response(reader: asyncio.StreamReader, method: str) -> Response:
-    head = await reader.readuntil(b"\r\n\r\n")
-    line, headers = _headers(head)
-    status = int(line.split(b" ", 2)[1])
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        line, headers = _headers(head)
+        status = int(line.split(b" ", 2)[1])
+        if not 100 <= status < 200:
+            break  # interim answers (100 Continue) are not forwarded
     reusable = headers.get(b"connection", b"").lower() != b"close"
-    if method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
+    if method == "HEAD" or status in _NO_BODY_STATUS:
         return Response(status, head, b"", reusable)
     if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
         return Response(status, head, await _read_chunked(reader), reusable, chunked=True)
@@ -375,7 +386,7 @@ class Router:
         try:
             while not self.draining:
                 try:
-                    request = await read_request(reader, self.table.sticky_header)
+                    request = await read_request(reader, writer, self.table.sticky_header)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 except ValueError:

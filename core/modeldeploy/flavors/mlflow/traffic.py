@@ -64,7 +64,10 @@ class LocalTrafficControl:
         self._signal(signal.SIGHUP)
 
     def add_challenger(self, config: ServiceConfig | dict[str, Any]) -> None:
+        from modeldeploy.flavors.mlflow.config import MLflowServerConfig
+
         new = self._deployer.parse_config(config)
+        assert isinstance(new, MLflowServerConfig)
         if new.port is not None and new.port != self.config.port:
             raise InvalidConfigError(
                 f"a challenger shares its champion's URL (port {self.config.port}); "

@@ -1,0 +1,173 @@
+"""The router's HTTP handling against small real HTTP servers on loopback (no MLflow):
+framing cases MLflow's clients use, failover, agreement with tolerance, metrics."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from modeldeploy.flavors.mlflow.router import (
+    CHALLENGER,
+    CHAMPION,
+    METRICS_PATH,
+    Backend,
+    RouterThread,
+    Table,
+    answers_agree,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def make_backend(answer: float, chunked: bool = False) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            rows = len(json.loads(body)["inputs"])
+            payload = json.dumps({"predictions": [answer] * rows}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for part in (payload[:5], payload[5:]):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "42")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def public() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield sock
+    sock.close()
+
+
+def backend(name: str, server: ThreadingHTTPServer) -> Backend:
+    return Backend(name, "127.0.0.1", server.server_address[1])
+
+
+def post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(
+            "POST", "/invocations", body, {"Content-Type": "application/json", **(headers or {})}
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", METRICS_PATH)
+    text = conn.getresponse().read().decode()
+    conn.close()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def test_framing_failover_mirror_agreement_and_metrics(public: socket.socket) -> None:
+    champion, challenger = make_backend(1.0, chunked=True), make_backend(1.0000001)
+    port = public.getsockname()[1]
+    router = RouterThread(public, Table(champion=backend(CHAMPION, champion)))
+    try:
+        body = json.dumps({"inputs": [[1, 2], [3, 4]]}).encode()
+        # A chunked answer of the backend reaches the client whole.
+        assert post(port, body) == (200, b'{"predictions": [1.0, 1.0]}')
+
+        # curl's `Expect: 100-continue` and a chunked request body.
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            assert raw.recv(64).startswith(b"HTTP/1.1 100 Continue")
+            raw.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+            answer = b""
+            while not answer.endswith(b"\r\n0\r\n\r\n"):
+                answer += raw.recv(4096)
+            head, _, chunks = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+            assert chunks == b'5\r\n{"pre\r\n16\r\ndictions": [1.0, 1.0]}\r\n0\r\n\r\n'
+
+        # HEAD has no body even with a Content-Length.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("HEAD", "/ping")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == b""
+        conn.close()
+
+        # All traffic to a challenger that is gone: clients get the champion's answers.
+        gone = socket.socket()
+        gone.bind(("127.0.0.1", 0))
+        dead = Backend(CHALLENGER, "127.0.0.1", gone.getsockname()[1])
+        gone.close()
+        router.set_table(Table(champion=backend(CHAMPION, champion), challenger=dead, weight=100))
+        assert [post(port, body)[0] for _ in range(5)] == [200] * 5
+        assert (
+            metric(
+                port, "modeldeploy_requests_total", variant=CHALLENGER, code="502", mirror="false"
+            )
+            == 5
+        )
+        assert (
+            metric(port, "modeldeploy_requests_total", variant=CHAMPION, code="200", mirror="false")
+            == 7
+        )
+
+        # Mirrored copies: answers within the tolerance agree.
+        router.set_table(
+            Table(
+                champion=backend(CHAMPION, champion),
+                challenger=backend(CHALLENGER, challenger),
+                mirror_percent=100,
+            )
+        )
+        assert [post(port, body)[0] for _ in range(4)] == [200] * 4
+        deadline = time.monotonic() + 30
+        while metric(port, "modeldeploy_agreement_total", variant=CHALLENGER, result="agree") < 4:
+            assert time.monotonic() < deadline, "the mirrored copies were never compared"
+            time.sleep(0.02)
+        assert metric(port, "modeldeploy_mirror_percent") == 100
+    finally:
+        router.close()
+        champion.shutdown()
+        challenger.shutdown()
+
+
+def test_answers_agree_within_tolerance() -> None:
+    assert answers_agree({"predictions": [1.0, 2]}, {"predictions": [1.0000001, 2]})
+    assert not answers_agree({"predictions": [1.0, 2]}, {"predictions": [1.01, 2]})
+    assert not answers_agree([0, 0], [0, 0, 0])
+    assert answers_agree(["setosa"], ["setosa"]) and not answers_agree(["a"], ["b"])
+    assert not answers_agree([True], [1])
+    assert not answers_agree({"a": 1}, {"b": 1})

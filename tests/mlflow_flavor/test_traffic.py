@@ -1,0 +1,276 @@
+"""Traffic routing of the local flavor against real scoring servers: split, stickiness,
+mirror, metrics, state in the record, promote and remove under a steady client."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+from modeldeploy.flavors.mlflow.records import RECORD, read_json
+from modeldeploy.flavors.mlflow.server import MLflowModelServer
+from modeldeploy.status import ServiceState
+from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import SavedModels
+from tests.steady_client import SteadyClient
+
+HELD_MODEL_CODE = Path(__file__).parent / "models" / "held_model.py"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 180.0) -> None:
+    """Poll another process's state (the supervisor's) until it says so."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g}s: {predicate}")
+        time.sleep(0.05)
+
+
+def both_ready(server: MLflowModelServer) -> bool:
+    variants = server.traffic_status().variants
+    return len(variants) == 2 and all(v.ready for v in variants)
+
+
+def samples(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the endpoint, parsed by Prometheus' own client library."""
+    text = requests.get(metrics_url, timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def count(metrics_url: str, variant: str, code: str, mirror: str) -> float:
+    key = (
+        "modeldeploy_requests_total",
+        (("code", code), ("mirror", mirror), ("variant", variant)),
+    )
+    return samples(metrics_url).get(key, 0.0)
+
+
+@pytest.fixture(scope="module")
+def held_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pyfunc that answers 7 per row, blocks while `hold` exists, fails while `fail` does."""
+    import mlflow.pyfunc
+
+    path = tmp_path_factory.mktemp("held") / "model"
+    mlflow.pyfunc.save_model(str(path), python_model=str(HELD_MODEL_CODE), pip_requirements=[])
+    return path
+
+
+def test_split_stickiness_metrics_fresh_process_restart_and_promote(
+    mlflow_deployer: MLflowModelDeployer, saved_models: SavedModels, md_home: Path
+) -> None:
+    rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
+    config = {"model_name": "iris", "model_uri": str(saved_models.first), "pipeline_name": "p"}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    assert isinstance(server, MLflowModelServer) and isinstance(server, TrafficControl)
+    assert {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE} <= (
+        mlflow_deployer.capabilities
+    )
+    url = server.prediction_url
+    assert url is not None
+    alone = server.traffic_status()
+    assert [(v.name, v.weight, v.ready, v.url) for v in alone.variants] == [
+        (CHAMPION, 100, True, url)
+    ]
+    assert alone.metrics_url is None  # no router while one variant serves
+
+    # Bad input is refused before anything changes.
+    with pytest.raises(InvalidConfigError, match="MLmodel"):
+        server.add_challenger({**config, "model_uri": str(saved_models.not_a_model)})
+    with pytest.raises(ModelDeployError, match="no challenger"):
+        server.set_traffic(10)
+    assert (read_json(server.dir / RECORD) or {}).get("traffic") is None
+
+    server.add_challenger({**config, "model_uri": str(saved_models.second)})
+    with pytest.raises(ModelDeployError, match="already has a challenger"):
+        server.add_challenger(config)
+    with pytest.raises(InvalidConfigError, match="0 to 100"):
+        server.set_traffic(101)
+    with pytest.raises(InvalidConfigError, match="header name"):
+        server.set_traffic(10, sticky_header="X User")
+    wait_until(lambda: both_ready(server))
+    status = server.traffic_status()
+    assert status.metrics_url == url.removesuffix("/invocations") + "/modeldeploy/metrics"
+    # Each variant's own URL answers with its own model, bypassing the router.
+    own = {
+        v.name: requests.post(v.url or "", json=rows, timeout=10).json() for v in status.variants
+    }
+    assert own == {CHAMPION: {"predictions": [0, 0, 0]}, CHALLENGER: {"predictions": [2, 2, 2]}}
+
+    # Weights are respected per request: the challenger's share within 4 standard deviations.
+    server.set_traffic(30)
+    wait_until(lambda: server.traffic_status().weight_of(CHALLENGER) == 30)
+    session = requests.Session()
+    n = 600
+    answers = [session.post(url, json=rows, timeout=10).json()["predictions"] for _ in range(n)]
+    assert all(a in ([0, 0, 0], [2, 2, 2]) for a in answers)
+    on_challenger = sum(a == [2, 2, 2] for a in answers)
+    assert abs(on_challenger / n - 0.3) < 4 * math.sqrt(0.3 * 0.7 / n)
+
+    # Metrics count exactly what the clients saw, per variant, parseable by Prometheus.
+    metrics_url = status.metrics_url
+    assert metrics_url is not None
+    assert count(metrics_url, CHALLENGER, "200", "false") == on_challenger
+    assert count(metrics_url, CHAMPION, "200", "false") == n - on_challenger
+    parsed = samples(metrics_url)
+    for variant, seen in ((CHAMPION, n - on_challenger), (CHALLENGER, on_challenger)):
+        labels = (("le", "+Inf"), ("mirror", "false"), ("variant", variant))
+        assert parsed[("modeldeploy_request_duration_seconds_bucket", labels)] == seen
+    assert parsed[("modeldeploy_variant_weight", (("variant", CHALLENGER),))] == 30
+
+    # Stickiness: a user keeps one variant; raising the weight keeps who had the challenger.
+    server.set_traffic(30, sticky_header="X-User")
+    wait_until(lambda: server.traffic_status().sticky_header == "X-User")
+
+    def variant_of(user: int) -> str:
+        seen = {
+            tuple(
+                session.post(url, json=rows, headers={"X-User": f"u{user}"}, timeout=10).json()[
+                    "predictions"
+                ]
+            )
+            for _ in range(3)
+        }
+        assert len(seen) == 1, f"user u{user} saw both variants: {seen}"
+        return CHALLENGER if seen == {(2, 2, 2)} else CHAMPION
+
+    at_30 = {user: variant_of(user) for user in range(40)}
+    assert set(at_30.values()) == {CHAMPION, CHALLENGER}
+    server.set_traffic(60, sticky_header="X-User")
+    wait_until(lambda: server.traffic_status().weight_of(CHALLENGER) == 60)
+    at_60 = {user: variant_of(user) for user in range(40)}
+    assert all(at_60[u] == CHALLENGER for u, v in at_30.items() if v == CHALLENGER)
+    assert sum(v == CHALLENGER for v in at_60.values()) > sum(
+        v == CHALLENGER for v in at_30.values()
+    )
+
+    # A fresh process reads the same state from the record and the supervisor's status.
+    script = (
+        "from modeldeploy import create_deployer;"
+        f"d = create_deployer('mlflow', {{'home': {str(md_home)!r}}});"
+        f"print(d.get_model_server({str(server.uuid)!r}).traffic_status().model_dump_json())"
+    )
+    fresh = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert fresh == json.loads(server.traffic_status().model_dump_json())
+    assert fresh["sticky_header"] == "X-User" and fresh["metrics_url"] == metrics_url
+    assert [(v["name"], v["weight"]) for v in fresh["variants"]] == [
+        (CHAMPION, 40),
+        (CHALLENGER, 60),
+    ]
+
+    # A supervisor restart routes exactly as before, from the record alone.
+    server.stop()
+    wait_until(lambda: server.check_status().state == ServiceState.INACTIVE)
+    server.start()
+    wait_until(lambda: both_ready(server) and server.traffic_status().weight_of(CHALLENGER) == 60)
+    assert {u: variant_of(u) for u in range(10)} == {u: at_60[u] for u in range(10)}
+
+    # Promotion under a steady client: zero failed requests, then the challenger's answers
+    # on the public socket, served directly again (no router).
+    body = json.dumps(rows).encode()
+    port = server.config.port
+    assert port is not None
+    with SteadyClient(port, body) as client:
+        wait_until(lambda: client.sent > 20)
+        server.promote_challenger()
+        wait_until(lambda: server.traffic_status().metrics_url is None)
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    assert client.failed == 0, client.failures
+    assert json.loads(client.answers[-1]) == {"predictions": [2, 2, 2]}
+    after = server.traffic_status()
+    assert [(v.name, v.weight, v.model_uri) for v in after.variants] == [
+        (CHAMPION, 100, str(saved_models.second))
+    ]
+    status_now = server.check_status()
+    assert status_now.state == ServiceState.ACTIVE and status_now.is_current
+    found = mlflow_deployer.get_model_server(server.uuid)
+    assert found.config.model_uri == str(saved_models.second)
+
+
+def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
+    mlflow_deployer: MLflowModelDeployer,
+    saved_models: SavedModels,
+    held_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
+    rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
+    champion_answer = {"predictions": [0, 0, 0]}
+    config = {"model_name": "iris", "model_uri": str(saved_models.first)}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    assert isinstance(server, MLflowModelServer)
+    url = server.prediction_url
+    assert url is not None
+    server.add_challenger({**config, "model_uri": str(held_model)})
+    wait_until(lambda: both_ready(server))
+    server.set_traffic(0, mirror_percent=100)
+    wait_until(lambda: server.traffic_status().mirror_percent == 100)
+    status = server.traffic_status()
+    assert status.mirror_to == CHALLENGER and status.weight_of(CHALLENGER) == 0
+    metrics_url = status.metrics_url
+    assert metrics_url is not None
+    session = requests.Session()
+
+    # The challenger holds every mirrored copy: clients still get all their answers.
+    (control / "hold").touch()
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    assert count(metrics_url, CHAMPION, "200", "false") == 10
+    assert count(metrics_url, CHALLENGER, "200", "true") == 0  # all ten still held
+    (control / "hold").unlink()
+    wait_until(lambda: count(metrics_url, CHALLENGER, "200", "true") == 10)
+    agreement = samples(metrics_url)
+    assert (
+        agreement[
+            ("modeldeploy_agreement_total", (("result", "disagree"), ("variant", CHALLENGER)))
+        ]
+        == 10
+    )
+    assert (
+        "modeldeploy_agreement_total",
+        (("result", "agree"), ("variant", CHALLENGER)),
+    ) not in agreement
+
+    # A failing challenger changes nothing for clients; its errors are counted (MLflow's
+    # scoring server answers 400 when the model raises).
+    (control / "fail").touch()
+    answers = [session.post(url, json=rows, timeout=10) for _ in range(10)]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, champion_answer)] * 10
+    wait_until(lambda: count(metrics_url, CHALLENGER, "400", "true") == 10)
+    (control / "fail").unlink()
+
+    # Removing the challenger under a steady client: zero failures, back to direct serving.
+    port = server.config.port
+    assert port is not None
+    with SteadyClient(port, json.dumps(rows).encode()) as client:
+        wait_until(lambda: client.sent > 20)
+        server.remove_challenger()
+        wait_until(lambda: server.traffic_status().metrics_url is None)
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    assert client.failed == 0, client.failures
+    assert {json.loads(a)["predictions"][0] for a in client.answers} == {0}
+    assert (read_json(server.dir / RECORD) or {}).get("traffic") is None
+    assert [v.name for v in server.traffic_status().variants] == [CHAMPION]
+    server.remove_challenger()  # nothing to remove: a no-op, not an error
