@@ -79,9 +79,9 @@ def canary_with_shares(deployer: Any, registry: Any, url: str, body: dict, secon
         start(deployer, registry, second, canary, {"min_requests": 10})
         while not (state := rollout_status(deployer, "bench")).done:
             asked = state.steps[state.step_index].challenger_percent
-            since = len(client.answers)
+            since = len(client.timeline)
             client.wait_for(SHARE_REQUESTS, timeout=300)
-            window = [a for a in client.answers[since:] if a.ok]
+            window = [a for a in client.timeline[since:] if a.ok]
             share = 100 * sum(a.prediction == CHALLENGER_ANSWER for a in window) / len(window)
             rows.append((asked, share, len(window)))
             advance_rollout(deployer, "bench", registry)
@@ -117,13 +117,13 @@ def bad_challenger(deployer: Any, registry: Any, url: str, body: dict, bad: Path
         runner.join()
         client.wait_for(200)
     state = rollout_status(deployer, "bench")
-    errors = [a.at + offset for a in client.failures]
+    errors = [a.at + offset for a in client.timeline if not a.ok]
     return {
         "phase": state.phase,
         "first_error": errors[0] if errors else float("nan"),
         "last_error": errors[-1] if errors else float("nan"),
         "window_closed": state.history[0].started_at + bake,
-        "after": [a for a in client.answers if a.at + offset > state.finished_at],
+        "after": [a for a in client.timeline if a.at + offset > state.finished_at],
     }
 
 
@@ -152,9 +152,9 @@ def main() -> int:
         ("canary 10->50->100: outcome", phase, "succeeded", phase == "succeeded"),
         (
             "canary: failed requests",
-            f"{len(canary_client.failures)} of {len(canary_client.answers)}",
+            f"{len(canary_client.failures)} of {len(canary_client.timeline)}",
             "0",
-            not canary_client.failures,
+            not canary_client.failed,
         ),
         (
             "canary: longest gap without an answer",
@@ -175,9 +175,9 @@ def main() -> int:
     rows += [
         (
             "abort at 50%: failed requests",
-            f"{len(abort_client.failures)} of {len(abort_client.answers)}",
+            f"{len(abort_client.failures)} of {len(abort_client.timeline)}",
             "0",
-            not abort_client.failures,
+            not abort_client.failed,
         ),
         (
             "abort: longest gap without an answer",

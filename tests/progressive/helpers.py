@@ -15,14 +15,15 @@ import json
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.steady_client import SteadyClient as RouterSteadyClient
 
 
 @dataclass
@@ -30,75 +31,47 @@ class Answer:
     at: float
     ok: bool
     prediction: Any = None
-    error: str | None = None
 
 
-@dataclass
-class SteadyClient:
-    """Sends `rows` to `url` back to back (one connection, like a real client) until stopped."""
+class SteadyClient(RouterSteadyClient):
+    """The router's steady client (one keep-alive connection, requests back to back, a
+    request the server dropped unanswered on an idle connection sent once more), plus when
+    each answer came and which model gave it (`timeline`)."""
 
-    url: str
-    rows: dict[str, Any]
-    pause: float = 0.002
-    answers: list[Answer] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def __init__(self, url: str, rows: dict[str, Any], pause: float = 0.002) -> None:
+        port = urlsplit(url).port
+        assert port is not None and urlsplit(url).path == "/invocations", url
+        super().__init__(port, json.dumps(rows).encode(), accept=self._record)
+        self.pause = pause
+        self.timeline: list[Answer] = []
 
-    def __enter__(self) -> SteadyClient:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
+    def _record(self, status: int, answer: bytes) -> bool:
+        ok = status == 200
+        prediction = json.loads(answer)["predictions"][0] if ok else None
+        self.timeline.append(Answer(time.monotonic(), ok, prediction))
+        return ok
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(timeout=30)
+    def _post(self, conn: http.client.HTTPConnection) -> tuple[int, bytes]:
+        if self.pause:
+            time.sleep(self.pause)  # leave the shared CPUs to the servers under test
+        return super()._post(conn)
 
-    def _run(self) -> None:
-        parts = urlsplit(self.url)
-        body = json.dumps(self.rows).encode()
-        conn: http.client.HTTPConnection | None = None
-        while not self._stop.is_set():
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
-                conn.request("POST", parts.path, body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                text = response.read().decode()
-                if response.status == 200:
-                    prediction = json.loads(text)["predictions"][0]
-                    self.answers.append(Answer(time.monotonic(), True, prediction))
-                else:
-                    self.answers.append(Answer(time.monotonic(), False, error=text[:200]))
-            except (OSError, http.client.HTTPException) as exc:
-                self.answers.append(Answer(time.monotonic(), False, error=repr(exc)))
-                if conn is not None:
-                    conn.close()
-                conn = None
-            if self.pause:
-                time.sleep(self.pause)
-        if conn is not None:
-            conn.close()
-
-    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+    def wait_for(self, count: int, timeout: float = 120.0) -> None:
         """Until `count` more answers arrived (the server is really being used)."""
-        target = len(self.answers) + count
+        target = self.sent + count
         end = time.monotonic() + timeout
-        while len(self.answers) < target:
+        while self.sent < target:
             if time.monotonic() > end:
-                raise AssertionError(f"only {len(self.answers)} answers, wanted {target}")
+                raise AssertionError(f"only {self.sent} answers, wanted {target}")
             time.sleep(0.01)
 
-    @property
-    def failures(self) -> list[Answer]:
-        return [a for a in self.answers if not a.ok]
-
     def longest_gap(self) -> float:
-        times = [a.at for a in self.answers if a.ok]
+        times = [a.at for a in self.timeline if a.ok]
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
-    def predictions(self, since: float = 0.0) -> Counter[Any]:
-        return Counter(a.prediction for a in self.answers if a.ok and a.at >= since)
+    def predictions(self, since: int = 0) -> Counter[Any]:
+        """Which answers clients got, from the `since`-th answer on."""
+        return Counter(a.prediction for a in self.timeline[since:] if a.ok)
 
 
 def free_port() -> int:

@@ -58,11 +58,11 @@ def test_status_then_promote_from_the_command_line(
         assert as_json["phase"] == "baking" and as_json["step_index"] == 0
         promoted = _cli(serving, "promote", "iris", "--json")
         assert promoted.returncode == 0, promoted.stderr
-        after = len(client.answers)
+        after = len(client.timeline)
         client.wait_for(20)
     assert json.loads(promoted.stdout)["phase"] == "succeeded"
     assert client.failures == []
-    assert {a.prediction for a in client.answers[after:]} == {2}
+    assert {a.prediction for a in client.timeline[after:]} == {2}
     assert serving.registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
     again = _cli(serving, "abort", "iris")
     assert again.returncode == 1 and "already ended (succeeded" in again.stderr
@@ -74,12 +74,12 @@ def test_abort_from_the_command_line(serving: Serving, saved_models: SavedModels
         _start_canary(serving, saved_models)
         client.wait_for(30)
         aborted = _cli(serving, "abort", "iris", "--reason", "looks wrong")
-        after = len(client.answers)
+        after = len(client.timeline)
         client.wait_for(20)
     assert aborted.returncode == 0, aborted.stderr
     assert "rolled_back" in aborted.stdout and "looks wrong" in aborted.stdout
     assert client.failures == []
-    assert {a.prediction for a in client.answers[after:]} == {0}
+    assert {a.prediction for a in client.timeline[after:]} == {0}
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
     tags = serving.registry.get_version("iris", "2").tags
     assert tags["modeldeploy.rollout_reason"] == "looks wrong"

@@ -55,7 +55,7 @@ def test_canary_promotes_step_by_step_with_no_failed_request(
     with SteadyClient(serving.url, serving.rows) as client:
         client.wait_for(20)
         outcome = _deploy(serving, saved_models.second, canary, analysis)
-        promoted_at = len(client.answers)
+        promoted_at = len(client.timeline)
         client.wait_for(20)
     assert outcome.action == "promoted", outcome.message
     state = outcome.rollout
@@ -64,7 +64,7 @@ def test_canary_promotes_step_by_step_with_no_failed_request(
     assert state.history[0].analyses[-1].figures[CHALLENGER]["requests"] >= 5
     assert client.failures == []
     assert client.predictions()[CHALLENGER_ANSWER] > 0  # it took live traffic on the way
-    assert {a.prediction for a in client.answers[promoted_at:]} == {CHALLENGER_ANSWER}
+    assert {a.prediction for a in client.timeline[promoted_at:]} == {CHALLENGER_ANSWER}
     # traffic and alias moved together
     champion = serving.registry.get_champion("iris")
     assert champion is not None and champion.version == "2"
@@ -86,7 +86,7 @@ def test_a_challenger_that_disagrees_with_the_labels_is_rolled_back(
     with SteadyClient(serving.url, serving.rows) as client:
         client.wait_for(20)
         outcome = _deploy(serving, saved_models.second, canary, analysis)
-        after = client.answers[-1].at
+        after = len(client.timeline)
         client.wait_for(20)
     assert outcome.action == "rolled_back", outcome.message
     judged = outcome.rollout.history[0].analyses[-1]
@@ -95,7 +95,7 @@ def test_a_challenger_that_disagrees_with_the_labels_is_rolled_back(
     assert judged.figures[CHALLENGER]["accuracy"] < 0.5
     assert "accuracy" in outcome.message and "agreement" in outcome.message
     assert client.failures == []
-    assert set(client.predictions(since=after + 0.5)) == {CHAMPION_ANSWER}
+    assert set(client.predictions(since=after)) == {CHAMPION_ANSWER}
     champion = serving.registry.get_champion("iris")
     assert champion is not None and champion.version == "1"
     assert _serving_version(serving) == "1"
@@ -113,13 +113,13 @@ def test_an_erroring_challenger_is_rolled_back_after_its_first_step(
     with SteadyClient(serving.url, serving.rows) as client:
         client.wait_for(20)
         outcome = _deploy(serving, erroring_model, linear, {"min_requests": 3})
-        after = client.answers[-1].at
+        after = len(client.timeline)
         client.wait_for(20)
     assert outcome.action == "rolled_back"
     assert len(outcome.rollout.history) == 1
     assert "error_rate" in outcome.message
     assert client.failures  # the bad challenger's own answers during its 50 %
-    assert [f for f in client.failures if f.at > after] == []
+    assert [a for a in client.timeline[after:] if not a.ok] == []
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
 
 
@@ -140,13 +140,13 @@ def test_abort_from_another_thread_puts_everything_back(
         client.wait_for(30)  # both variants answer at 50 %
         aborted = abort_rollout(serving.deployer, "iris", serving.registry)
         runner.join(timeout=60)
-        after = client.answers[-1].at
+        after = len(client.timeline)
         client.wait_for(20)
     assert aborted.phase == "rolled_back" and "aborted by request" in aborted.message
     assert result["out"].action == "rolled_back"
     assert client.predictions()[CHALLENGER_ANSWER] > 0
     assert client.failures == []
-    assert set(client.predictions(since=after + 0.5)) == {CHAMPION_ANSWER}
+    assert set(client.predictions(since=after)) == {CHAMPION_ANSWER}
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
 
 
@@ -223,7 +223,7 @@ def test_blue_green_checks_at_zero_then_switches_all_at_once(
     with SteadyClient(serving.url, serving.rows) as client:
         client.wait_for(20)
         outcome = _deploy(serving, saved_models.second, blue_green, {**analysis, "min_requests": 5})
-        after = len(client.answers)
+        after = len(client.timeline)
         client.wait_for(20)
     assert outcome.action == "promoted", outcome.message
     zero, full = outcome.rollout.history
@@ -233,9 +233,9 @@ def test_blue_green_checks_at_zero_then_switches_all_at_once(
     assert full.step.challenger_percent == 100 and full.analyses[-1].verdict == "passed"
     assert client.failures == []
     # answers switch from one model to the other, never back
-    predictions = [a.prediction for a in client.answers]
+    predictions = [a.prediction for a in client.timeline if a.ok]
     first_new = predictions.index(CHALLENGER_ANSWER)
     assert set(predictions[:first_new]) == {CHAMPION_ANSWER}
     assert set(predictions[first_new:]) == {CHALLENGER_ANSWER}
-    assert {a.prediction for a in client.answers[after:]} == {CHALLENGER_ANSWER}
+    assert {a.prediction for a in client.timeline[after:]} == {CHALLENGER_ANSWER}
     assert serving.registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
