@@ -98,35 +98,34 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "blue/green, shadow) of MODEL_NAME, wherever it was started.",
     )
     verbs = rollout.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p = verbs.add_parser(
+    for verb, short, long in _VERBS:
+        p = verbs.add_parser(verb, parents=[common], help=short, description=long)
+        p.add_argument("model_name", metavar="MODEL_NAME")
+        if verb == "status":
+            p.add_argument("--follow", action="store_true", help="advance and print until done")
+        if verb == "abort":
+            p.add_argument("--reason", metavar="TEXT", help="why (tagged on the rejected version)")
+        p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
+        p.set_defaults(handler=f"rollout_{verb}")
+
+
+_VERBS = (
+    (
         "status",
-        parents=[common],
-        help="show the step, traffic split and each analysis",
-        description="Show the rollout's step, traffic split and each step's figures against "
-        "the thresholds. With --follow, advance it and print every change until it ends.",
-    )
-    p.add_argument("model_name", metavar="MODEL_NAME")
-    p.add_argument("--follow", action="store_true", help="advance and print until it ends")
-    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
-    p.set_defaults(handler="rollout_status")
-    p = verbs.add_parser(
+        "show the step, traffic split and each analysis",
+        "Show the rollout's step, traffic split and each step's figures against the "
+        "thresholds. With --follow, advance it and print every change until it ends.",
+    ),
+    (
         "promote",
-        parents=[common],
-        help="skip the remaining steps and promote the challenger",
-        description="Send all traffic to the challenger, make it the champion (model server "
-        "and registry alias), skipping the remaining steps.",
-    )
-    p.add_argument("model_name", metavar="MODEL_NAME")
-    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
-    p.set_defaults(handler="rollout_promote")
-    p = verbs.add_parser(
+        "skip the remaining steps and promote the challenger",
+        "Send all traffic to the challenger, make it the champion (model server and registry "
+        "alias), skipping the remaining steps.",
+    ),
+    (
         "abort",
-        parents=[common],
-        help="all traffic back to the champion, challenger removed",
-        description="Send all traffic back to the champion and remove the challenger; the "
-        "champion alias stays where it is and the rejected version is tagged with the reason.",
-    )
-    p.add_argument("model_name", metavar="MODEL_NAME")
-    p.add_argument("--reason", metavar="TEXT", help="why (recorded on the rejected version)")
-    p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
-    p.set_defaults(handler="rollout_abort")
+        "all traffic back to the champion, challenger removed",
+        "Send all traffic back to the champion and remove the challenger; the champion alias "
+        "stays where it is and the rejected version is tagged with the reason.",
+    ),
+)

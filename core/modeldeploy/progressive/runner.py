@@ -13,9 +13,10 @@ version with the reason; `champion` moves only once the challenger holds 100 %.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,20 +143,45 @@ def advance_rollout(
     registry: ModelRegistry | None = None,
     store: RolloutStore | None = None,
 ) -> RolloutState:
-    """Do what is due now (at most one step) and save; a finished rollout is returned as is."""
+    """Do what is due now (at most one step) and save; a finished rollout is returned as is.
+
+    An error on the way rolls the rollout back (and is logged) instead of being raised."""
+    with _editing(deployer, model_name, registry, store) as state:
+        if not state.done and time.time() >= state.next_check_at:
+            try:
+                _advance(deployer, state, registry)
+            except Exception:
+                logger.exception("rollout of %s failed", model_name)
+                raise
+    return state  # also after an error: it rolled the rollout back
+
+
+@contextlib.contextmanager
+def _editing(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None,
+    store: RolloutStore | None,
+    verb: str | None = None,
+    reraise: bool = False,
+) -> Iterator[RolloutState]:
+    """Load the state under its lock, let the caller change it, save it. An error rolls a
+    rollout still running back (traffic and alias on the champion) before it is saved."""
     store = store or store_for(deployer)
     with store.locked(model_name):
         state = load_state(store, model_name)
-        if state.done or time.time() < state.next_check_at:
-            return state
+        if verb is not None:
+            _unfinished(state, verb)
         try:
-            _advance(deployer, state, registry)
+            yield state
         except Exception as exc:
-            logger.exception("rollout of %s failed", model_name)
             if not state.done:
                 _roll_back(deployer, state, registry, f"error: {exc}")
+            store.save(state)
+            if reraise:
+                raise
+            return
         store.save(state)
-        return state
 
 
 def run_rollout(
@@ -170,7 +196,7 @@ def run_rollout(
     store = store or store_for(deployer)
     deadline = Deadline(check_timeout(timeout)) if timeout is not None else None
     state = load_state(store, model_name)
-    seen = state.model_dump_json()
+    seen = state.model_dump_json(exclude={"updated_at"})
     while not state.done:
         if deadline is not None and deadline.expired:
             abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
@@ -180,7 +206,7 @@ def run_rollout(
             )
         time.sleep(max(0.0, min(state.next_check_at - time.time(), 5.0)))
         state = advance_rollout(deployer, model_name, registry, store)
-        now_seen = state.model_dump_json()
+        now_seen = state.model_dump_json(exclude={"updated_at"})
         if on_progress is not None and now_seen != seen:
             on_progress(state)
         seen = now_seen
@@ -193,25 +219,20 @@ def promote_rollout(
     registry: ModelRegistry | None = None,
     store: RolloutStore | None = None,
 ) -> RolloutState:
-    """Skip the remaining steps: the challenger takes 100 %, then becomes the champion."""
-    store = store or store_for(deployer)
-    with store.locked(model_name):
-        state = _unfinished(load_state(store, model_name), "promote")
-        if state.phase == "starting":
-            control = _control(deployer, state)
-            if not _challenger(control.traffic_status()).ready:
-                raise ConflictError(
-                    f"the challenger of {model_name} is not ready yet; promote it once "
-                    "`modeldeploy rollout status` shows a traffic step"
-                )
-        try:
-            _promote(deployer, state, registry, "promoted by request, remaining steps skipped")
-        except Exception as exc:
-            _roll_back(deployer, state, registry, f"error while promoting: {exc}")
-            store.save(state)
-            raise
-        store.save(state)
-        return state
+    """Skip the remaining steps: the challenger takes 100 %, then becomes the champion.
+    Raises if that fails (the rollout is then rolled back)."""
+    current = load_state(store or store_for(deployer), model_name)
+    if (
+        current.phase == "starting"
+        and not _challenger(_control(deployer, current).traffic_status()).ready
+    ):
+        raise ConflictError(
+            f"the challenger of {model_name} is not ready yet; promote it once "
+            "`modeldeploy rollout status` shows a traffic step"
+        )
+    with _editing(deployer, model_name, registry, store, "promote", reraise=True) as state:
+        _promote(deployer, state, registry, "promoted by request, remaining steps skipped")
+    return state
 
 
 def abort_rollout(
@@ -222,12 +243,9 @@ def abort_rollout(
     reason: str = "aborted by request",
 ) -> RolloutState:
     """All traffic back to the champion, challenger removed, alias untouched."""
-    store = store or store_for(deployer)
-    with store.locked(model_name):
-        state = _unfinished(load_state(store, model_name), "abort")
+    with _editing(deployer, model_name, registry, store, "abort", reraise=True) as state:
         _roll_back(deployer, state, registry, reason)
-        store.save(state)
-        return state
+    return state
 
 
 def rollout_status(
