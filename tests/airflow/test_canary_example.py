@@ -28,6 +28,9 @@ def test_canary_example_promotes_then_rolls_back_a_bad_challenger(run_dag, md_ho
     assert promoted["prediction_url"] == url
     assert second.value("report")["steps"] == ["25%: passed", "100%: passed"]
     assert promoted["champion_version"] == "2"
+    # it deferred (the state handed to the triggerer is in XCom): no worker slot while baking
+    handed_over = second.value("deploy", "progressive_rollout")
+    assert handed_over["rollout"]["phase"] == "baking"
 
     bad = run_dag(EXAMPLE, conf={"broken_labels": True})
     assert bad.state == "success", bad.states
