@@ -123,8 +123,10 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
 
     Returns (XCom) ``{"action", "message", "uuid", "flavor", "model_name", "model_version",
     "state", "prediction_url", "candidate_version", "champion_version", "gate_passed",
-    "gate_reason", "retired", "server"}``; ``action`` is ``created``, ``updated``,
-    ``kept``, ``restarted`` or ``none``.
+    "gate_reason", "retired", "server", "rollout"}``; ``action`` is ``created``,
+    ``updated``, ``kept``, ``restarted`` or ``none``, and with a strategy ``promoted``,
+    ``rolled_back``, ``reported`` or (``wait_for_completion=False``) ``progressing``;
+    ``rollout`` is the progressive rollout's state, else None.
     """
 
     template_fields: Sequence[str] = (
@@ -263,7 +265,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
                 analysis=_json_or_text(self.analysis),
             )
         self.log.info("%s", outcome.message)
-        if outcome.rollout is not None:
+        if outcome.rollout is not None and wait_for_completion:
             return self.follow_rollout(context, outcome)
         if outcome.pending is not None and self.deferrable and wait_for_completion:
             from modeldeploy_provider.triggers.modeldeploy import ModelServerReadyTrigger
@@ -649,4 +651,5 @@ def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:
         "gate_reason": decision.reason if decision else None,
         "retired": list(outcome.retired),
         "server": server,
+        "rollout": outcome.rollout.model_dump(mode="json") if outcome.rollout else None,
     }

@@ -107,7 +107,6 @@ class ProgressiveRolloutMixin:
         self.log.info("%s", render_state(state))
         done = progressive_outcome(state, outcome.decision, outcome.server)
         result = self._result(done)
-        result["rollout"] = state.model_dump(mode="json")
         fail = self.fail_on_rollback
         if state.phase == "rolled_back" and (fail is True or str(fail).lower() == "true"):
             raise AirflowException(f"{state.message}; the champion serves all traffic")
