@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from typing import Any
 
+import pytest
 from modeldeploy.progressive.runner import advance_rollout, begin_rollout, check_rollout
 
 from tests.cli.conftest import clean_env, cli_command
 from tests.conftest import SavedModels
 from tests.progressive.conftest import Serving
 from tests.progressive.helpers import SteadyClient
+
+pytestmark = pytest.mark.slow
 
 
 def _cli(serving: Serving, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,16 +73,42 @@ def test_status_then_promote_from_the_command_line(
     assert again.returncode == 1 and "already ended (succeeded" in again.stderr
 
 
-def test_abort_from_the_command_line(serving: Serving, saved_models: SavedModels) -> None:
+def test_abort_from_the_command_line_while_another_process_drives_the_rollout(
+    serving: Serving, saved_models: SavedModels
+) -> None:
+    from modeldeploy.progressive.runner import run_rollout
+    from modeldeploy.rollout import continuous_deploy
+
+    canary = {"kind": "canary", "percents": [50], "bake_seconds": 600}
+    result: dict[str, Any] = {}
     with SteadyClient(serving.url, serving.rows) as client:
         client.wait_for(10)
-        _start_canary(serving, saved_models)
-        client.wait_for(30)
+        outcome = continuous_deploy(
+            serving.deployer,
+            serving.config(saved_models.second),
+            {},
+            registry=serving.registry,
+            strategy=canary,
+            wait=False,
+        )
+        assert outcome.action == "progressing"
+        driver = threading.Thread(
+            target=lambda: result.update(
+                state=run_rollout(serving.deployer, "iris", serving.registry)
+            )
+        )
+        driver.start()
+        while json.loads(_cli(serving, "status", "iris", "--json").stdout)["phase"] != "baking":
+            client.wait_for(5)
+        client.wait_for(30)  # both variants answer at 50 %
         aborted = _cli(serving, "abort", "iris", "--reason", "looks wrong")
+        driver.join(timeout=120)
         after = len(client.timeline)
         client.wait_for(20)
     assert aborted.returncode == 0, aborted.stderr
     assert "rolled_back" in aborted.stdout and "looks wrong" in aborted.stdout
+    assert result["state"].phase == "rolled_back"  # the driver saw it end and stopped
+    assert client.predictions()[2] > 0
     assert client.failures == []
     assert {a.prediction for a in client.timeline[after:]} == {0}
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]

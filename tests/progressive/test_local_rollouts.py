@@ -7,15 +7,13 @@ the constant model answers 2, so every answer says which variant gave it.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
-from modeldeploy.progressive.runner import abort_rollout, rollout_status
-from modeldeploy.progressive.state import store_for
+from modeldeploy.progressive.runner import rollout_status
 from modeldeploy.registry import ModelRegistry
 from modeldeploy.rollout import continuous_deploy
 from modeldeploy.traffic import CHALLENGER
@@ -23,6 +21,8 @@ from modeldeploy.traffic import CHALLENGER
 from tests.conftest import SavedModels
 from tests.progressive.conftest import Serving
 from tests.progressive.helpers import Prometheus, SteadyClient
+
+pytestmark = pytest.mark.slow
 
 CHAMPION_ANSWER, CHALLENGER_ANSWER = 0, 2
 
@@ -123,33 +123,6 @@ def test_an_erroring_challenger_is_rolled_back_after_its_first_step(
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
 
 
-def test_abort_from_another_thread_puts_everything_back(
-    serving: Serving, saved_models: SavedModels
-) -> None:
-    canary = {"kind": "canary", "percents": [50], "bake_seconds": 600}
-    result: dict[str, Any] = {}
-    store = store_for(serving.deployer)
-    with SteadyClient(serving.url, serving.rows) as client:
-        client.wait_for(20)
-        runner = threading.Thread(
-            target=lambda: result.update(out=_deploy(serving, saved_models.second, canary, {}))
-        )
-        runner.start()
-        while (state := store.load("iris")) is None or state.phase != "baking":
-            client.wait_for(5)
-        client.wait_for(30)  # both variants answer at 50 %
-        aborted = abort_rollout(serving.deployer, "iris", serving.registry)
-        runner.join(timeout=60)
-        after = len(client.timeline)
-        client.wait_for(20)
-    assert aborted.phase == "rolled_back" and "aborted by request" in aborted.message
-    assert result["out"].action == "rolled_back"
-    assert client.predictions()[CHALLENGER_ANSWER] > 0
-    assert client.failures == []
-    assert set(client.predictions(since=after)) == {CHAMPION_ANSWER}
-    assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
-
-
 def test_shadow_reports_from_prometheus_and_clients_only_see_the_champion(
     serving: Serving, saved_models: SavedModels, prometheus: Prometheus
 ) -> None:
@@ -182,7 +155,8 @@ def test_shadow_reports_from_prometheus_and_clients_only_see_the_champion(
         state = run_rollout(serving.deployer, "iris")
     assert state.phase == "reported", state.message
     figures = state.history[0].analyses[-1].figures[CHALLENGER]
-    assert figures["requests"] >= 5 and figures["agreement"] == pytest.approx(1.0)
+    # Prometheus extrapolates increase() over the window: an estimate, not a count
+    assert figures["requests"] >= 5 and figures["agreement"] == pytest.approx(1.0, abs=0.02)
     assert "shadow report" in state.message
     assert client.failures == []
     assert set(client.predictions()) == {CHAMPION_ANSWER}
