@@ -171,3 +171,36 @@ def test_answers_agree_within_tolerance() -> None:
     assert answers_agree(["setosa"], ["setosa"]) and not answers_agree(["a"], ["b"])
     assert not answers_agree([True], [1])
     assert not answers_agree({"a": 1}, {"b": 1})
+
+
+def test_draining_answers_a_waiting_keep_alive_client_then_closes(
+    public: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modeldeploy.flavors.mlflow.router as router_module
+
+    # Long enough that a loaded machine cannot turn the idle wait into a close under us.
+    monkeypatch.setattr(router_module, "DRAIN_IDLE_SECONDS", 60.0)
+    champion = make_backend(1.0)
+    port = public.getsockname()[1]
+    router = RouterThread(public, Table(champion=backend(CHAMPION, champion)))
+    try:
+        body = json.dumps({"inputs": [[1, 2]]}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/invocations", body)
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("connection") is None
+        first.read()
+        router.begin_drain()
+        assert not router.drained()  # our idle keep-alive connection is still open
+        conn.request("POST", "/invocations", body)  # the same connection, while draining
+        last = conn.getresponse()
+        assert last.status == 200 and last.getheader("connection") == "close"
+        assert last.read() == b'{"predictions": [1.0]}'
+        conn.close()
+        deadline = time.monotonic() + 10
+        while not router.drained():
+            assert time.monotonic() < deadline, "the router never finished draining"
+            time.sleep(0.01)
+    finally:
+        router.close()
+        champion.shutdown()

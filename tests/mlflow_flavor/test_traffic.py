@@ -274,3 +274,19 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     assert (read_json(server.dir / RECORD) or {}).get("traffic") is None
     assert [v.name for v in server.traffic_status().variants] == [CHAMPION]
     server.remove_challenger()  # nothing to remove: a no-op, not an error
+
+    # A challenger whose model cannot load gets no traffic and says why.
+    server.add_challenger({**config, "model_uri": str(saved_models.broken)})
+    server.set_traffic(50, mirror_percent=100)
+    wait_until(lambda: server.traffic_status().metrics_url is not None)
+    wait_until(lambda: server.traffic_status().variants[-1].last_error is not None)
+    broken = server.traffic_status()
+    assert [(v.name, v.ready, v.weight) for v in broken.variants] == [
+        (CHAMPION, True, 100),
+        (CHALLENGER, False, 0),
+    ]
+    assert "exited" in (broken.variants[1].last_error or "")
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    server.remove_challenger()
+    wait_until(lambda: server.traffic_status().metrics_url is None)

@@ -40,6 +40,7 @@ BUCKETS = (
 MAX_MIRRORS_IN_FLIGHT = 64
 POOL_IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive timeout, so a pooled one is alive
 MAX_HEAD = 64 * 1024
+DRAIN_IDLE_SECONDS = 2.0  # how long a draining router waits for idle clients to send again
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 _NO_BODY_STATUS = (204, 304)
 
@@ -87,7 +88,10 @@ class Request:
     head: bytes  # the request line and headers as received, ending in a blank line
     body: bytes
     keep_alive: bool
-    sticky: bytes | None = None
+    headers: dict[bytes, bytes]  # lower-case names
+
+    def header(self, name: str | None) -> bytes | None:
+        return self.headers.get(name.lower().encode()) if name else None
 
 
 @dataclass
@@ -240,9 +244,7 @@ def _dechunk(raw: bytes) -> bytes:
         pos = end + 2 + size + 2
 
 
-async def read_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sticky_header: str | None
-) -> Request:
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request:
     head = await reader.readuntil(b"\r\n\r\n")
     line, headers = _headers(head)
     parts = line.split(b" ")
@@ -267,8 +269,7 @@ async def read_request(
             if not ln.lower().startswith((b"transfer-encoding:", b"content-length:", b"expect:"))
         ]
         head = b"\r\n".join([*kept, b"Content-Length: %d" % len(body)]) + b"\r\n\r\n"
-    sticky = headers.get(sticky_header.lower().encode()) if sticky_header else None
-    return Request(method, target, head, body, keep_alive, sticky)
+    return Request(method, target, head, body, keep_alive, headers)
 
 
 async def read_response(reader: asyncio.StreamReader, method: str) -> Response:
@@ -288,6 +289,10 @@ async def read_response(reader: asyncio.StreamReader, method: str) -> Response:
             status, head, await reader.readexactly(int(headers[b"content-length"])), reusable
         )
     return Response(status, head, await reader.read(), False)
+
+
+def _says_close(head: bytes) -> bool:
+    return _headers(head)[1].get(b"connection", b"").lower() == b"close"
 
 
 def _simple_response(status: int, reason: str, body: bytes, content_type: str) -> bytes:
@@ -321,16 +326,15 @@ class Pool:
                     break
                 writer.close()
             try:
-                if conn is None:
-                    conn = await asyncio.wait_for(
-                        asyncio.open_connection(self.backend.host, self.backend.port), timeout
-                    )
-                    sock = conn[1].get_extra_info("socket")
-                    if sock is not None:
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                reader, writer = conn
-                writer.write(request.head + request.body)
-                response = await asyncio.wait_for(read_response(reader, request.method), timeout)
+                async with asyncio.timeout(timeout):  # no task per request, unlike wait_for
+                    if conn is None:
+                        conn = await asyncio.open_connection(self.backend.host, self.backend.port)
+                        sock = conn[1].get_extra_info("socket")
+                        if sock is not None:
+                            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    reader, writer = conn
+                    writer.write(request.head + request.body)
+                    response = await read_response(reader, request.method)
             except (TimeoutError, ValueError, IndexError) as exc:  # before OSError: a subclass
                 if conn is not None:
                     conn[1].close()
@@ -386,7 +390,7 @@ class Router:
         try:
             while not self.draining:
                 try:
-                    request = await read_request(reader, writer, self.table.sticky_header)
+                    request = await read_request(reader, writer)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     return
                 except ValueError:
@@ -418,7 +422,7 @@ class Router:
             return
         table = self.table
         scoring = path == "/invocations" and request.method == "POST"
-        backend = table.pick(request.sticky) if scoring else table.champion
+        backend = table.pick(request.header(table.sticky_header)) if scoring else table.champion
         started = time.perf_counter()
         try:
             response = await self.pool(backend).exchange(request, table.timeout)
@@ -443,7 +447,10 @@ class Router:
             self.metrics.observe(
                 backend.name, response.status, False, time.perf_counter() - started
             )
-        writer.write(response.head + response.body)
+        head = response.head
+        if self.draining and not _says_close(head):
+            head = head[:-2] + b"connection: close\r\n\r\n"
+        writer.write(head + response.body)
         await writer.drain()
         if scoring and backend is table.champion:
             target = table.mirror()
@@ -480,9 +487,14 @@ class Router:
         self.draining = True
         if self.server is not None:
             self.server.close()  # closes our duplicate of the public socket, not the socket
-        for writer, busy in list(self.connections.items()):
-            if not busy:
-                writer.close()
+        if self.connections:
+            # A client that sends again soon gets its answer with `connection: close`, a
+            # clean end; only connections still idle after that are closed under it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.drained.wait()), DRAIN_IDLE_SECONDS)
+            for writer, busy in list(self.connections.items()):
+                if not busy:
+                    writer.close()
         if self.connections:
             await self.drained.wait()
         if self.mirrors:

@@ -84,6 +84,9 @@ class Routing:
         self.retry_at: dict[int, float] = {}  # generation -> when to restart after a crash
         self.serving_generation: int | None = None  # the champion's, once the router serves
         self.challenger: tuple[int, Private | None] | None = None
+        # scoring servers that held the public socket, still finishing; until they exit,
+        # some connections land on them, so the routing is not reported as applied yet
+        self.retiring: list[Child] = []
         self._reported: dict[str, Any] | None = None
 
     # -- the supervisor's loop ----------------------------------------------------------
@@ -130,6 +133,7 @@ class Routing:
         self.serving_generation = generation
         for child in (self.sup.active, self.sup.pending):
             if child is not None:
+                self.retiring.append(child)
                 _retire_child(child)
         self.sup.active = self.sup.pending = None
         self.sup.failed_generation = None
@@ -173,8 +177,10 @@ class Routing:
 
     def busy(self) -> bool:
         """Something changes soon: the supervisor's loop then looks more often."""
-        return any(not p.ready or p.unused_since is not None for p in self.private) or (
-            self.router is not None and self.router.draining
+        return (
+            any(not p.ready or p.unused_since is not None for p in self.private)
+            or (self.router is not None and self.router.draining)
+            or bool(self.retiring)
         )
 
     def close(self) -> None:
@@ -202,6 +208,7 @@ class Routing:
         return private
 
     def _reap(self) -> None:
+        self.retiring = [child for child in self.retiring if not child.exited()]
         for private in [p for p in self.private if p.child.exited()]:
             self.private.remove(private)
             generation = private.child.generation
@@ -230,7 +237,8 @@ class Routing:
 
     def report(self) -> dict[str, Any]:
         """What is routed where, as applied; written to status.json by the supervisor."""
-        table = self.router.table if self.router is not None else None
+        alone = not self.retiring and self.sup.active is None  # the router has the socket
+        table = self.router.table if self.router is not None and alone else None
         weight = table.weight if table is not None and table.challenger is not None else 0
         variants: list[dict[str, Any]] = [
             {
@@ -255,12 +263,12 @@ class Routing:
                 }
             )
         return {
-            "routed": self.router is not None,
+            "routed": table is not None,
             "draining": self.router is not None and self.router.draining,
             "variants": variants,
             "mirror_percent": table.mirror_percent if table and table.challenger else 0,
             "sticky_header": table.sticky_header if table is not None else None,
-            "metrics_path": METRICS_PATH if self.router is not None else None,
+            "metrics_path": METRICS_PATH if table is not None else None,
         }
 
     def publish(self, state: str) -> None:
