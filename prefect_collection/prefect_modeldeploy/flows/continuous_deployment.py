@@ -47,32 +47,36 @@ def continuous_deployment(
     failure later in the transaction (a rollout still running is aborted)."""
     with transaction():
         if strategy is not None and strategy != "in_place":
-            return _progressive(
+            lineage = {"pipeline_name": pipeline_name} if pipeline_name else {}
+            outcome = start_rollout(
                 deployer,
                 model_name,
                 model_uri,
-                metrics,
-                gate_rules,
-                config,
-                timeout,
                 strategy,
-                analysis,
-                verification_data,
-                expected_predictions,
-                min_live_accuracy,
+                analysis=analysis,
+                metrics=metrics,
+                gate_rules=gate_rules,
+                config={**dict(config or {}), **lineage},
+                timeout=timeout,
             )
-        outcome = deploy_model(
-            deployer,
-            model_name,
-            model_uri,
-            metrics=metrics,
-            gate_rules=gate_rules,
-            champion_metric=champion_metric,
-            min_improvement=min_improvement,
-            config=config,
-            pipeline_name=pipeline_name,
-            timeout=timeout,
-        )
+            if outcome.rollout is not None:
+                from modeldeploy.rollout import progressive_outcome
+
+                state = follow_rollout(deployer, model_name)
+                outcome = progressive_outcome(state, outcome.decision, outcome.server)
+        else:
+            outcome = deploy_model(
+                deployer,
+                model_name,
+                model_uri,
+                metrics=metrics,
+                gate_rules=gate_rules,
+                champion_metric=champion_metric,
+                min_improvement=min_improvement,
+                config=config,
+                pipeline_name=pipeline_name,
+                timeout=timeout,
+            )
         if outcome.server is not None and verification_data is not None:
             verify_predictions(
                 deployer,
@@ -81,45 +85,4 @@ def continuous_deployment(
                 expected=expected_predictions,
                 min_accuracy=min_live_accuracy,
             )
-    return outcome
-
-
-def _progressive(
-    deployer: ModelDeployerBlock | str,
-    model_name: str,
-    model_uri: str,
-    metrics: Mapping[str, float],
-    gate_rules: list[str] | None,
-    config: Mapping[str, Any] | None,
-    timeout: float,
-    strategy: Mapping[str, Any] | str,
-    analysis: Mapping[str, Any] | str | None,
-    verification_data: Any,
-    expected_predictions: Sequence[Any] | None,
-    min_live_accuracy: float | None,
-) -> RolloutOutcome:
-    from modeldeploy.rollout import progressive_outcome
-
-    outcome = start_rollout(
-        deployer,
-        model_name,
-        model_uri,
-        strategy,
-        analysis=analysis,
-        metrics=metrics,
-        gate_rules=gate_rules,
-        config=config,
-        timeout=timeout,
-    )
-    if outcome.rollout is not None:
-        state = follow_rollout(deployer, model_name)
-        outcome = progressive_outcome(state, outcome.decision, outcome.server)
-    if outcome.server is not None and verification_data is not None:
-        verify_predictions(
-            deployer,
-            outcome,
-            verification_data,
-            expected=expected_predictions,
-            min_accuracy=min_live_accuracy,
-        )
     return outcome
