@@ -148,6 +148,7 @@ def continuous_deploy(
                 candidate_version=candidate_version,
                 champion_version=champion.version if champion else None,
                 timeout=timeout,
+                registry=registry,
             )
             if wait:
                 state = runner.run_rollout(deployer, config.model_name, registry, timeout=None)

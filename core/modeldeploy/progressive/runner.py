@@ -96,8 +96,10 @@ def begin_rollout(
     candidate_version: str | None = None,
     champion_version: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    registry: ModelRegistry | None = None,
 ) -> RolloutState:
-    """Start the challenger beside `champion_server` with no traffic and save the state."""
+    """Start the challenger beside `champion_server` with no traffic and save the state.
+    (`registry` only tags the candidate if the challenger cannot even be added.)"""
     check_timeout(timeout)
     store = store or store_for(deployer)
     control = traffic_control(deployer, champion_server)
@@ -130,7 +132,7 @@ def begin_rollout(
         try:
             control.add_challenger(config)
         except Exception as exc:
-            _roll_back(deployer, state, None, f"the challenger did not start: {exc}")
+            _roll_back(deployer, state, registry, f"the challenger did not start: {exc}")
             store.save(state)
             raise
         logger.info("%s", state.summary())
