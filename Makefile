@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck bench clean browser
+.PHONY: install demo test lint typecheck bench clean browser prometheus
 
 install: $(STAMP)
 
@@ -33,7 +33,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) lint typecheck browser
+# Prometheus for the rollout-analysis tests, which start it on loopback (Debian package).
+prometheus:
+	@command -v prometheus >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
+
+test: $(STAMP) lint typecheck browser prometheus
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 bench: $(STAMP)

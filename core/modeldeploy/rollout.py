@@ -18,6 +18,9 @@ from modeldeploy.crashpoints import crash_point
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
 from modeldeploy.errors import ConflictError, InvalidConfigError, ModelDeployError
 from modeldeploy.gate import CheckResult, Gate, GateDecision
+from modeldeploy.progressive.analysis import AnalysisConfig
+from modeldeploy.progressive.state import RolloutState
+from modeldeploy.progressive.strategies import InPlace, Strategy
 from modeldeploy.reconcile import reconcile_serving, rollout_marker
 from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
@@ -25,7 +28,18 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
 
-RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "rolled_back", "deleted"]
+RolloutAction = Literal[
+    "created",
+    "updated",
+    "kept",
+    "restarted",
+    "none",
+    "rolled_back",
+    "deleted",
+    "progressing",
+    "promoted",
+    "reported",
+]
 
 
 class RolloutOutcome(BaseModel):
@@ -44,6 +58,8 @@ class RolloutOutcome(BaseModel):
     pending: PendingDeploy | None = None
     #: what reconciling serving with `champion` did first (after an interrupted rollout)
     reconciled: list[str] = []
+    #: a progressive rollout's state (strategy other than in_place), see modeldeploy.progressive
+    rollout: RolloutState | None = None
 
 
 def continuous_deploy(
@@ -57,6 +73,8 @@ def continuous_deploy(
     on_transition: TransitionCallback | None = None,
     wait: bool = True,
     allow_signature_change: bool = False,
+    strategy: Strategy | dict[str, Any] | str | None = None,
+    analysis: AnalysisConfig | dict[str, Any] | str | None = None,
 ) -> RolloutOutcome:
     """Gate the candidate against its rules and the champion, then deploy or keep serving.
 
@@ -65,10 +83,16 @@ def continuous_deploy(
     (`SignatureChangeError`) before anything is registered or written, unless
     `allow_signature_change`. With `wait=False` a passing candidate is written but not
     waited for: the outcome carries `pending`, and `finish_rollout` completes it (waits,
-    retires, promotes).
+    retires, promotes). A `strategy` other than in_place (canary, linear, blue_green,
+    shadow) runs the candidate beside the serving model and moves traffic step by step with
+    an `analysis` at each; with `wait=False` the outcome carries `rollout` for
+    `advance_rollout`.
     """
     deadline = Deadline(check_timeout(timeout))
     config = deployer.parse_config(config)
+    from modeldeploy.progressive import runner
+
+    progressive = runner.check_rollout(deployer, strategy, analysis)  # before any change
     gate = gate or Gate()
     reconciled: list[str] = []
     if registry is not None:
@@ -133,6 +157,28 @@ def continuous_deploy(
             server=server.info() if server else None,
             reconciled=reconciled,
         )
+
+    if not isinstance(progressive[0], InPlace):
+        serving = deployer.find_model_server(
+            running=True,
+            pipeline_name=config.pipeline_name,
+            pipeline_step_name=config.step_name,
+            model_name=config.model_name,
+        )
+        if serving:  # else the first rollout has no champion to compare with: in place
+            state = runner.begin_rollout(
+                deployer,
+                serving[0],
+                config,
+                *progressive,
+                candidate_version=candidate_version,
+                champion_version=champion.version if champion else None,
+                timeout=timeout,
+                registry=registry,
+            )
+            if wait:
+                state = runner.run_rollout(deployer, config.model_name, registry, timeout=None)
+            return progressive_outcome(state, decision, serving[0].info())
 
     if not wait:
         pending = deployer.begin_deploy(config, replace=replace)
@@ -211,6 +257,28 @@ def _check_signature(
     )
 
 
+def progressive_outcome(
+    state: RolloutState, decision: GateDecision | None, server: ModelServerInfo | None
+) -> RolloutOutcome:
+    """The outcome of a progressive rollout as far as it got."""
+    action: RolloutAction = {
+        "succeeded": "promoted",
+        "rolled_back": "rolled_back",
+        "reported": "reported",
+    }.get(state.phase, "progressing")  # type: ignore[assignment]
+    promoted = state.phase == "succeeded"
+    return RolloutOutcome(
+        action=action,
+        message=state.summary(),
+        model_name=state.model_name,
+        candidate_version=state.candidate_version,
+        champion_version=state.candidate_version if promoted else state.champion_version,
+        decision=decision,
+        server=server,
+        rollout=state,
+    )
+
+
 def finish_rollout(
     deployer: ModelDeployer,
     outcome: RolloutOutcome | dict[str, Any],
@@ -225,6 +293,11 @@ def finish_rollout(
     nothing pending (kept, restarted, none) is returned unchanged.
     """
     outcome = RolloutOutcome.model_validate(outcome)
+    if outcome.rollout is not None and not outcome.rollout.done:
+        from modeldeploy.progressive.runner import run_rollout
+
+        state = run_rollout(deployer, outcome.model_name, registry, timeout=timeout)
+        return progressive_outcome(state, outcome.decision, outcome.server)
     if outcome.pending is None:
         return outcome
     try:

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowException
 from modeldeploy_provider._values import as_bool, as_mapping, as_metrics, as_number, as_rules
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
+from modeldeploy_provider.operators.progressive import ProgressiveRolloutMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -75,7 +76,7 @@ class _ModelDeployOperator(BaseOperator):
         self.prediction_url = url  # read by PredictionUrlLink when the task ends
 
 
-class DeployModelOperator(_ModelDeployOperator):
+class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
     """Deploy a model continuously: gate it, register it, update the serving model in place.
 
     Calls `modeldeploy.rollout.continuous_deploy`: the candidate is checked against `gate_rules`
@@ -118,11 +119,21 @@ class DeployModelOperator(_ModelDeployOperator):
         follow with a `ModelServerReadySensor`. Prefer ``deferrable=True`` to free the slot.
     :param deferrable: wait in the triggerer instead of a worker slot; the rollout is
         finished (alias moved, older servers retired, or a failure undone) when it resumes.
+    :param strategy: ``in_place`` (default), ``canary``, ``linear``, ``blue_green`` or
+        ``shadow``, or a dict such as ``{"kind": "canary", "percents": [10, 50, 100],
+        "bake_seconds": 300}`` (see docs/progressive-delivery.md). Deferrable, every bake
+        time is spent in the triggerer and each step's analysis is written to the task log.
+    :param analysis: how each step is judged, e.g. ``{"rules": ["error_rate<=0.01",
+        "p99_ms<=50"], "min_requests": 100}``, or just the rules as one string.
+    :param fail_on_rollback: fail the task when the analysis rolled the candidate back
+        (default); with False the task succeeds with ``action`` ``rolled_back``.
 
     Returns (XCom) ``{"action", "message", "uuid", "flavor", "model_name", "model_version",
     "state", "prediction_url", "candidate_version", "champion_version", "gate_passed",
-    "gate_reason", "retired", "server"}``; ``action`` is ``created``, ``updated``,
-    ``kept``, ``restarted`` or ``none``.
+    "gate_reason", "retired", "server", "rollout"}``; ``action`` is ``created``,
+    ``updated``, ``kept``, ``restarted`` or ``none``, and with a strategy ``promoted``,
+    ``rolled_back``, ``reported`` or (``wait_for_completion=False``) ``progressing``;
+    ``rollout`` is the progressive rollout's state, else None.
     """
 
     template_fields: Sequence[str] = (
@@ -146,8 +157,16 @@ class DeployModelOperator(_ModelDeployOperator):
         "replace",
         "timeout",
         "wait_for_completion",
+        "strategy",
+        "analysis",
+        "fail_on_rollback",
     )
-    template_fields_renderers = {"service_config": "json", "metrics": "json"}
+    template_fields_renderers = {
+        "service_config": "json",
+        "metrics": "json",
+        "strategy": "json",
+        "analysis": "json",
+    }
     operator_extra_links = (PredictionUrlLink(),)
     ui_color = "#d6f0e0"
 
@@ -175,9 +194,15 @@ class DeployModelOperator(_ModelDeployOperator):
         timeout: float | str = DEFAULT_TIMEOUT,
         wait_for_completion: bool | str = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        strategy: dict[str, Any] | str | None = None,
+        analysis: dict[str, Any] | str | None = None,
+        fail_on_rollback: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(modeldeploy_conn_id=modeldeploy_conn_id, timeout=timeout, **kwargs)
+        self.strategy = strategy
+        self.analysis = analysis
+        self.fail_on_rollback = fail_on_rollback
         self.model_name = model_name
         self.model_uri = model_uri
         self.service_config = service_config
@@ -249,8 +274,12 @@ class DeployModelOperator(_ModelDeployOperator):
                 allow_signature_change=as_bool(
                     self.allow_signature_change, "allow_signature_change"
                 ),
+                strategy=_json_or_text(self.strategy),
+                analysis=_json_or_text(self.analysis),
             )
         self.log.info("%s", outcome.message)
+        if outcome.rollout is not None and wait_for_completion:
+            return self.follow_rollout(context, outcome)
         if outcome.pending is not None and self.deferrable and wait_for_completion:
             from modeldeploy_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
@@ -691,6 +720,13 @@ class RollbackModelOperator(_ModelDeployOperator):
             return result
 
 
+def _json_or_text(value: Any) -> Any:
+    """A templated dict arrives as its JSON text; a bare strategy kind stays text."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        return as_mapping(value, "strategy/analysis")
+    return value
+
+
 def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:
     """Flatten a `RolloutOutcome` into the JSON dict the deploy operators return."""
     server = outcome.server.model_dump(mode="json") if outcome.server else None
@@ -710,4 +746,5 @@ def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:
         "gate_reason": decision.reason if decision else None,
         "retired": list(outcome.retired),
         "server": server,
+        "rollout": outcome.rollout.model_dump(mode="json") if outcome.rollout else None,
     }

@@ -22,6 +22,11 @@ from modeldeploy.cli.output import (
     render_table,
     short_uuid,
 )
+from modeldeploy.cli.rollouts import (  # noqa: F401 - handlers are looked up by name
+    rollout_abort,
+    rollout_promote,
+    rollout_status,
+)
 
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer

@@ -3,6 +3,7 @@
     modeldeploy [global options] models list|describe|get-url|logs|start|stop|delete ...
     modeldeploy [global options] rollback MODEL_NAME [--pipeline P] [--step S]
     modeldeploy [global options] gate MODEL_NAME --metric rmse=56.1 [--champion-metric rmse]
+    modeldeploy [global options] rollout status|promote|abort MODEL_NAME [--json]
     modeldeploy flavors
 
 Global options may also follow the command (`modeldeploy models list --flavor kserve`),
@@ -320,6 +321,10 @@ def build_parser() -> Parser:
     p.add_argument("--step", metavar="S", help="the step whose server to roll back")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler="rollback")
+
+    from modeldeploy.cli.rollouts import add_parser as add_rollout_parser
+
+    add_rollout_parser(commands, common)
 
     p = commands.add_parser(
         "gate",

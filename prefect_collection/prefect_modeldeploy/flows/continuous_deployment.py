@@ -9,7 +9,12 @@ from prefect import flow
 from prefect.transactions import transaction
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.tasks import deploy_model, verify_predictions
+from prefect_modeldeploy.tasks import (
+    deploy_model,
+    follow_rollout,
+    start_rollout,
+    verify_predictions,
+)
 
 if TYPE_CHECKING:
     from modeldeploy.rollout import RolloutOutcome
@@ -34,6 +39,8 @@ def continuous_deployment(
     pipeline_name: str | None = None,
     timeout: float = 300.0,
     allow_signature_change: bool = False,
+    strategy: Mapping[str, Any] | str | None = None,
+    analysis: Mapping[str, Any] | str | None = None,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model
@@ -43,22 +50,49 @@ def continuous_deployment(
 
     With `champion_metric`, `direction` says which way it is better ("minimize" for a loss
     or an error, "maximize" for a score); it is inferred only for well-known metric names
-    and an unknown metric without it is refused before anything changes."""
+    and an unknown metric without it is refused before anything changes.
+
+    With a `strategy` (canary, linear, blue_green, shadow) the candidate takes traffic step
+    by step with an `analysis` at each; a failed step rolls it back, and so does any
+    failure later in the transaction (a rollout still running is aborted)."""
     with transaction():
-        outcome = deploy_model(
-            deployer,
-            model_name,
-            model_uri,
-            metrics=metrics,
-            gate_rules=gate_rules,
-            champion_metric=champion_metric,
-            min_improvement=min_improvement,
-            direction=direction,
-            config=config,
-            pipeline_name=pipeline_name,
-            timeout=timeout,
-            allow_signature_change=allow_signature_change,
-        )
+        if strategy is not None and strategy != "in_place":
+            lineage = {"pipeline_name": pipeline_name} if pipeline_name else {}
+            outcome = start_rollout(
+                deployer,
+                model_name,
+                model_uri,
+                strategy,
+                analysis=analysis,
+                metrics=metrics,
+                gate_rules=gate_rules,
+                config={**dict(config or {}), **lineage},
+                timeout=timeout,
+                champion_metric=champion_metric,
+                min_improvement=min_improvement,
+                direction=direction,
+                allow_signature_change=allow_signature_change,
+            )
+            if outcome.rollout is not None:
+                from modeldeploy.rollout import progressive_outcome
+
+                state = follow_rollout(deployer, model_name)
+                outcome = progressive_outcome(state, outcome.decision, outcome.server)
+        else:
+            outcome = deploy_model(
+                deployer,
+                model_name,
+                model_uri,
+                metrics=metrics,
+                gate_rules=gate_rules,
+                champion_metric=champion_metric,
+                min_improvement=min_improvement,
+                direction=direction,
+                config=config,
+                pipeline_name=pipeline_name,
+                timeout=timeout,
+                allow_signature_change=allow_signature_change,
+            )
         if outcome.server is not None and verification_data is not None:
             verify_predictions(
                 deployer,

@@ -6,6 +6,12 @@ from prefect_modeldeploy.tasks.deployment import (
     evaluate_gate,
     rollback_model,
 )
+from prefect_modeldeploy.tasks.progressive import (
+    ROLLOUT_RECORD,
+    RolloutRolledBack,
+    follow_rollout,
+    start_rollout,
+)
 from prefect_modeldeploy.tasks.servers import (
     DeleteResult,
     VerificationError,
@@ -20,16 +26,20 @@ from prefect_modeldeploy.tasks.servers import (
 
 __all__ = [
     "ROLLBACK_RECORD",
+    "ROLLOUT_RECORD",
     "DeleteResult",
+    "RolloutRolledBack",
     "VerificationError",
     "VerificationResult",
     "delete_model_server",
     "deploy_model",
     "evaluate_gate",
     "find_model_servers",
+    "follow_rollout",
     "predict",
     "rollback_model",
     "start_model_server",
+    "start_rollout",
     "stop_model_server",
     "verify_predictions",
 ]

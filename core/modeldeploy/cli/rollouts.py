@@ -1,0 +1,131 @@
+"""`modeldeploy rollout status|promote|abort MODEL`: a progressive rollout from any shell.
+
+The rollout's state is read from where the engine keeps it (see
+`modeldeploy.progressive.state`), so these work while an Airflow task or a Prefect flow
+drives the rollout elsewhere. `status --follow` drives it too (each advance takes a lock
+and only does what is due), printing every step with its figures against the thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from modeldeploy.cli.main import EXIT_FAILED, EXIT_OK, Globals
+from modeldeploy.cli.output import dump_json
+
+if TYPE_CHECKING:
+    from modeldeploy.progressive.state import RolloutState
+
+
+def render_state(state: RolloutState) -> str:
+    from modeldeploy.progressive.report import render_state as render
+
+    return render(state)
+
+
+def _context(g: Globals) -> tuple[Any, Any]:
+    from modeldeploy.cli.commands import import_mlflow_quietly, make_deployer, tracking_uri_of
+    from modeldeploy.registry import ModelRegistry
+
+    import_mlflow_quietly(g)
+    return make_deployer(g), ModelRegistry(tracking_uri_of(g))
+
+
+def _show(state: RolloutState, as_json: bool) -> int:
+    if as_json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_FAILED if state.phase == "rolled_back" else EXIT_OK
+
+
+def rollout_status(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive import runner
+
+    deployer = None
+    registry = None
+    if args.follow:
+        deployer, registry = _context(g)
+    else:
+        from modeldeploy.cli.commands import make_deployer
+
+        deployer = make_deployer(g)
+    state = runner.rollout_status(deployer, args.model_name)
+    if args.follow and not state.done:
+        print(render_state(state), file=sys.stderr, flush=True)
+        state = runner.run_rollout(
+            deployer,
+            args.model_name,
+            registry,
+            on_progress=lambda s: print(render_state(s), file=sys.stderr, flush=True),
+        )
+    if args.json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_OK
+
+
+def rollout_promote(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import promote_rollout
+
+    deployer, registry = _context(g)
+    return _show(promote_rollout(deployer, args.model_name, registry), args.json)
+
+
+def rollout_abort(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import abort_rollout
+
+    deployer, registry = _context(g)
+    reason = args.reason or "aborted from the command line"
+    state = abort_rollout(deployer, args.model_name, registry, reason=reason)
+    if args.json:
+        dump_json(state.model_dump(mode="json"))
+    else:
+        print(render_state(state))
+    return EXIT_OK
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The `rollout` command group, added to the top-level parser by `main`."""
+    rollout = commands.add_parser(
+        "rollout",
+        parents=[common],
+        help="follow, promote or abort a progressive rollout",
+        description="Follow, promote or abort the progressive rollout (canary, linear, "
+        "blue/green, shadow) of MODEL_NAME, wherever it was started.",
+    )
+    verbs = rollout.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, short, long in _VERBS:
+        p = verbs.add_parser(verb, parents=[common], help=short, description=long)
+        p.add_argument("model_name", metavar="MODEL_NAME")
+        if verb == "status":
+            p.add_argument("--follow", action="store_true", help="advance and print until done")
+        if verb == "abort":
+            p.add_argument("--reason", metavar="TEXT", help="why (tagged on the rejected version)")
+        p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
+        p.set_defaults(handler=f"rollout_{verb}")
+
+
+_VERBS = (
+    (
+        "status",
+        "show the step, traffic split and each analysis",
+        "Show the rollout's step, traffic split and each step's figures against the "
+        "thresholds. With --follow, advance it and print every change until it ends.",
+    ),
+    (
+        "promote",
+        "skip the remaining steps and promote the challenger",
+        "Send all traffic to the challenger, make it the champion (model server and registry "
+        "alias), skipping the remaining steps.",
+    ),
+    (
+        "abort",
+        "all traffic back to the champion, challenger removed",
+        "Send all traffic back to the champion and remove the challenger; the champion alias "
+        "stays where it is and the rejected version is tagged with the reason.",
+    ),
+)

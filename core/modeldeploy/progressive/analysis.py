@@ -1,0 +1,237 @@
+"""The analysis run at the end of every step: service health and the model itself.
+
+Figures per variant come from `metrics` (request count, error rate, p50/p99 latency, and
+agreement on mirrored requests). A probe dataset, sent to each variant's own URL, adds
+agreement on the same rows and, with its labels, accuracy or rmse/mae per variant.
+Thresholds are the gate's rules (`error_rate<=0.01`) applied to the challenger's figures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.gate import CheckResult, Gate, MetricThreshold
+from modeldeploy.http import JsonClient
+from modeldeploy.progressive.metrics import VariantFigures
+from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus
+
+SERVICE_METRICS = ("requests", "errors", "error_rate", "p50_ms", "p99_ms")
+PROBE_METRICS = ("accuracy", "rmse", "mae")
+KNOWN_METRICS = (*SERVICE_METRICS, "agreement", *PROBE_METRICS)
+DEFAULT_RULES = ("error_rate<=0.01",)
+Verdict = Literal["passed", "failed", "inconclusive"]
+
+
+class Probe(BaseModel):
+    """Rows (MLflow `dataframe_records`) with their labels, scored on every variant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, Any]] = Field(min_length=1)
+    labels: list[Any] | None = None
+    task: Literal["classification", "regression"] = "classification"
+
+    @model_validator(mode="after")
+    def _labels_match(self) -> Probe:
+        if self.labels is not None and len(self.labels) != len(self.records):
+            raise ValueError(f"probe has {len(self.records)} records but {len(self.labels)} labels")
+        return self
+
+
+class AnalysisConfig(BaseModel):
+    """How each step is judged. Rules apply to the challenger's figures of the step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[str] = list(DEFAULT_RULES)
+    #: fewer challenger requests than this in a step's window makes it inconclusive
+    min_requests: int = Field(default=20, ge=0)
+    #: what an inconclusive step does: wait (re-check every `recheck_seconds` up to
+    #: `max_wait_seconds`), extend (bake once more, up to `max_extensions`), or fail
+    on_inconclusive: Literal["wait", "extend", "fail"] = "extend"
+    max_extensions: int = Field(default=2, ge=0)
+    recheck_seconds: float = Field(default=1.0, gt=0)
+    max_wait_seconds: float = Field(default=600.0, gt=0)
+    #: a Prometheus HTTP API; without one the server's metrics endpoint is scraped directly
+    prometheus_url: str | None = None
+    #: PromQL templates replacing the defaults in `modeldeploy.progressive.metrics`
+    queries: dict[str, str] = {}
+    probe: Probe | None = None
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _split(cls, rules: Any) -> Any:
+        if isinstance(rules, str):
+            return [r for r in rules.split(",") if r.strip()]
+        return rules
+
+    @field_validator("rules")
+    @classmethod
+    def _known(cls, rules: list[str]) -> list[str]:
+        for rule in rules:
+            metric = MetricThreshold.parse(rule).metric
+            if metric not in KNOWN_METRICS:
+                raise ValueError(
+                    f"analysis rule {rule!r} names {metric!r}; the analysis measures "
+                    f"{', '.join(KNOWN_METRICS)}"
+                )
+        return rules
+
+    def thresholds(self) -> list[MetricThreshold]:
+        return [MetricThreshold.parse(r) for r in self.rules]
+
+    def check_measurable(self, mirrors: bool) -> None:
+        """Refuse rules no step of this rollout could measure, before anything changes."""
+        for t in self.thresholds():
+            if t.metric in PROBE_METRICS and (self.probe is None or self.probe.labels is None):
+                raise InvalidConfigError(
+                    f"analysis rule on {t.metric} needs labels: give analysis.probe with "
+                    "records and labels"
+                )
+            if t.metric == "agreement" and not mirrors and self.probe is None:
+                raise InvalidConfigError(
+                    "analysis rule on agreement needs requests both variants answered: use "
+                    "the shadow strategy (mirrored requests) or give analysis.probe"
+                )
+
+
+class StepAnalysis(BaseModel):
+    """One step's verdict, the figures it read and each check against its threshold."""
+
+    verdict: Verdict
+    reason: str
+    window_seconds: float
+    figures: dict[str, dict[str, float | None]] = {}
+    checks: list[CheckResult] = []
+
+
+def analyse(
+    config: AnalysisConfig,
+    service: dict[str, VariantFigures],
+    traffic: TrafficStatus,
+    window_seconds: float,
+    live_challenger: bool,
+) -> StepAnalysis:
+    """Judge one step from its service figures (and the probe, sent now).
+
+    `live_challenger` says whether the challenger received requests in this step (split or
+    mirror); at 0 % (blue/green's first step) only the probe can judge it.
+    """
+    figures = {v: _flatten(service.get(v, VariantFigures())) for v in (CHAMPION, CHALLENGER)}
+    challenger = figures[CHALLENGER]
+    if config.probe is not None:
+        for variant, values in _probe(config.probe, traffic).items():
+            figures[variant].update(values)
+        if challenger.get("agreement") is None:
+            challenger["agreement"] = challenger.get("probe_agreement")
+    measured = {k: v for k, v in challenger.items() if v is not None}
+    rules = [t for t in config.thresholds() if live_challenger or t.metric not in SERVICE_METRICS]
+    gate = Gate(thresholds=rules)
+    decision = gate.evaluate(measured)
+    thin = live_challenger and (challenger["requests"] or 0) < config.min_requests
+    unmeasured = [c for c in decision.checks if not c.passed and c.name not in measured]
+    judged = [c for c in decision.checks if c.name in measured]
+    failed = [c for c in judged if not c.passed]
+    if failed:
+        verdict: Verdict = "failed"
+        reason = "; ".join(c.detail for c in failed)
+    elif thin or unmeasured:
+        verdict = "inconclusive"
+        why = [f"{challenger['requests'] or 0:.0f} challenger requests < {config.min_requests}"]
+        reason = "; ".join(
+            (why if thin else []) + [f"{c.name} not measured yet" for c in unmeasured]
+        )
+    else:
+        verdict = "passed"
+        reason = "; ".join(c.detail for c in judged) or "no rule applies at this step"
+    return StepAnalysis(
+        verdict=verdict,
+        reason=reason,
+        window_seconds=round(window_seconds, 3),
+        figures=figures,
+        checks=decision.checks,
+    )
+
+
+def _flatten(fig: VariantFigures) -> dict[str, float | None]:
+    return {
+        "requests": round(fig.requests, 3),
+        "errors": round(fig.errors, 3),
+        "error_rate": fig.error_rate,
+        "p50_ms": fig.p50_ms,
+        "p99_ms": fig.p99_ms,
+        "agreement": fig.agreement,
+    }
+
+
+def _probe(probe: Probe, traffic: TrafficStatus) -> dict[str, dict[str, float | None]]:
+    """Send the probe rows to each variant's own URL; score agreement and labels."""
+    client = JsonClient(timeout=30.0)
+    answers: dict[str, list[Any]] = {}
+    try:
+        for variant in traffic.variants:
+            if variant.name not in (CHAMPION, CHALLENGER) or not variant.url:
+                continue
+            url = variant.url
+            if not url.rstrip("/").endswith("/invocations"):
+                url = url.rstrip("/") + "/invocations"
+            try:
+                body = client.post_json(url, {"dataframe_records": probe.records})
+            except ModelDeployError:
+                if variant.name == CHALLENGER:
+                    # the challenger failing the probe is a finding, not a broken analysis
+                    return _probe_failed(probe)
+                raise
+            answers[variant.name] = _predictions(body)
+    finally:
+        client.close()
+    results: dict[str, dict[str, float | None]] = {}
+    for name, predictions in answers.items():
+        results[name] = _score(probe, predictions)
+    if CHAMPION in answers and CHALLENGER in answers:
+        same = sum(
+            _same(a, b) for a, b in zip(answers[CHAMPION], answers[CHALLENGER], strict=False)
+        )
+        results[CHALLENGER]["probe_agreement"] = same / len(probe.records)
+    return results
+
+
+def _probe_failed(probe: Probe) -> dict[str, dict[str, float | None]]:
+    failed: dict[str, float | None] = {"probe_agreement": 0.0}
+    if probe.labels is not None:
+        failed.update(accuracy=0.0, rmse=math.inf, mae=math.inf)
+    return {CHALLENGER: failed}
+
+
+def _predictions(body: Any) -> list[Any]:
+    predictions = body.get("predictions", body) if isinstance(body, dict) else body
+    if isinstance(predictions, dict):  # column-oriented output: first column
+        predictions = next(iter(predictions.values()), [])
+    return list(predictions) if isinstance(predictions, list) else [predictions]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _score(probe: Probe, predictions: list[Any]) -> dict[str, float | None]:
+    if probe.labels is None or len(predictions) != len(probe.labels):
+        return {}
+    if probe.task == "classification":
+        hits = sum(_same(p, y) for p, y in zip(predictions, probe.labels, strict=True))
+        return {"accuracy": hits / len(probe.labels)}
+    errors = [float(p) - float(y) for p, y in zip(predictions, probe.labels, strict=True)]
+    return {
+        "rmse": math.sqrt(sum(e * e for e in errors) / len(errors)),
+        "mae": sum(abs(e) for e in errors) / len(errors),
+    }

@@ -1,0 +1,467 @@
+"""Walk a progressive rollout one step at a time, from its saved state.
+
+`begin_rollout` checks everything, starts the challenger beside the champion and saves the
+state. `advance_rollout` does at most one thing (apply the next split, or judge the step
+whose bake time is over) and saves again, so any process can call it whenever
+`state.next_check_at` has passed: a loop here (`run_rollout`), an Airflow trigger, a
+Prefect task after a restart. `promote_rollout` and `abort_rollout` finish it early.
+
+Traffic and alias move together: a failed step or an error puts 100 % back on the
+champion, removes the challenger, leaves `champion` where it was and tags the rejected
+version with the reason; `champion` moves only once the challenger holds 100 %.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from modeldeploy.config import ServiceConfig
+from modeldeploy.deployer import ModelDeployer
+from modeldeploy.errors import (
+    ConflictError,
+    DeploymentTimeoutError,
+    InvalidConfigError,
+    PlatformError,
+)
+from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
+from modeldeploy.progressive.metrics import (
+    ANY_SERIES,
+    PrometheusSource,
+    VariantFigures,
+    figures_between,
+    scrape,
+)
+from modeldeploy.progressive.state import (
+    RolloutState,
+    RolloutStore,
+    StepRecord,
+    load_state,
+    store_for,
+)
+from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
+from modeldeploy.registry import TAG_PREFIX, ModelRegistry
+from modeldeploy.server import ModelServer
+from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus, VariantStatus
+from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+
+logger = logging.getLogger("modeldeploy")
+
+ROLLOUT_TAG = f"{TAG_PREFIX}rollout"
+ROLLOUT_REASON_TAG = f"{TAG_PREFIX}rollout_reason"
+_READY_POLL_SECONDS = 0.25
+APPLY_TIMEOUT = 30.0
+ProgressCallback = Callable[[RolloutState], None]
+
+
+def check_rollout(
+    deployer: ModelDeployer,
+    strategy: Strategy | dict[str, Any] | str | None,
+    analysis: AnalysisConfig | dict[str, Any] | str | None,
+) -> tuple[Strategy, AnalysisConfig]:
+    """Parse and check a strategy and its analysis (or just its rules, comma-separated)
+    against the flavor; changes nothing."""
+    parsed = parse_strategy(strategy)
+    check_supported(parsed, deployer.flavor, deployer.capabilities)
+    if isinstance(analysis, str):
+        analysis = {"rules": analysis}
+    try:
+        config = AnalysisConfig.model_validate(analysis or {})
+    except ValueError as exc:
+        raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
+    config.check_measurable(mirrors=any(s.mirror_percent for s in parsed.steps()))
+    return parsed, config
+
+
+def traffic_control(deployer: ModelDeployer, server: ModelServer) -> TrafficControl:
+    if not isinstance(server, TrafficControl):
+        raise InvalidConfigError(
+            f"the {deployer.flavor} flavor declares {sorted(deployer.capabilities)} but its "
+            f"model server {server.uuid} cannot route traffic; use strategy in_place"
+        )
+    return server
+
+
+def begin_rollout(
+    deployer: ModelDeployer,
+    champion_server: ModelServer,
+    config: ServiceConfig,
+    strategy: Strategy,
+    analysis: AnalysisConfig,
+    store: RolloutStore | None = None,
+    candidate_version: str | None = None,
+    champion_version: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    registry: ModelRegistry | None = None,
+) -> RolloutState:
+    """Start the challenger beside `champion_server` with no traffic and save the state.
+    (`registry` only tags the candidate if the challenger cannot even be added.)"""
+    check_timeout(timeout)
+    store = store or store_for(deployer)
+    control = traffic_control(deployer, champion_server)
+    with store.locked(config.model_name):
+        existing = store.load(config.model_name)
+        if existing is not None and not existing.done:
+            raise ConflictError(
+                f"a {existing.strategy.kind} rollout of {config.model_name} is in progress "
+                f"({existing.summary()}); wait for it, or stop it with `modeldeploy rollout "
+                f"abort {config.model_name}`"
+            )
+        now = time.time()
+        state = RolloutState(
+            model_name=config.model_name,
+            flavor=deployer.flavor,
+            server_uuid=str(champion_server.uuid),
+            strategy=strategy,
+            analysis=analysis,
+            candidate_version=candidate_version,
+            champion_version=champion_version,
+            challenger_config=config.to_record(),
+            steps=strategy.steps(),
+            started_at=now,
+            updated_at=now,
+            next_check_at=now,
+            ready_by=now + timeout,
+            message="starting the challenger beside the champion",
+        )
+        store.save(state)  # first, so an abort from elsewhere can find a half-started one
+        try:
+            control.add_challenger(config)
+        except Exception as exc:
+            _roll_back(deployer, state, registry, f"the challenger did not start: {exc}")
+            store.save(state)
+            raise
+        logger.info("%s", state.summary())
+        return state
+
+
+def advance_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+) -> RolloutState:
+    """Do what is due now (at most one step) and save; a finished rollout is returned as is.
+
+    An error on the way rolls the rollout back (and is logged) instead of being raised."""
+    with _editing(deployer, model_name, registry, store) as state:
+        if not state.done and time.time() >= state.next_check_at:
+            try:
+                _advance(deployer, state, registry)
+            except Exception:
+                logger.exception("rollout of %s failed", model_name)
+                raise
+    return state  # also after an error: it rolled the rollout back
+
+
+@contextlib.contextmanager
+def _editing(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None,
+    store: RolloutStore | None,
+    verb: str | None = None,
+    reraise: bool = False,
+) -> Iterator[RolloutState]:
+    """Load the state under its lock, let the caller change it, save it. An error rolls a
+    rollout still running back (traffic and alias on the champion) before it is saved."""
+    store = store or store_for(deployer)
+    with store.locked(model_name):
+        state = load_state(store, model_name)
+        if verb is not None:
+            _unfinished(state, verb)
+        try:
+            yield state
+        except Exception as exc:
+            if not state.done:
+                _roll_back(deployer, state, registry, f"error: {exc}")
+            store.save(state)
+            if reraise:
+                raise
+            return
+        store.save(state)
+
+
+def run_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+    timeout: float | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RolloutState:
+    """Advance until the rollout is finished, sleeping until each next check is due."""
+    store = store or store_for(deployer)
+    deadline = Deadline(check_timeout(timeout)) if timeout is not None else None
+    state = load_state(store, model_name)
+    seen = state.model_dump_json(exclude={"updated_at"})
+    while not state.done:
+        if deadline is not None and deadline.expired:
+            abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
+            raise DeploymentTimeoutError(
+                f"progressive rollout of {model_name} did not finish in {timeout:.0f} s; "
+                "it was aborted and the champion serves all traffic"
+            )
+        time.sleep(max(0.0, min(state.next_check_at - time.time(), 5.0)))
+        state = advance_rollout(deployer, model_name, registry, store)
+        now_seen = state.model_dump_json(exclude={"updated_at"})
+        if on_progress is not None and now_seen != seen:
+            on_progress(state)
+        seen = now_seen
+    return state
+
+
+def promote_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+) -> RolloutState:
+    """Skip the remaining steps: the challenger takes 100 %, then becomes the champion.
+    Raises if that fails (the rollout is then rolled back)."""
+    current = load_state(store or store_for(deployer), model_name)
+    if (
+        current.phase == "starting"
+        and not _challenger(_control(deployer, current).traffic_status()).ready
+    ):
+        raise ConflictError(
+            f"the challenger of {model_name} is not ready yet; promote it once "
+            "`modeldeploy rollout status` shows a traffic step"
+        )
+    with _editing(deployer, model_name, registry, store, "promote", reraise=True) as state:
+        _promote(deployer, state, registry, "promoted by request, remaining steps skipped")
+    return state
+
+
+def abort_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+    reason: str = "aborted by request",
+) -> RolloutState:
+    """All traffic back to the champion, challenger removed, alias untouched."""
+    with _editing(deployer, model_name, registry, store, "abort", reraise=True) as state:
+        _roll_back(deployer, state, registry, reason)
+    return state
+
+
+def rollout_status(
+    deployer: ModelDeployer, model_name: str, store: RolloutStore | None = None
+) -> RolloutState:
+    return load_state(store or store_for(deployer), model_name)
+
+
+# --- one step ----------------------------------------------------------------------------
+
+
+def _unfinished(state: RolloutState, verb: str) -> RolloutState:
+    if state.done:
+        raise ConflictError(
+            f"cannot {verb}: the {state.strategy.kind} rollout of {state.model_name} already "
+            f"ended ({state.phase}: {state.message})"
+        )
+    return state
+
+
+def _control(deployer: ModelDeployer, state: RolloutState) -> TrafficControl:
+    return traffic_control(deployer, deployer.get_model_server(state.server_uuid))
+
+
+def _challenger(status: TrafficStatus) -> VariantStatus:
+    """The challenger as reported; not listed yet (the platform may still be finishing a
+    previous promotion) reads as not ready."""
+    found = next((v for v in status.variants if v.name == CHALLENGER), None)
+    return found if found is not None else VariantStatus(name=CHALLENGER)
+
+
+def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None) -> None:
+    control = _control(deployer, state)
+    now = time.time()
+    if state.phase == "starting":
+        challenger = _challenger(control.traffic_status())
+        if challenger.last_error:
+            _roll_back(deployer, state, registry, f"the challenger failed: {challenger.last_error}")
+        elif challenger.ready:
+            _enter_step(control, state, 0)
+        elif now > state.ready_by:
+            _roll_back(deployer, state, registry, "the challenger did not become ready in time")
+        else:
+            state.next_check_at = now + _READY_POLL_SECONDS
+        return
+    step = state.steps[state.step_index]
+    record = state.history[-1]
+    status = control.traffic_status()
+    result = analyse(
+        state.analysis,
+        _service_figures(state, status, now - record.started_at),
+        status,
+        now - record.started_at,
+        live_challenger=bool(step.challenger_percent or step.mirror_percent),
+    )
+    record.analyses.append(result)
+    logger.info(
+        "%s rollout of %s, step %d/%d (%s): %s — %s",
+        state.strategy.kind,
+        state.model_name,
+        state.step_index + 1,
+        len(state.steps),
+        step.describe(),
+        result.verdict,
+        result.reason,
+    )
+    if result.verdict == "failed":
+        _roll_back(
+            deployer, state, registry, f"step {state.step_index + 1} failed: {result.reason}"
+        )
+    elif result.verdict == "inconclusive":
+        _inconclusive(deployer, state, registry, result, now)
+    elif state.step_index + 1 < len(state.steps):
+        _enter_step(control, state, state.step_index + 1)
+    elif state.strategy.promotes:
+        _promote(deployer, state, registry, f"every step passed; last: {result.reason}")
+    else:
+        _report(deployer, state, registry, result)
+
+
+def _inconclusive(
+    deployer: ModelDeployer,
+    state: RolloutState,
+    registry: ModelRegistry | None,
+    result: StepAnalysis,
+    now: float,
+) -> None:
+    policy = state.analysis
+    started = state.history[-1].started_at
+    where = f"step {state.step_index + 1} inconclusive ({result.reason})"
+    if policy.on_inconclusive == "extend" and state.extensions < policy.max_extensions:
+        state.extensions += 1
+        bake = max(state.steps[state.step_index].bake_seconds, policy.recheck_seconds)
+        state.next_check_at = now + bake
+        state.message = f"{where}; extended ({state.extensions}/{policy.max_extensions})"
+    elif policy.on_inconclusive == "wait" and now - started < policy.max_wait_seconds:
+        state.next_check_at = now + policy.recheck_seconds
+        state.message = f"{where}; waiting for more requests"
+    else:
+        _roll_back(deployer, state, registry, f"{where}; on_inconclusive={policy.on_inconclusive}")
+
+
+def _apply(
+    control: TrafficControl, percent: int, mirror_percent: int, sticky_header: str | None
+) -> TrafficStatus:
+    """Ask for a split and return once the platform reports it applied."""
+    control.set_traffic(percent, mirror_percent=mirror_percent, sticky_header=sticky_header)
+    deadline = Deadline(APPLY_TIMEOUT)
+    while True:
+        status = control.traffic_status()
+        applied = (status.weight_of(CHALLENGER), status.mirror_percent)
+        if applied == (percent, mirror_percent):
+            return status
+        if deadline.expired:
+            raise PlatformError(
+                f"asked for challenger {percent} % / mirror {mirror_percent} %, the platform "
+                f"still routes {applied[0]} % / {applied[1]} % after {APPLY_TIMEOUT:.0f} s"
+            )
+        time.sleep(_READY_POLL_SECONDS / 10)
+
+
+def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> None:
+    step = state.steps[index]
+    status = _apply(
+        control, step.challenger_percent, step.mirror_percent, state.strategy.sticky_header
+    )
+    state.baseline = (
+        scrape(status.metrics_url)
+        if state.analysis.prometheus_url is None and status.metrics_url
+        else {}
+    )
+    now = time.time()
+    state.phase = "baking"
+    state.step_index = index
+    state.extensions = 0
+    state.next_check_at = now + step.bake_seconds
+    state.history.append(StepRecord(index=index, step=step, started_at=now))
+    state.message = f"baking {step.bake_seconds:g} s"
+    logger.info("%s", state.summary())
+
+
+def _service_figures(
+    state: RolloutState, status: TrafficStatus, window: float
+) -> dict[str, VariantFigures]:
+    if not status.metrics_url:
+        return {}
+    if state.analysis.prometheus_url is not None:
+        source = PrometheusSource(url=state.analysis.prometheus_url, queries=state.analysis.queries)
+        netloc = urlsplit(status.metrics_url).netloc
+        selector = f'instance="{netloc}"' if netloc else ANY_SERIES
+        return source.figures(selector, window)
+    return figures_between(state.baseline, scrape(status.metrics_url))
+
+
+def _promote(
+    deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None, why: str
+) -> None:
+    control = _control(deployer, state)
+    _apply(control, 100, 0, None)  # champion moves only once the challenger holds 100 %
+    control.promote_challenger()
+    if registry is not None and state.candidate_version is not None:
+        registry.promote(state.model_name, state.candidate_version)
+        _tag(registry, state, "promoted", why)
+    _finish(state, "succeeded", f"promoted version {state.candidate_version}: {why}")
+
+
+def _report(
+    deployer: ModelDeployer,
+    state: RolloutState,
+    registry: ModelRegistry | None,
+    result: StepAnalysis,
+) -> None:
+    _control(deployer, state).remove_challenger()
+    challenger = result.figures.get(CHALLENGER, {})
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in challenger.items() if v is not None)
+    report = f"shadow report: {result.reason} ({figures}); champion unchanged"
+    if registry is not None and state.candidate_version is not None:
+        _tag(registry, state, "shadowed", report)
+    _finish(state, "reported", report)
+
+
+def _roll_back(
+    deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None, reason: str
+) -> None:
+    """Traffic back first, then the challenger out; the alias never moved, so it stays."""
+    problems = []
+    try:
+        control = _control(deployer, state)
+        status = control.traffic_status()
+        if status.weight_of(CHALLENGER) or status.mirror_percent:
+            _apply(control, 0, 0, None)
+        control.remove_challenger()
+    except Exception as exc:
+        problems.append(f"; putting traffic back failed too: {exc}")
+    if registry is not None and state.candidate_version is not None:
+        try:
+            _tag(registry, state, "rolled_back", reason)
+        except Exception as exc:
+            problems.append(f"; tagging the version failed: {exc}")
+    logger.warning("rolling back %s: %s", state.model_name, reason)
+    _finish(state, "rolled_back", f"rolled back: {reason}" + "".join(problems))
+
+
+def _tag(registry: ModelRegistry, state: RolloutState, outcome: str, reason: str) -> None:
+    assert state.candidate_version is not None
+    registry.set_version_tags(
+        state.model_name,
+        state.candidate_version,
+        {ROLLOUT_TAG: f"{state.strategy.kind}:{outcome}", ROLLOUT_REASON_TAG: reason[:5000]},
+    )
+
+
+def _finish(state: RolloutState, phase: Any, message: str) -> None:
+    state.phase = phase
+    state.finished_at = time.time()
+    state.next_check_at = state.finished_at
+    state.message = message

@@ -1,0 +1,79 @@
+"""Fixtures of the progressive-delivery tests: a serving champion, probes, Prometheus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SavedModels
+from tests.progressive.helpers import Prometheus, save_erroring_model
+
+
+@dataclass
+class Serving:
+    """A champion (version 1, the logistic regression) serving through the local flavor."""
+
+    deployer: Any
+    registry: Any
+    base: dict[str, Any]
+    url: str
+    rows: dict[str, Any]
+
+    def config(self, model_uri: Path | str) -> dict[str, Any]:
+        return {**self.base, "model_uri": str(model_uri)}
+
+
+@pytest.fixture
+def serving(mlflow_deployer: Any, tracking_uri: str, saved_models: SavedModels) -> Serving:
+    from modeldeploy.registry import ModelRegistry
+    from modeldeploy.rollout import continuous_deploy
+
+    registry = ModelRegistry(tracking_uri)
+    base = {"model_name": "iris", "pipeline_name": "cd", "step_name": "deploy"}
+    # a strategy on a model's first rollout has no champion to compare with: in place
+    first = continuous_deploy(
+        mlflow_deployer,
+        {**base, "model_uri": str(saved_models.first)},
+        {"accuracy": 0.97},
+        registry=registry,
+        strategy="canary",
+        timeout=120,
+    )
+    assert first.action == "created" and first.server is not None
+    assert first.server.prediction_url is not None
+    rows = {
+        "dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows[:1]}
+    }
+    return Serving(mlflow_deployer, registry, base, first.server.prediction_url, rows)
+
+
+@pytest.fixture(scope="session")
+def erroring_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_erroring_model(tmp_path_factory.mktemp("erroring"))
+
+
+@pytest.fixture(scope="session")
+def iris_probe() -> dict[str, Any]:
+    """Thirty labelled iris rows, ten of each class."""
+    from sklearn.datasets import load_iris
+
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    picked = list(range(0, 150, 5))
+    return {
+        "records": features.iloc[picked].to_dict(orient="records"),
+        "labels": [int(y) for y in target.iloc[picked]],
+        "task": "classification",
+    }
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
+    server = Prometheus(tmp_path / "prometheus")
+    try:
+        yield server
+    finally:
+        server.close()
