@@ -3,31 +3,50 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
+from modeldeploy.redaction import get_logger, redact, register_secret, register_uri
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
-logger = logging.getLogger("modeldeploy")
+logger = get_logger("modeldeploy")
 
 DeployAction = Literal["created", "updated"]
 RESTORE_TIMEOUT = 30.0
 
 
 class DeployerSettings(BaseModel):
-    """Where a flavor's servers live (state directory, cluster, namespace...). No model here."""
+    """Where a flavor's servers live (state directory, cluster, namespace...). No model here.
+
+    Passwords inside URI fields and `SecretStr` values are registered with the engine's
+    redaction step as the settings are validated, so no message or repr shows them.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> DeployerSettings:
+        for value in self.__dict__.values():
+            if isinstance(value, str):
+                register_uri(value)
+            elif isinstance(value, SecretStr):
+                register_secret(value.get_secret_value())
+        return self
+
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ServerQuery(BaseModel):
@@ -110,7 +129,7 @@ class ModelDeployer(ABC):
         self.settings = settings
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.settings!r})"
+        return redact(f"{type(self).__name__}({self.settings!r})")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections to the platform; flavors with clients override it."""

@@ -7,7 +7,6 @@ be further strategies behind the same outcome type.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -17,11 +16,12 @@ from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
 from modeldeploy.errors import ConflictError, InvalidConfigError
 from modeldeploy.gate import Gate, GateDecision
+from modeldeploy.redaction import get_logger
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
-logger = logging.getLogger("modeldeploy")
+logger = get_logger("modeldeploy")
 
 RolloutAction = Literal["created", "updated", "kept", "restarted", "none", "rolled_back", "deleted"]
 
@@ -58,7 +58,8 @@ def continuous_deploy(
     With `wait=False` a passing candidate is written but not waited for: the outcome
     carries `pending`, and `finish_rollout` completes it (waits, retires, promotes).
     """
-    check_timeout(timeout)
+    deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline) if registry is not None else None
     config = deployer.parse_config(config)
     gate = gate or Gate()
     champion = registry.get_champion(config.model_name) if registry else None
@@ -87,7 +88,7 @@ def continuous_deploy(
         config = config.model_copy(update={"model_version": candidate.version})
 
     if not decision.passed:
-        server, restarted = deployer.ensure_serving(config, timeout, on_transition)
+        server, restarted = deployer.ensure_serving(config, deadline.remaining(), on_transition)
         if server is None:
             action: RolloutAction = "none"
             message = f"gate {decision.reason}; no model server of {config.model_name} to keep"
@@ -125,7 +126,9 @@ def continuous_deploy(
             server=server.info(),
             pending=pending,
         )
-    result = deployer.deploy(config, replace=replace, timeout=timeout, on_transition=on_transition)
+    result = deployer.deploy(
+        config, replace=replace, timeout=deadline.remaining(), on_transition=on_transition
+    )
     return _deployed(result, decision, config.model_name, candidate_version, registry)
 
 
@@ -145,6 +148,8 @@ def finish_rollout(
     outcome = RolloutOutcome.model_validate(outcome)
     if outcome.pending is None:
         return outcome
+    deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline) if registry is not None else None
     result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
     return _deployed(
         result, outcome.decision, outcome.model_name, outcome.candidate_version, registry
@@ -190,6 +195,7 @@ def rollback(
 ) -> RolloutOutcome:
     """Redeploy the previous champion in place, then move the alias back to it."""
     deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline)
     previous = registry.previous_champion(model_name)
     if previous is None:
         raise InvalidConfigError(

@@ -424,7 +424,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from modeldeploy.redaction import redact
+
+    print(f"error: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _configure(g: Globals) -> None:
@@ -433,7 +435,9 @@ def _configure(g: Globals) -> None:
 
     if not g.debug and not sys.warnoptions:
         warnings.simplefilter("ignore")
-    logger = logging.getLogger("modeldeploy")
+    from modeldeploy.redaction import get_logger
+
+    logger = get_logger("modeldeploy")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -471,7 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             import traceback
 
-            traceback.print_exc()
+            from modeldeploy.redaction import redact
+
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         if isinstance(exc, InvalidConfigError):
             _error(_one_line(exc))
             return EXIT_USAGE

@@ -7,16 +7,16 @@ will fail the same way every time, so it is raised at once.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from modeldeploy.flavors.kubernetes.errors import api_status
+from modeldeploy.redaction import get_logger
 from modeldeploy.waiting import Deadline
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 T = TypeVar("T")
 

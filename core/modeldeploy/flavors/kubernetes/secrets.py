@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -29,9 +28,10 @@ from modeldeploy.flavors.kubernetes.records import (
     managed_selector,
 )
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.redaction import get_logger
 from modeldeploy.waiting import Deadline
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 Layout = Literal["seldon", "kserve"]
 MAX_CONFLICT_RETRIES = 10
