@@ -1,0 +1,60 @@
+"""A password in the connection's tracking URI never reaches the task log or XCom, even when
+MLflow's own error text (which quotes the full URL) is what made the task fail."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from typing import Any
+
+import pytest
+
+SECRET_DAG = """
+from airflow.sdk import dag
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+
+@dag(dag_id="secret_canary", schedule=None)
+def secret_canary():
+    DeployModelOperator(
+        task_id="deploy", modeldeploy_conn_id="md_canary", model_name="iris",
+        model_uri="__URI__", metrics={"accuracy": 0.99}, gate_rules="accuracy>=0.5",
+        champion_metric="accuracy", timeout=20,
+    )
+
+
+secret_canary()
+"""
+
+
+def test_a_password_in_the_tracking_uri_stays_out_of_task_logs_and_xcom(
+    run_dag: Any,
+    set_connection: Any,
+    tmp_path: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    canary = "canary" + secrets.token_hex(8)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    set_connection(
+        "md_canary",
+        "modeldeploy_mlflow",
+        extra={
+            "home": str(tmp_path / "home"),
+            "tracking_uri": f"http://deployer:{canary}@127.0.0.1:{port}",
+        },
+    )
+
+    result = run_dag(SECRET_DAG.replace("__URI__", str(tmp_path / "no-model")))
+
+    assert result.states == {"deploy": "failed"}
+    captured = capfd.readouterr()
+    output = captured.out + captured.err + caplog.text
+    # the task failed for the right reason, and said where: with the password hidden
+    assert "look up the champion of model iris" in output
+    assert f"deployer:***@127.0.0.1:{port}" in output
+    assert canary not in output
+    assert canary not in json.dumps(list(result.xcoms.values()), default=str)
