@@ -134,6 +134,11 @@ class ModelDeployer(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections to the platform; flavors with clients override it."""
 
+    def location(self) -> str:
+        """Where this deployer looks for servers, for "nothing found" messages (a state
+        directory, a cluster and namespace); flavors override it."""
+        return f"the {self.flavor} flavor's default location"
+
     def __enter__(self) -> ModelDeployer:
         return self
 
@@ -314,7 +319,7 @@ class ModelDeployer(ABC):
         found = self.find_model_server(service_uuid=uuid)
         if not found:
             raise ModelServerNotFoundError(
-                f"no {self.flavor} model server with uuid {uuid}; "
+                f"no {self.flavor} model server with uuid {uuid} in {self.location()}; "
                 "list them with `modeldeploy models list`"
             )
         return found[0]

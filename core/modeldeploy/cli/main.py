@@ -41,6 +41,8 @@ ENVIRONMENT = {
     "ingress_url": "MODELDEPLOY_INGRESS_URL",
     "timeout": "MODELDEPLOY_TIMEOUT",
     "debug": "MODELDEPLOY_DEBUG",
+    "airflow_conn": "MODELDEPLOY_AIRFLOW_CONN",
+    "prefect_block": "MODELDEPLOY_PREFECT_BLOCK",
 }
 
 # option dest -> deployer settings fields it may fill, first present wins
@@ -148,6 +150,20 @@ def _global_options() -> argparse.ArgumentParser:
         default=s,
         help=f"MLflow tracking and registry URI (env {ENVIRONMENT['tracking_uri']}; "
         "default SQLite under the home directory)",
+    )
+    g.add_argument(
+        "--airflow-conn",
+        metavar="ID",
+        default=s,
+        help="use the deployer of this Airflow connection (a modeldeploy_* type; needs "
+        f"modeldeploy[airflow]; env {ENVIRONMENT['airflow_conn']})",
+    )
+    g.add_argument(
+        "--prefect-block",
+        metavar="NAME",
+        default=s,
+        help="use the deployer of this saved Prefect block, NAME or SLUG/NAME (needs "
+        f"modeldeploy[prefect]; env {ENVIRONMENT['prefect_block']})",
     )
     g.add_argument(
         "--namespace",
@@ -345,6 +361,8 @@ class Globals:
     in_cluster: bool | None = None
     ingress_url: str | None = None
     timeout: float | None = None
+    airflow_conn: str | None = None
+    prefect_block: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     debug: bool = False
     explicit: set[str] = field(default_factory=set)  # given on the command line
@@ -375,6 +393,8 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
     out.settings = dict(given.get("setting") or [])
     if not out.flavor:
         raise CLIError("--flavor is empty; name an installed flavor (see `modeldeploy flavors`)")
+    if out.airflow_conn and out.prefect_block:
+        raise CLIError("give --airflow-conn or --prefect-block, not both")
     return out
 
 

@@ -53,6 +53,9 @@ class MLflowModelDeployer(ModelDeployer):
             or default_tracking_uri(self.home)
         )
 
+    def location(self) -> str:
+        return f"home {self.home}"
+
     # -- records ---------------------------------------------------------------------
 
     def _list_servers(self, query: ServerQuery) -> Iterable[MLflowModelServer]:
