@@ -210,7 +210,8 @@ def test_list_json_and_filters(shared: Deployed) -> None:
     result = shared.cli("models", "list", "--model", "other")
     assert (result.returncode, result.stdout) == (0, "")
     # says where it looked: the home directory of the mlflow flavor
-    assert result.stderr.strip() == f"No mlflow model servers found in home {shared.home.resolve()}."
+    where = f"home {shared.home.resolve()}"
+    assert result.stderr.strip() == f"No mlflow model servers found in {where}."
 
 
 def test_home_option_beats_the_environment(shared: Deployed, tmp_path: Path) -> None:
