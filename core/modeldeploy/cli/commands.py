@@ -136,8 +136,8 @@ def resolve_server(deployer: ModelDeployer, text: str) -> ModelServer:
     found = [s for s in deployer.find_model_server() if str(s.uuid).startswith(prefix)]
     if not found:
         raise ModelServerNotFoundError(
-            f"no {deployer.flavor} model server in {deployer.location()} has a uuid starting "
-            f"with {text!r}; list them with `modeldeploy models list`"
+            f"no {deployer.flavor} model server has a uuid starting with {text!r} in "
+            f"{deployer.location()}; list them with `modeldeploy models list`"
         )
     if len(found) > 1:
         names = ", ".join(short_uuid(s.uuid) for s in found[:5])

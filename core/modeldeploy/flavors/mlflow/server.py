@@ -25,6 +25,7 @@ from modeldeploy.flavors.mlflow.records import (
     SUPERVISOR_MODULE,
     live_daemon_pid,
     read_json,
+    tail_lines,
     write_json,
 )
 from modeldeploy.flavors.mlflow.supervisor import SERVER_DIR_ENV
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 from modeldeploy.server import ModelServer
 
 LAUNCH_GRACE_SECONDS = 10.0
+KEEPER_MODULE = "modeldeploy.flavors.mlflow.keeper"
 
 
 class MLflowModelServer(ModelServer):
@@ -95,7 +97,8 @@ class MLflowModelServer(ModelServer):
                 (self.dir / DAEMON).unlink(missing_ok=True)
                 _kill_orphans(self.dir)
                 if status.get("state") not in (None, "inactive", "error"):
-                    s.last_error = "the daemon exited without stopping cleanly"
+                    status = self._record_crash(status)
+                    s.last_error = status["last_error"]
             s.observed_generation = None
             s.state = (
                 ServiceState.ERROR if status.get("state") == "error" else ServiceState.INACTIVE
@@ -107,6 +110,22 @@ class MLflowModelServer(ModelServer):
             s.observed_generation = s.generation
         else:
             s.state = ServiceState(state)
+
+    def _record_crash(self, status: dict[str, Any]) -> dict[str, Any]:
+        """A supervisor gone without stopping: failed (not stopped) until started again."""
+        lines = " | ".join(tail_lines(self.dir / LOG, 5)) or "empty"
+        crashed = {
+            **status,
+            "state": "error",
+            "last_error": (
+                f"the daemon exited without stopping cleanly (killed or crashed); start it "
+                f"with `modeldeploy models start {self.uuid}` or deploy again. Last lines of "
+                f"{self.dir / LOG}: {lines}"
+            ),
+            "updated_at": _now(),
+        }
+        write_json(self.dir / STATUS, crashed)
+        return crashed
 
     def check_status(self) -> ServiceStatus:
         record = read_json(self.dir / RECORD)
@@ -143,6 +162,8 @@ class MLflowModelServer(ModelServer):
         self.config = new
         self.status.generation = generation
         self._signal(signal.SIGHUP)
+        if self.status.state == ServiceState.ERROR and live_daemon_pid(self.dir) is None:
+            self.start()  # its supervisor died: the deploy brings it back
         self.check_status()
 
     def start(self) -> None:
@@ -150,9 +171,10 @@ class MLflowModelServer(ModelServer):
             return
         _kill_orphans(self.dir)
         write_json(self.dir / STATUS, {"state": "pending_startup", "launched_at": time.time()})
+        module = KEEPER_MODULE if self.config.restart_policy == "on-failure" else SUPERVISOR_MODULE
         with (self.dir / LOG).open("a") as log:
             subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR_MODULE, str(self.dir)],
+                [sys.executable, "-m", module, str(self.dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -169,7 +191,8 @@ class MLflowModelServer(ModelServer):
             return
         if force:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                # the group of its session: the supervisor's, or its keeper's
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
             _kill_orphans(self.dir)
             (self.dir / DAEMON).unlink(missing_ok=True)
         else:
@@ -219,6 +242,9 @@ class MLflowModelServer(ModelServer):
                     yield line.rstrip("\n")
                 elif not self.dir.exists():
                     return
+                elif _rotated(path, handle):
+                    handle.close()
+                    handle = path.open("r", errors="replace")
                 else:
                     time.sleep(0.1)
 
@@ -255,6 +281,14 @@ def to_invocation_payload(data: Any) -> str:
             {"dataframe_split": {"columns": list(data), "data": [list(data.values())]}}
         )
     return json.dumps({"inputs": data})
+
+
+def _rotated(path: Path, handle: Any) -> bool:
+    """True once `path` names another file than the one `handle` reads (log rotation)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _launch_in_progress(status: dict[str, Any]) -> bool:
