@@ -16,7 +16,7 @@ from modeldeploy.redaction import get_logger, redact, register_secret, register_
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
-from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout, within
 
 logger = get_logger("modeldeploy")
 
@@ -191,10 +191,11 @@ class ModelDeployer(ABC):
         """
         deadline = Deadline(check_timeout(timeout))
         config = self.parse_config(config)
-        self.validate_deploy(config)
-        with self._deploy_lock(config):
-            pending, server = self._write_deploy(config, replace)
-            return self._finish_deploy(pending, server, deadline, on_transition)
+        with within(deadline):
+            self.validate_deploy(config)
+            with self._deploy_lock(config):
+                pending, server = self._write_deploy(config, replace)
+                return self._finish_deploy(pending, server, deadline, on_transition)
 
     def begin_deploy(
         self, config: ServiceConfig | dict[str, Any], replace: bool = True
@@ -265,9 +266,10 @@ class ModelDeployer(ABC):
                 # The previous model never stopped serving (the platform keeps the old
                 # revision until the new one is ready), so confirming the revert is quick;
                 # bound it so a failing deploy does not take twice its timeout.
-                with contextlib.suppress(ModelDeployError):
+                restore = Deadline(RESTORE_TIMEOUT)
+                with contextlib.suppress(ModelDeployError), within(restore, override=True):
                     server.update(self.parse_config(pending.previous_config))
-                    server.wait_until_ready(Deadline(RESTORE_TIMEOUT))
+                    server.wait_until_ready(restore)
             raise
         for uuid in pending.retire:
             for older in self.find_model_server(service_uuid=uuid):
@@ -281,9 +283,10 @@ class ModelDeployer(ABC):
         )
 
     def _discard(self, server: ModelServer) -> None:
-        with contextlib.suppress(ModelDeployError):
+        budget = Deadline(RESTORE_TIMEOUT)
+        with contextlib.suppress(ModelDeployError), within(budget, override=True):
             server.delete(force=True)
-            server.wait_until_deleted(Deadline(30.0))
+            server.wait_until_deleted(budget)
 
     def _delete(self, server: ModelServer, deadline: Deadline, force: bool) -> None:
         server.delete(force=force)

@@ -14,8 +14,11 @@ from typing import Any
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.kubernetes.retry import RetryPolicy
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.waiting import current_deadline
 
 CONNECT_TIMEOUT = 5.0
+#: what one request gets even when the operation's deadline has (nearly) passed
+MIN_REQUEST_TIMEOUT = 1.0
 
 
 @dataclass
@@ -54,8 +57,13 @@ class KubeClient:
 
     @property
     def timeout(self) -> tuple[float, float]:
-        """(connect, read) timeout of one ordinary request."""
-        return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
+        """(connect, read) timeout of one ordinary request; never past the deadline of the
+        operation in progress (`modeldeploy.waiting.within`)."""
+        read = self.request_timeout
+        deadline = current_deadline()
+        if deadline is not None:
+            read = max(MIN_REQUEST_TIMEOUT, min(read, deadline.remaining()))
+        return (min(CONNECT_TIMEOUT, read), read)
 
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from modeldeploy.flavors.kubernetes.errors import api_status
 from modeldeploy.redaction import get_logger
-from modeldeploy.waiting import Deadline
+from modeldeploy.waiting import Deadline, current_deadline
 
 logger = get_logger("modeldeploy.kubernetes")
 
@@ -72,6 +72,7 @@ class RetryPolicy:
         what: str = "Kubernetes API call",
         **kwargs: object,
     ) -> T:
+        deadline = deadline or current_deadline()
         attempt = 0
         while True:
             try:
