@@ -17,7 +17,7 @@ from modeldeploy.errors import InvalidConfigError, RegistryError
 from modeldeploy.home import default_tracking_uri
 from modeldeploy.redaction import redact_uri as _redact
 from modeldeploy.redaction import register_uri
-from modeldeploy.waiting import Deadline
+from modeldeploy.waiting import Deadline, current_deadline
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -55,7 +55,8 @@ class ModelRegistry:
 
     Every call is bounded: MLflow's own HTTP retries (7 by default, with exponential
     backoff: minutes against a dead server) are cut to `MAX_RETRIES` for our calls, each
-    try to `request_timeout` or what is left of the deadline given to `bounded`. Failures
+    try to `request_timeout` or what is left of the deadline given to `bounded` (else of
+    the operation in progress, `modeldeploy.waiting.within`: a deploy's download). Failures
     become `RegistryError`s naming the URI with its password hidden; "not found" is told
     apart from "could not ask".
     """
@@ -99,12 +100,13 @@ class ModelRegistry:
         import os
 
         per_try = self.request_timeout
-        if self._deadline is not None:
-            remaining = self._deadline.remaining()
+        deadline = self._deadline or current_deadline()
+        if deadline is not None:
+            remaining = deadline.remaining()
             if remaining <= 0:
                 raise RegistryError(
                     f"no time left to ask the MLflow registry at {_redact(self.tracking_uri)}:"
-                    f" the operation's timeout of {self._deadline.timeout:g}s has passed"
+                    f" the operation's timeout of {deadline.timeout:g}s has passed"
                 )
             budget = remaining - BACKOFF_FACTOR * (2**MAX_RETRIES - 2)
             per_try = min(per_try, budget / (MAX_RETRIES + 1))
