@@ -8,11 +8,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
-from modeldeploy.redaction import get_logger, redact, register_secret, register_uri
+from modeldeploy.redaction import get_logger, redact, register_secrets_in
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
@@ -27,19 +27,16 @@ RESTORE_TIMEOUT = 30.0
 class DeployerSettings(BaseModel):
     """Where a flavor's servers live (state directory, cluster, namespace...). No model here.
 
-    Passwords inside URI fields and `SecretStr` values are registered with the engine's
-    redaction step as the settings are validated, so no message or repr shows them.
+    Passwords inside URI fields, `SecretStr` values and strings under secret-sounding keys
+    (a kubeconfig's `token`) are registered with the engine's redaction step as the
+    settings are validated, so no message or repr shows them.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
     def _register_secrets(self) -> DeployerSettings:
-        for value in self.__dict__.values():
-            if isinstance(value, str):
-                register_uri(value)
-            elif isinstance(value, SecretStr):
-                register_secret(value.get_secret_value())
+        register_secrets_in(self)
         return self
 
     def __repr__(self) -> str:

@@ -69,6 +69,39 @@ def register_uri(uri: str | None) -> None:
         register_secret(unquote(match.group("value")))
 
 
+_SECRET_KEY = re.compile(
+    r"password|passwd|token|secret|private[-_]?key|client-key-data|account[-_]?key|"
+    r"api[-_]?key|credential",
+    re.IGNORECASE,
+)
+
+
+def register_secrets_in(value: object, key: str = "", depth: int = 0) -> None:
+    """Register the secrets inside a settings value: `SecretStr`s, strings under secret-
+    sounding keys (a kubeconfig's `token`), URIs' passwords; through pydantic models,
+    mappings and lists."""
+    if depth > 8:
+        return
+    reveal = getattr(value, "get_secret_value", None)
+    if callable(reveal):
+        value = reveal()
+        if isinstance(value, str):
+            register_secret(value)
+    if isinstance(value, str):
+        if key and _SECRET_KEY.search(key):
+            register_secret(value)
+        register_uri(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            register_secrets_in(v, str(k), depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            register_secrets_in(item, key, depth + 1)
+    elif hasattr(type(value), "__pydantic_fields__"):
+        for k, v in vars(value).items():
+            register_secrets_in(v, k, depth + 1)
+
+
 def add_secret_sink(sink: Callable[[str], object]) -> None:
     """Also hand every secret (already known ones included) to `sink`, once each."""
     with _lock:

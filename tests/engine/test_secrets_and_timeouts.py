@@ -128,3 +128,20 @@ def test_hung_registry_fails_the_rollout_within_its_timeout(
     assert "timed out" in message.lower() or "timeout" in message.lower()
     assert canary not in message
     assert mlflow_deployer.find_model_server(model_name="iris") == []
+
+
+def test_settings_register_nested_secrets(canary: str) -> None:
+    from typing import Any
+
+    from modeldeploy.deployer import DeployerSettings
+    from pydantic import SecretStr
+
+    class Settings(DeployerSettings):
+        kubeconfig: dict[str, Any] | None = None
+        key: SecretStr | None = None
+
+    Settings(
+        kubeconfig={"users": [{"name": "me", "user": {"token": canary + "-t"}}]},
+        key=SecretStr(canary + "-k"),
+    )
+    assert redact(f"got {canary}-t and {canary}-k for me") == "got *** and *** for me"
