@@ -9,7 +9,7 @@ and skins call `redact` on what they log or raise themselves.
 Besides patterns, values registered with `register_secret` (a URI's password, a token
 field of a block) are replaced wherever they appear, also percent-encoded. Skins may add
 a sink (e.g. Airflow's ``mask_secret``) so their orchestrator masks the same values in
-output we never see. Stdlib only: the mlflow flavor's supervisor imports it.
+output we never see. Stdlib only: `modeldeploy.errors`, which everything imports, needs it.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from modeldeploy.flavors.mlflow.records import (
     write_json,
 )
 from modeldeploy.flavors.mlflow.supervisor import SERVER_DIR_ENV
+from modeldeploy.redaction import redact
 from modeldeploy.status import ServiceState, ServiceStatus
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class MLflowModelServer(ModelServer):
 
     def _record_crash(self, status: dict[str, Any]) -> dict[str, Any]:
         """A supervisor gone without stopping: failed (not stopped) until started again."""
-        lines = " | ".join(tail_lines(self.dir / LOG, 5)) or "empty"
+        lines = redact(" | ".join(tail_lines(self.dir / LOG, 5))) or "empty"
         crashed = {
             **status,
             "state": "error",
