@@ -58,3 +58,21 @@ def test_a_password_in_the_tracking_uri_stays_out_of_task_logs_and_xcom(
     assert f"deployer:***@127.0.0.1:{port}" in output
     assert canary not in output
     assert canary not in json.dumps(list(result.xcoms.values()), default=str)
+
+
+def test_secrets_the_engine_learns_are_masked_by_airflow_too() -> None:
+    """Airflow masks task-log lines of every library (MLflow's, urllib3's) with its own
+    secrets masker; the provider hands it each secret the engine learns. (`dag.test()`
+    prints without masking, so the masker itself is asked.)"""
+    import modeldeploy_provider  # noqa: F401 - registers the sink
+    from airflow.sdk.log import _secrets_masker
+    from modeldeploy.deployer import DeployerSettings
+
+    canary = "canary" + secrets.token_hex(8)
+
+    class Settings(DeployerSettings):
+        tracking_uri: str
+
+    Settings(tracking_uri=f"http://deployer:{canary}@127.0.0.1:9")
+    masked = _secrets_masker().redact(f"API request to http://deployer:{canary}@h failed")
+    assert canary not in str(masked) and "API request to" in str(masked)
