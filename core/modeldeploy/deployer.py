@@ -217,8 +217,9 @@ class ModelDeployer(ABC):
         """Second half of `deploy`: wait until ready, else restore or remove; then retire."""
         deadline = Deadline(check_timeout(timeout))
         pending = PendingDeploy.model_validate(pending)
-        server = self.get_model_server(pending.server_uuid)
-        return self._finish_deploy(pending, server, deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(pending.server_uuid)
+            return self._finish_deploy(pending, server, deadline, on_transition)
 
     def _write_deploy(
         self, config: ServiceConfig, replace: bool
@@ -334,11 +335,12 @@ class ModelDeployer(ABC):
         """Start a stopped server (a no-op if it serves); `wait=False` leaves the waiting
         to the caller, e.g. an Airflow trigger."""
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        if not server.is_running:
-            server.start()
-        if wait:
-            server.wait_until_ready(deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(uuid)
+            if not server.is_running:
+                server.start()
+            if wait:
+                server.wait_until_ready(deadline, on_transition)
         return server
 
     def stop_model_server(
@@ -350,18 +352,19 @@ class ModelDeployer(ABC):
         wait: bool = True,
     ) -> ModelServer:
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        server.stop(force=force)
-        if wait:
-            server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(uuid)
+            server.stop(force=force)
+            if wait:
+                server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
         return server
 
     def delete_model_server(
         self, uuid: UUID | str, timeout: float = DEFAULT_TIMEOUT, force: bool = False
     ) -> None:
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        self._delete(server, deadline, force)
+        with within(deadline):
+            self._delete(self.get_model_server(uuid), deadline, force)
 
     def get_model_server_info(self, uuid: UUID | str) -> ModelServerInfo:
         return self.get_model_server(uuid).info()
