@@ -99,19 +99,15 @@ class ModelRegistry:
         environment on each request). Callers hold `_tracking_lock`."""
         import os
 
-        per_try = self.request_timeout
+        per_try, retries = self.request_timeout, MAX_RETRIES
         deadline = self._deadline or current_deadline()
         if deadline is not None:
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise RegistryError(
-                    f"no time left to ask the MLflow registry at {_redact(self.tracking_uri)}:"
-                    f" the operation's timeout of {deadline.timeout:g}s has passed"
-                )
-            budget = remaining - BACKOFF_FACTOR * (2**MAX_RETRIES - 2)
+            budget = deadline.remaining() - BACKOFF_FACTOR * (2**MAX_RETRIES - 2)
             per_try = min(per_try, budget / (MAX_RETRIES + 1))
+            if per_try < 1:  # (nearly) out of time, e.g. a slow first import: one short try
+                per_try, retries = 1, 0
         settings = {
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(MAX_RETRIES),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(BACKOFF_FACTOR),
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.floor(per_try))),
         }

@@ -132,12 +132,15 @@ def test_unsafe_homes_are_refused(tmp_path: Path) -> None:
     home.mkdir()
     home.chmod(0o777)
     with pytest.raises(InvalidConfigError, match="writable by its group or by everyone"):
-        MLflowModelDeployer({"home": home})
+        MLflowModelDeployer({"home": home}).find_model_server()
+    with pytest.raises(InvalidConfigError, match=r"chmod go-w"):
+        MLflowModelDeployer({"home": home}).deploy({"model_name": "m", "model_uri": "/m"})
+    assert list(home.iterdir()) == []  # refused before anything was written
     home.chmod(0o700)
     (tmp_path / "real-servers").mkdir(mode=0o700)
     (home / "servers").symlink_to(tmp_path / "real-servers")
     with pytest.raises(InvalidConfigError, match="symbolic link, which is not followed"):
-        MLflowModelDeployer({"home": home})
+        MLflowModelDeployer({"home": home}).find_model_server()
 
 
 def test_staging_copies_are_removed_once_unused(

@@ -50,11 +50,18 @@ class MLflowModelDeployer(ModelDeployer):
         super().__init__(settings)
         self.home = (self.settings.home or default_home()).expanduser().resolve()
         self.servers_dir = self.home / "servers"
-        check_private_dir(self.home, "the mlflow flavor's home (MODELDEPLOY_HOME)")
-        check_private_dir(self.servers_dir, "its servers directory")
+        self._home_checked = False
         self._staged: dict[str, Path] = {}
         #: record files skipped by the last listing, and why
         self.damaged: dict[str, str] = {}
+
+    def _check_home(self) -> None:
+        """Before the home is first read or written (not when the deployer is made, so a
+        deployer that only parses configs needs no home)."""
+        if not self._home_checked:
+            check_private_dir(self.home, "the mlflow flavor's home (MODELDEPLOY_HOME)")
+            check_private_dir(self.servers_dir, "its servers directory")
+            self._home_checked = True
 
     def close(self) -> None:
         """Remove model copies staged by `validate_deploy` that no deploy consumed."""
@@ -66,6 +73,7 @@ class MLflowModelDeployer(ModelDeployer):
     def tracking_uri(self) -> str:
         from modeldeploy.home import default_tracking_uri
 
+        self._check_home()
         return (
             self.settings.tracking_uri
             or os.environ.get("MLFLOW_TRACKING_URI")
@@ -78,6 +86,7 @@ class MLflowModelDeployer(ModelDeployer):
     # -- records ---------------------------------------------------------------------
 
     def _list_servers(self, query: ServerQuery) -> Iterable[MLflowModelServer]:
+        self._check_home()
         if not self.servers_dir.is_dir():
             return []
         if query.service_uuid is not None:
@@ -137,6 +146,7 @@ class MLflowModelDeployer(ModelDeployer):
 
     def _make_dirs(self) -> None:
         """Home and servers directory, private to this user."""
+        self._check_home()
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.servers_dir.mkdir(mode=0o700, exist_ok=True)
 
