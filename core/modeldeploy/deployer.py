@@ -3,32 +3,48 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.crashpoints import crash_point
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
+from modeldeploy.redaction import get_logger, redact, register_secrets_in
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
-from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout, within
 
-logger = logging.getLogger("modeldeploy")
+logger = get_logger("modeldeploy")
 
 DeployAction = Literal["created", "updated"]
 RESTORE_TIMEOUT = 30.0
 
 
 class DeployerSettings(BaseModel):
-    """Where a flavor's servers live (state directory, cluster, namespace...). No model here."""
+    """Where a flavor's servers live (state directory, cluster, namespace...). No model here.
+
+    Passwords inside URI fields, `SecretStr` values and strings under secret-sounding keys
+    (a kubeconfig's `token`) are registered with the engine's redaction step as the
+    settings are validated, so no message or repr shows them.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> DeployerSettings:
+        register_secrets_in(self)
+        return self
+
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ServerQuery(BaseModel):
@@ -111,10 +127,15 @@ class ModelDeployer(ABC):
         self.settings = settings
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.settings!r})"
+        return redact(f"{type(self).__name__}({self.settings!r})")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections to the platform; flavors with clients override it."""
+
+    def location(self) -> str:
+        """Where this deployer looks for servers, for "nothing found" messages (a state
+        directory, a cluster and namespace); flavors override it."""
+        return f"the {self.flavor} flavor's default location"
 
     def __enter__(self) -> ModelDeployer:
         return self
@@ -168,11 +189,12 @@ class ModelDeployer(ABC):
         """
         deadline = Deadline(check_timeout(timeout))
         config = self.parse_config(config)
-        self.validate_deploy(config)
-        with self._deploy_lock(config):
-            pending, server = self._write_deploy(config, replace)
-            crash_point("written")
-            return self._finish_deploy(pending, server, deadline, on_transition)
+        with within(deadline):
+            self.validate_deploy(config)
+            with self._deploy_lock(config):
+                pending, server = self._write_deploy(config, replace)
+                crash_point("written")
+                return self._finish_deploy(pending, server, deadline, on_transition)
 
     def begin_deploy(
         self, config: ServiceConfig | dict[str, Any], replace: bool = True
@@ -197,8 +219,9 @@ class ModelDeployer(ABC):
         """Second half of `deploy`: wait until ready, else restore or remove; then retire."""
         deadline = Deadline(check_timeout(timeout))
         pending = PendingDeploy.model_validate(pending)
-        server = self.get_model_server(pending.server_uuid)
-        return self._finish_deploy(pending, server, deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(pending.server_uuid)
+            return self._finish_deploy(pending, server, deadline, on_transition)
 
     def _write_deploy(
         self, config: ServiceConfig, replace: bool
@@ -243,9 +266,10 @@ class ModelDeployer(ABC):
                 # The previous model never stopped serving (the platform keeps the old
                 # revision until the new one is ready), so confirming the revert is quick;
                 # bound it so a failing deploy does not take twice its timeout.
-                with contextlib.suppress(ModelDeployError):
+                restore = Deadline(RESTORE_TIMEOUT)
+                with contextlib.suppress(ModelDeployError), within(restore, override=True):
                     server.update(self.parse_config(pending.previous_config))
-                    server.wait_until_ready(Deadline(RESTORE_TIMEOUT))
+                    server.wait_until_ready(restore)
             raise
         for uuid in pending.retire:
             for older in self.find_model_server(service_uuid=uuid):
@@ -259,9 +283,10 @@ class ModelDeployer(ABC):
         )
 
     def _discard(self, server: ModelServer) -> None:
-        with contextlib.suppress(ModelDeployError):
+        budget = Deadline(RESTORE_TIMEOUT)
+        with contextlib.suppress(ModelDeployError), within(budget, override=True):
             server.delete(force=True)
-            server.wait_until_deleted(Deadline(30.0))
+            server.wait_until_deleted(budget)
 
     def _delete(self, server: ModelServer, deadline: Deadline, force: bool) -> None:
         server.delete(force=force)
@@ -297,7 +322,7 @@ class ModelDeployer(ABC):
         found = self.find_model_server(service_uuid=uuid)
         if not found:
             raise ModelServerNotFoundError(
-                f"no {self.flavor} model server with uuid {uuid}; "
+                f"no {self.flavor} model server with uuid {uuid} in {self.location()}; "
                 "list them with `modeldeploy models list`"
             )
         return found[0]
@@ -312,11 +337,12 @@ class ModelDeployer(ABC):
         """Start a stopped server (a no-op if it serves); `wait=False` leaves the waiting
         to the caller, e.g. an Airflow trigger."""
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        if not server.is_running:
-            server.start()
-        if wait:
-            server.wait_until_ready(deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(uuid)
+            if not server.is_running:
+                server.start()
+            if wait:
+                server.wait_until_ready(deadline, on_transition)
         return server
 
     def stop_model_server(
@@ -328,18 +354,19 @@ class ModelDeployer(ABC):
         wait: bool = True,
     ) -> ModelServer:
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        server.stop(force=force)
-        if wait:
-            server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
+        with within(deadline):
+            server = self.get_model_server(uuid)
+            server.stop(force=force)
+            if wait:
+                server.wait_for_state(ServiceState.INACTIVE, deadline, on_transition)
         return server
 
     def delete_model_server(
         self, uuid: UUID | str, timeout: float = DEFAULT_TIMEOUT, force: bool = False
     ) -> None:
         deadline = Deadline(check_timeout(timeout))
-        server = self.get_model_server(uuid)
-        self._delete(server, deadline, force)
+        with within(deadline):
+            self._delete(self.get_model_server(uuid), deadline, force)
 
     def get_model_server_info(self, uuid: UUID | str) -> ModelServerInfo:
         return self.get_model_server(uuid).info()

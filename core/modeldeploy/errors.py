@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from modeldeploy.redaction import redact
+
 
 class ModelDeployError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose.
+
+    Its message passes through `redact`, so a password in a URI (ours, or one quoted by
+    MLflow, requests or kubernetes in a text we pass on) never reaches a log or a UI.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidConfigError(ModelDeployError, ValueError):

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.errors import InvalidConfigError, RegistryError
 from modeldeploy.home import default_tracking_uri
+from modeldeploy.redaction import redact_uri as _redact
+from modeldeploy.redaction import register_uri
+from modeldeploy.waiting import Deadline, current_deadline
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -27,6 +32,12 @@ ROLLED_BACK_AT_TAG = TAG_PREFIX + "rolled_back_at"
 ROLLED_BACK_REASON_TAG = TAG_PREFIX + "rolled_back_reason"
 _tracking_lock = threading.RLock()
 _MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+#: MLflow's HTTP retries for our calls (its default, 7 with backoff 2, takes minutes)
+MAX_RETRIES = 2
+BACKOFF_FACTOR = 1
+#: seconds one registry request may take when no deadline is tighter
+REQUEST_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 class ModelVersionInfo(BaseModel):
@@ -44,18 +55,37 @@ class ModelVersionInfo(BaseModel):
 
 
 class ModelRegistry:
-    """Thin, typed layer over `MlflowClient`; the tracking URI is explicit, never global."""
+    """Thin, typed layer over `MlflowClient`; the tracking URI is explicit, never global.
 
-    def __init__(self, tracking_uri: str | None = None) -> None:
+    Every call is bounded: MLflow's own HTTP retries (7 by default, with exponential
+    backoff: minutes against a dead server) are cut to `MAX_RETRIES` for our calls, each
+    try to `request_timeout` or what is left of the deadline given to `bounded` (else of
+    the operation in progress, `modeldeploy.waiting.within`: a deploy's download). Failures
+    become `RegistryError`s naming the URI with its password hidden; "not found" is told
+    apart from "could not ask".
+    """
+
+    def __init__(
+        self, tracking_uri: str | None = None, request_timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         import os
 
         self.tracking_uri = (
             tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
         )
+        register_uri(self.tracking_uri)
+        self.request_timeout = request_timeout
+        self._deadline: Deadline | None = None
         self._client: MlflowClient | None = None
 
     def __repr__(self) -> str:
         return f"ModelRegistry(tracking_uri={_redact(self.tracking_uri)!r})"
+
+    def bounded(self, deadline: Deadline) -> ModelRegistry:
+        """This registry with every call made through it bounded by `deadline`."""
+        bound = copy.copy(self)
+        bound._deadline = deadline
+        return bound
 
     @property
     def client(self) -> MlflowClient:
@@ -68,13 +98,67 @@ class ModelRegistry:
         return self._client
 
     @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        """MLflow's HTTP retry settings, for the calls made inside only (it reads the
+        environment on each request). Callers hold `_tracking_lock`."""
+        import os
+
+        per_try, retries = self.request_timeout, MAX_RETRIES
+        deadline = self._deadline or current_deadline()
+        if deadline is not None:
+            budget = deadline.remaining() - BACKOFF_FACTOR * (2**MAX_RETRIES - 2)
+            per_try = min(per_try, budget / (MAX_RETRIES + 1))
+            if per_try < 1:  # (nearly) out of time, e.g. a slow first import: one short try
+                per_try, retries = 1, 0
+        settings = {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(BACKOFF_FACTOR),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.floor(per_try))),
+        }
+        saved = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
+        try:
+            yield
+        finally:
+            _restore_env(saved)
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` within the bounds; any failure is a RegistryError saying `what`."""
+        with _tracking_lock, self._bounded():
+            try:
+                return fn(*args)
+            except Exception as exc:
+                raise self._error(what, exc) from None
+
+    def _lookup(self, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+        """Like `_call`, but None when the registry says the object does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        with _tracking_lock, self._bounded():
+            try:
+                return fn(*args)
+            except MlflowException as exc:
+                if _is_missing(exc):
+                    return None
+                raise self._error(what, exc) from None
+            except Exception as exc:
+                raise self._error(what, exc) from None
+
+    def _error(self, what: str, exc: BaseException) -> RegistryError:
+        return RegistryError(
+            f"could not {what} in the MLflow registry at {_redact(self.tracking_uri)}: "
+            f"{_first_line(exc)}; check that the tracking server is reachable and the "
+            "credentials are right"
+        )
+
+    @contextlib.contextmanager
     def using_tracking_uri(self) -> Iterator[None]:
         """MLflow's fluent helpers read a global URI; point it at ours for one call only."""
         import os
 
         import mlflow
 
-        with _tracking_lock:
+        with _tracking_lock, self._bounded():
             previous = mlflow.get_tracking_uri()
             previous_registry = mlflow.get_registry_uri()
             # set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI; restoring
@@ -88,11 +172,7 @@ class ModelRegistry:
             finally:
                 mlflow.set_tracking_uri(previous)
                 mlflow.set_registry_uri(previous_registry)
-                for key, value in saved_env.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+                _restore_env(saved_env)
 
     def set_experiment(self, name: str) -> str:
         """Make `name` the active MLflow experiment, creating it if needed; returns its id.
@@ -103,7 +183,9 @@ class ModelRegistry:
         """
         import mlflow
 
-        experiment = self.client.get_experiment_by_name(name)
+        experiment = self._call(
+            "look up experiment " + name, self.client.get_experiment_by_name, name
+        )
         if experiment is not None:
             experiment_id = experiment.experiment_id
         else:
@@ -111,7 +193,9 @@ class ModelRegistry:
             if self.tracking_uri.startswith("sqlite:///"):
                 database = Path(self.tracking_uri.removeprefix("sqlite:///"))
                 location = (database.parent / "artifacts" / name).as_uri()
-            experiment_id = self.client.create_experiment(name, artifact_location=location)
+            experiment_id = self._call(
+                f"create experiment {name}", self.client.create_experiment, name, location
+            )
         with self.using_tracking_uri():
             mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
@@ -144,44 +228,59 @@ class ModelRegistry:
         return self.get_version(model_name, str(version.version))
 
     def get_version(self, model_name: str, version: str) -> ModelVersionInfo:
-        try:
-            mv = self.client.get_model_version(model_name, str(version))
-        except Exception as exc:
+        what = f"read version {version} of model {model_name}"
+        mv = self._lookup(what, self.client.get_model_version, model_name, str(version))
+        if mv is None:
             raise RegistryError(
-                f"version {version} of model {model_name} is not in the registry: "
-                f"{_first_line(exc)}"
-            ) from None
+                f"version {version} of model {model_name} is not in the MLflow registry at "
+                f"{_redact(self.tracking_uri)}"
+            )
         return _to_info(mv)
 
     def set_version_tags(self, model_name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_model_version_tag(model_name, str(version), key, value)
+            self._call(
+                f"tag version {version} of model {model_name}",
+                self.client.set_model_version_tag,
+                model_name,
+                str(version),
+                key,
+                value,
+            )
 
     def get_champion(self, model_name: str) -> ModelVersionInfo | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self.client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
-        except MlflowException:
-            return None
-        return _to_info(mv)
+        """The version under the `champion` alias; None only when the registry says there
+        is none. A registry that cannot be asked raises: it never means "no champion"."""
+        mv = self._lookup(
+            f"look up the {CHAMPION_ALIAS} of model {model_name}",
+            self.client.get_model_version_by_alias,
+            model_name,
+            CHAMPION_ALIAS,
+        )
+        return None if mv is None else _to_info(mv)
 
     def champion_history(self, model_name: str) -> list[str]:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(model_name)
-        except MlflowException:
-            return []
-        return list(json.loads(model.tags.get(HISTORY_TAG, "[]")))
+        model = self._lookup(
+            f"read model {model_name}", self.client.get_registered_model, model_name
+        )
+        return [] if model is None else list(json.loads(model.tags.get(HISTORY_TAG, "[]")))
 
     def promote(self, model_name: str, version: str) -> None:
         """Move the `champion` alias to `version` and remember the move for rollback."""
         history = self.champion_history(model_name)
         if not history or history[-1] != str(version):
             history.append(str(version))
-        self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, str(version))
+        self._set_champion(model_name, str(version))
         self._write_history(model_name, history)
+
+    def _set_champion(self, model_name: str, version: str) -> None:
+        self._call(
+            f"move {CHAMPION_ALIAS} of model {model_name} to version {version}",
+            self.client.set_registered_model_alias,
+            model_name,
+            CHAMPION_ALIAS,
+            version,
+        )
 
     def previous_champion(self, model_name: str) -> ModelVersionInfo | None:
         history = self.champion_history(model_name)
@@ -196,7 +295,7 @@ class ModelRegistry:
                 f"(champion history: {history or 'empty'})"
             )
         history.pop()
-        self.client.set_registered_model_alias(model_name, CHAMPION_ALIAS, history[-1])
+        self._set_champion(model_name, history[-1])
         self._write_history(model_name, history)
         return self.get_version(model_name, history[-1])
 
@@ -208,7 +307,12 @@ class ModelRegistry:
                 f"version {version} of {model_name} is not its only champion "
                 f"(history: {history}); use rollback instead"
             )
-        self.client.delete_registered_model_alias(model_name, CHAMPION_ALIAS)
+        self._call(
+            f"remove {CHAMPION_ALIAS} from model {model_name}",
+            self.client.delete_registered_model_alias,
+            model_name,
+            CHAMPION_ALIAS,
+        )
         self._write_history(model_name, [])
 
     # --- reconciliation and tagging (see modeldeploy.reconcile) ------------------------
@@ -249,7 +353,13 @@ class ModelRegistry:
         )
 
     def _write_history(self, model_name: str, history: list[str]) -> None:
-        self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history[-50:]))
+        self._call(
+            f"record the champion history of model {model_name}",
+            self.client.set_registered_model_tag,
+            model_name,
+            HISTORY_TAG,
+            json.dumps(history[-50:]),
+        )
 
 
 def _to_info(mv: Any) -> ModelVersionInfo:
@@ -270,17 +380,23 @@ def _to_info(mv: Any) -> ModelVersionInfo:
     )
 
 
-def _redact(uri: str) -> str:
-    """Drop credentials from URIs such as postgresql://user:pass@host/db."""
-    from urllib.parse import urlsplit, urlunsplit
+def _is_missing(exc: Exception) -> bool:
+    """MLflow's "does not exist" (an unknown model, or an alias not set: the SQL store
+    says INVALID_PARAMETER_VALUE "... alias champion not found")."""
+    code = getattr(exc, "error_code", None)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
 
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+def _restore_env(saved: Mapping[str, str | None]) -> None:
+    import os
+
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,7 +7,6 @@ be further strategies behind the same outcome type.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -22,11 +21,12 @@ from modeldeploy.progressive.analysis import AnalysisConfig
 from modeldeploy.progressive.state import RolloutState
 from modeldeploy.progressive.strategies import InPlace, Strategy
 from modeldeploy.reconcile import reconcile_serving, rollout_marker
+from modeldeploy.redaction import get_logger
 from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
-logger = logging.getLogger("modeldeploy")
+logger = get_logger("modeldeploy")
 
 RolloutAction = Literal[
     "created",
@@ -89,6 +89,7 @@ def continuous_deploy(
     `advance_rollout`.
     """
     deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline) if registry is not None else None
     config = deployer.parse_config(config)
     from modeldeploy.progressive import runner
 
@@ -300,8 +301,10 @@ def finish_rollout(
         return progressive_outcome(state, outcome.decision, outcome.server)
     if outcome.pending is None:
         return outcome
+    deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline) if registry is not None else None
     try:
-        result = deployer.finish_deploy(outcome.pending, timeout, on_transition)
+        result = deployer.finish_deploy(outcome.pending, deadline.remaining(), on_transition)
     except ModelDeployError as exc:
         _tag_failed(registry, outcome.model_name, outcome.candidate_version, exc)
         raise
@@ -362,8 +365,16 @@ def rollback(
     before the one that really serves. The version taken out is tagged with `reason`.
     """
     deadline = Deadline(check_timeout(timeout))
+    registry = registry.bounded(deadline)
     reconciled = reconcile_serving(
-        deployer, registry, model_name, pipeline_name, step_name, timeout, on_transition
+        deployer,
+        registry,
+        model_name,
+        pipeline_name,
+        step_name,
+        deadline.remaining(),
+        on_transition,
+
     ).actions
     current = registry.get_champion(model_name)
     previous = registry.version_before(model_name, current.version) if current else None

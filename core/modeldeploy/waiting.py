@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from modeldeploy.errors import InvalidConfigError
 
@@ -41,3 +44,26 @@ class Deadline:
 
     def __repr__(self) -> str:
         return f"Deadline(timeout={self.timeout}, remaining={self.remaining():.3f})"
+
+
+_current: ContextVar[Deadline | None] = ContextVar("modeldeploy_deadline", default=None)
+
+
+@contextlib.contextmanager
+def within(deadline: Deadline, *, override: bool = False) -> Iterator[Deadline]:
+    """Make `deadline` the one that platform calls inside honour (their request timeouts
+    and retries), even where no deadline is passed down. The tighter of nested ones wins,
+    unless `override` (clean-up after a failure has a budget of its own)."""
+    outer = _current.get()
+    if not override and outer is not None and outer.remaining() < deadline.remaining():
+        deadline = outer
+    token = _current.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the operation in progress in this context, if any."""
+    return _current.get()

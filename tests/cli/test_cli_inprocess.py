@@ -228,7 +228,7 @@ def test_list_table_newest_first_and_filtered(capsys: pytest.CaptureFixture[str]
     assert [line.split()[0] for line in out.splitlines()[1:]] == [str(old.uuid)]
     code, out, err = run(capsys, "models", "list", "--pipeline", "nope")
     assert (code, out) == (0, "")
-    assert "No fake model servers found." in err
+    assert "No fake model servers found in the fake flavor's default location." in err
 
 
 def test_list_running_and_json_shape(capsys: pytest.CaptureFixture[str]) -> None:

@@ -209,7 +209,9 @@ def test_list_json_and_filters(shared: Deployed) -> None:
         assert (result.returncode, json.loads(result.stdout)) == (0, []), flt
     result = shared.cli("models", "list", "--model", "other")
     assert (result.returncode, result.stdout) == (0, "")
-    assert result.stderr.strip() == "No mlflow model servers found."
+    # says where it looked: the home directory of the mlflow flavor
+    where = f"home {shared.home.resolve()}"
+    assert result.stderr.strip() == f"No mlflow model servers found in {where}."
 
 
 def test_home_option_beats_the_environment(shared: Deployed, tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def test_options_and_environment_select_cluster_and_namespace(
     by_option = ["--flavor", flavor, "--kubeconfig", str(kubeconfig)]
     result = cli(*by_option, "models", "list", env=env)  # namespace "default": nothing there
     assert (result.returncode, result.stdout) == (0, "")
-    assert f"No {flavor} model servers found." in result.stderr
+    # says where it looked: namespace and cluster
+    assert f"No {flavor} model servers found in namespace default of cluster http" in result.stderr
 
     result = cli(*by_option, "models", "list", "--namespace", "prod", env=env)
     assert result.returncode == 0, result.stderr

@@ -117,7 +117,7 @@ def test_killed_daemon_is_reconciled_and_the_next_deploy_converges(
         time.sleep(0.05)
     assert _scoring_pids(serving.dir) == []
     status = serving.check_status()
-    assert status.state == ServiceState.INACTIVE
+    assert status.state == ServiceState.ERROR  # killed is failed, not stopped
     assert "exited without stopping cleanly" in (status.last_error or "")
     assert not (serving.dir / DAEMON).exists()
 

@@ -13,7 +13,16 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from modeldeploy.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CLIError, Globals, build_settings
+from modeldeploy.cli.main import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    OPTION_NAMES,
+    SETTING_FIELDS,
+    CLIError,
+    Globals,
+    build_settings,
+)
 from modeldeploy.cli.output import (
     Progress,
     dump_json,
@@ -29,6 +38,7 @@ from modeldeploy.cli.rollouts import (  # noqa: F401 - handlers are looked up by
 )
 
 if TYPE_CHECKING:
+    from modeldeploy.cli.sources import DeployerSource
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.server import ModelServer
 
@@ -59,9 +69,26 @@ def load_deployer_class(flavor: str) -> type[ModelDeployer]:
         ) from None
 
 
+def orchestrator_source(g: Globals) -> DeployerSource | None:
+    """The Airflow connection or Prefect block named on the command line, if any."""
+    from modeldeploy.cli.sources import load_source
+
+    if g.airflow_conn:
+        return load_source("airflow", g.airflow_conn)
+    if g.prefect_block:
+        return load_source("prefect", g.prefect_block)
+    return None
+
+
 def make_deployer(g: Globals) -> ModelDeployer:
-    """`create_deployer(flavor, settings)` with only the settings the flavor declares."""
+    """`create_deployer(flavor, settings)` with only the settings the flavor declares, or
+    the deployer of the Airflow connection or Prefect block given."""
     from modeldeploy.flavors import create_deployer
+
+    source = orchestrator_source(g)
+    if source is not None:
+        _warn_overridden(g, source.description)
+        return source.deployer
 
     cls = load_deployer_class(g.flavor)
     settings, ignored = build_settings(cls.settings_class.model_fields, g)
@@ -70,6 +97,21 @@ def make_deployer(g: Globals) -> ModelDeployer:
             f"warning: {option} does not apply to the {g.flavor} flavor; ignored", file=sys.stderr
         )
     return create_deployer(g.flavor, settings)
+
+
+def _warn_overridden(g: Globals, description: str) -> None:
+    for dest in sorted(g.explicit & {"flavor", *SETTING_FIELDS}):
+        option = OPTION_NAMES.get(dest, f"--{dest.replace('_', '-')}")
+        print(f"warning: {option} is ignored: {description} decides", file=sys.stderr)
+
+
+def where_of(g: Globals, deployer: ModelDeployer) -> str:
+    """Where the deployer looked, for "nothing found" messages."""
+    from modeldeploy.redaction import redact
+
+    source = g.airflow_conn and f"Airflow connection {g.airflow_conn}"
+    source = source or (g.prefect_block and f"Prefect block {g.prefect_block}")
+    return redact(deployer.location() + (f" ({source})" if source else ""))
 
 
 def timeout_of(g: Globals) -> float:
@@ -99,8 +141,8 @@ def resolve_server(deployer: ModelDeployer, text: str) -> ModelServer:
     found = [s for s in deployer.find_model_server() if str(s.uuid).startswith(prefix)]
     if not found:
         raise ModelServerNotFoundError(
-            f"no {deployer.flavor} model server has a uuid starting with {text!r}; "
-            "list them with `modeldeploy models list`"
+            f"no {deployer.flavor} model server has a uuid starting with {text!r} in "
+            f"{deployer.location()}; list them with `modeldeploy models list`"
         )
     if len(found) > 1:
         names = ", ".join(short_uuid(s.uuid) for s in found[:5])
@@ -137,7 +179,10 @@ def models_list(g: Globals, args: argparse.Namespace) -> int:
     elif infos:
         print(render_server_table(infos))
     else:
-        print(f"No {g.flavor} model servers found.", file=sys.stderr)
+        print(
+            f"No {deployer.flavor} model servers found in {where_of(g, deployer)}.",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -280,8 +325,13 @@ def rollback(g: Globals, args: argparse.Namespace) -> int:
     from modeldeploy.rollout import rollback as rollback_model
 
     import_mlflow_quietly(g)
-    deployer = make_deployer(g)
-    registry = ModelRegistry(tracking_uri_of(g))
+    source = orchestrator_source(g)
+    if source is not None:
+        _warn_overridden(g, source.description)
+        deployer, registry = source.deployer, source.registry()
+    else:
+        deployer = make_deployer(g)
+        registry = ModelRegistry(tracking_uri_of(g))
     progress = Progress(header=f"rolling back {args.model_name}")
     outcome = rollback_model(
         deployer,

@@ -43,6 +43,8 @@ ENVIRONMENT = {
     "ingress_url": "MODELDEPLOY_INGRESS_URL",
     "timeout": "MODELDEPLOY_TIMEOUT",
     "debug": "MODELDEPLOY_DEBUG",
+    "airflow_conn": "MODELDEPLOY_AIRFLOW_CONN",
+    "prefect_block": "MODELDEPLOY_PREFECT_BLOCK",
 }
 
 # option dest -> deployer settings fields it may fill, first present wins
@@ -150,6 +152,20 @@ def _global_options() -> Parser:
         default=s,
         help=f"MLflow tracking and registry URI (env {ENVIRONMENT['tracking_uri']}; "
         "default SQLite under the home directory)",
+    )
+    g.add_argument(
+        "--airflow-conn",
+        metavar="ID",
+        default=s,
+        help="use the deployer of this Airflow connection (a modeldeploy_* type; needs "
+        f"modeldeploy[airflow]; env {ENVIRONMENT['airflow_conn']})",
+    )
+    g.add_argument(
+        "--prefect-block",
+        metavar="NAME",
+        default=s,
+        help="use the deployer of this saved Prefect block, NAME or SLUG/NAME (needs "
+        f"modeldeploy[prefect]; env {ENVIRONMENT['prefect_block']})",
     )
     g.add_argument(
         "--namespace",
@@ -378,6 +394,8 @@ class Globals:
     in_cluster: bool | None = None
     ingress_url: str | None = None
     timeout: float | None = None
+    airflow_conn: str | None = None
+    prefect_block: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     debug: bool = False
     explicit: set[str] = field(default_factory=set)  # given on the command line
@@ -408,6 +426,8 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
     out.settings = dict(given.get("setting") or [])
     if not out.flavor:
         raise CLIError("--flavor is empty; name an installed flavor (see `modeldeploy flavors`)")
+    if out.airflow_conn and out.prefect_block:
+        raise CLIError("give --airflow-conn or --prefect-block, not both")
     return out
 
 
@@ -457,7 +477,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from modeldeploy.redaction import redact
+
+    print(f"error: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _configure(g: Globals) -> None:
@@ -466,7 +488,9 @@ def _configure(g: Globals) -> None:
 
     if not g.debug and not sys.warnoptions:
         warnings.simplefilter("ignore")
-    logger = logging.getLogger("modeldeploy")
+    from modeldeploy.redaction import get_logger
+
+    logger = get_logger("modeldeploy")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -505,7 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             import traceback
 
-            traceback.print_exc()
+            from modeldeploy.redaction import redact
+
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         if isinstance(exc, InvalidConfigError):
             _error(_one_line(exc))
             return EXIT_USAGE

@@ -14,11 +14,14 @@ from typing import Any
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.kubernetes.retry import RetryPolicy
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.waiting import current_deadline
 
 CONNECT_TIMEOUT = 5.0
 DEFAULT_NAMESPACE = "default"
 # Where a pod finds its own namespace (kubectl and client-go read the same file in-cluster).
 POD_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+#: what one request gets even when the operation's deadline has (nearly) passed
+MIN_REQUEST_TIMEOUT = 1.0
 
 
 @dataclass
@@ -57,8 +60,13 @@ class KubeClient:
 
     @property
     def timeout(self) -> tuple[float, float]:
-        """(connect, read) timeout of one ordinary request."""
-        return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
+        """(connect, read) timeout of one ordinary request; never past the deadline of the
+        operation in progress (`modeldeploy.waiting.within`)."""
+        read = self.request_timeout
+        deadline = current_deadline()
+        if deadline is not None:
+            read = max(MIN_REQUEST_TIMEOUT, min(read, deadline.remaining()))
+        return (min(CONNECT_TIMEOUT, read), read)
 
     def list_json(self, method: Any, selector: str, what: str) -> list[dict[str, Any]]:
         """Items of a namespaced list call (`method`, e.g. `core.list_namespaced_pod`) as

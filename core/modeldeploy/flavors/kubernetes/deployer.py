@@ -59,6 +59,10 @@ class KubernetesModelDeployer(ModelDeployer):
         self._resources: CustomResources | None = None
         self._secrets: StorageSecrets | None = None
 
+    def location(self) -> str:
+        kube = self.kube
+        return f"namespace {kube.namespace} of cluster {kube.host or kube.source}"
+
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 
     @property

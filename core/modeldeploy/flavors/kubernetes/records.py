@@ -10,7 +10,6 @@ ours: objects without it are never read back, changed or deleted.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -21,10 +20,11 @@ from pydantic import ValidationError
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ServerQuery
 from modeldeploy.flavors.kubernetes.naming import label_value, short_hash
+from modeldeploy.redaction import get_logger
 from modeldeploy.status import utcnow
 from modeldeploy.version import __version__
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 PREFIX = "modeldeploy.io/"
 MANAGED_BY = "app.kubernetes.io/managed-by"

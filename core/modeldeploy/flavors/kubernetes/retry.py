@@ -7,16 +7,16 @@ will fail the same way every time, so it is raised at once.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from modeldeploy.flavors.kubernetes.errors import api_status
-from modeldeploy.waiting import Deadline
+from modeldeploy.redaction import get_logger
+from modeldeploy.waiting import Deadline, current_deadline
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 T = TypeVar("T")
 
@@ -72,6 +72,7 @@ class RetryPolicy:
         what: str = "Kubernetes API call",
         **kwargs: object,
     ) -> T:
+        deadline = deadline or current_deadline()
         attempt = 0
         while True:
             try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -38,9 +37,10 @@ from modeldeploy.flavors.kubernetes.records import (
     managed_selector,
 )
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
+from modeldeploy.redaction import get_logger
 from modeldeploy.waiting import Deadline
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 MAX_CONFLICT_RETRIES = 10
 #: (string data, annotations) of a Secret

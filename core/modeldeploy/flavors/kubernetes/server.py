@@ -10,7 +10,6 @@ is shared here.
 from __future__ import annotations
 
 import copy
-import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -35,6 +34,7 @@ from modeldeploy.flavors.kubernetes.records import (
     record_labels,
 )
 from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
+from modeldeploy.redaction import get_logger
 from modeldeploy.server import ModelServer, TransitionCallback, WaitProgress
 from modeldeploy.status import ServiceState, ServiceStatus, utcnow
 from modeldeploy.waiting import Deadline
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
     from modeldeploy.flavors.kubernetes.resources import CustomResources
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 
 class Observation(NamedTuple):

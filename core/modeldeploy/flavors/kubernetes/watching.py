@@ -10,7 +10,6 @@ last version seen; transient API errors back off and retry.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,9 +19,10 @@ from modeldeploy.errors import ModelDeployError, ModelServerNotFoundError
 from modeldeploy.flavors.kubernetes.errors import api_status, translate
 from modeldeploy.flavors.kubernetes.resources import CustomResources
 from modeldeploy.flavors.kubernetes.retry import is_transient
+from modeldeploy.redaction import get_logger
 from modeldeploy.waiting import Deadline
 
-logger = logging.getLogger("modeldeploy.kubernetes")
+logger = get_logger("modeldeploy.kubernetes")
 
 T = TypeVar("T")
 

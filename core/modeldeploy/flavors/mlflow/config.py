@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployerSettings
+from modeldeploy.flavors.mlflow.records import DEFAULT_LOG_MAX_BYTES
 
 
 class MLflowServerConfig(ServiceConfig):
@@ -26,6 +27,19 @@ class MLflowServerConfig(ServiceConfig):
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     request_timeout: int = Field(
         default=60, ge=1, description="Seconds a single scoring request may take."
+    )
+    restart_policy: Literal["never", "on-failure"] = Field(
+        default="never",
+        description=(
+            "on-failure: a keeper process restarts the server's supervisor, with backoff, "
+            "whenever it dies (killed, crashed); never: a dead supervisor is reported as "
+            "failed until `start` or the next deploy."
+        ),
+    )
+    log_max_bytes: int = Field(
+        default=DEFAULT_LOG_MAX_BYTES,
+        ge=64 * 1024,
+        description="server.log is rotated to server.log.1 (one old copy) beyond this size.",
     )
 
     @field_validator("host")

@@ -21,11 +21,20 @@ from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer, ServerQuery
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.mlflow.config import MLflowDeployerSettings, MLflowServerConfig
-from modeldeploy.flavors.mlflow.records import RECORD, read_json, write_json
+from modeldeploy.flavors.mlflow.hygiene import check_host, check_private_dir, prune_models
+from modeldeploy.flavors.mlflow.records import (
+    RECORD,
+    DamagedRecordError,
+    read_json_strict,
+    write_json,
+)
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.home import default_home
+from modeldeploy.redaction import get_logger
 from modeldeploy.traffic import Capability
 from modeldeploy.version import __version__
+
+logger = get_logger("modeldeploy")
 
 STALE_STAGING_SECONDS = 3600
 
@@ -45,21 +54,43 @@ class MLflowModelDeployer(ModelDeployer):
         super().__init__(settings)
         self.home = (self.settings.home or default_home()).expanduser().resolve()
         self.servers_dir = self.home / "servers"
+        self._home_checked = False
         self._staged: dict[str, Path] = {}
+        #: record files skipped by the last listing, and why
+        self.damaged: dict[str, str] = {}
+
+    def _check_home(self) -> None:
+        """Before the home is first read or written (not when the deployer is made, so a
+        deployer that only parses configs needs no home)."""
+        if not self._home_checked:
+            check_private_dir(self.home, "the mlflow flavor's home (MODELDEPLOY_HOME)")
+            check_private_dir(self.servers_dir, "its servers directory")
+            self._home_checked = True
+
+    def close(self) -> None:
+        """Remove model copies staged by `validate_deploy` that no deploy consumed."""
+        for staged in self._staged.values():
+            _remove_staging(staged, self.servers_dir)
+        self._staged.clear()
 
     @property
     def tracking_uri(self) -> str:
         from modeldeploy.home import default_tracking_uri
 
+        self._check_home()
         return (
             self.settings.tracking_uri
             or os.environ.get("MLFLOW_TRACKING_URI")
             or default_tracking_uri(self.home)
         )
 
+    def location(self) -> str:
+        return f"home {self.home}"
+
     # -- records ---------------------------------------------------------------------
 
     def _list_servers(self, query: ServerQuery) -> Iterable[MLflowModelServer]:
+        self._check_home()
         if not self.servers_dir.is_dir():
             return []
         if query.service_uuid is not None:
@@ -67,32 +98,65 @@ class MLflowModelDeployer(ModelDeployer):
         else:
             candidates = [p for p in self.servers_dir.iterdir() if not p.name.startswith(".")]
         servers = []
+        self.damaged = {}
         for server_dir in candidates:
-            record = read_json(server_dir / RECORD)
-            if record is None:
+            try:
+                server = self._load_server(server_dir)
+            except DamagedRecordError as exc:
+                self.damaged[str(server_dir / RECORD)] = str(exc)
+                logger.warning(
+                    "skipping model server record: %s; fix or remove that folder (other "
+                    "servers are unaffected)",
+                    exc,
+                )
                 continue
-            servers.append(MLflowModelServer(self, server_dir, record))
+            if server is not None:
+                servers.append(server)
+                prune_models(server_dir, server._record, server.status)
         self._collect_garbage()
         return servers
+
+    def _load_server(self, server_dir: Path) -> MLflowModelServer | None:
+        """The server recorded in `server_dir`; None if there is none (yet)."""
+        if server_dir.is_symlink():
+            raise DamagedRecordError(f"{server_dir} is a symbolic link, which is not followed")
+        record = read_json_strict(server_dir / RECORD)
+        if record is None:
+            return None
+        try:
+            return MLflowModelServer(self, server_dir, record)
+        except KeyError as exc:
+            raise DamagedRecordError(f"{server_dir / RECORD} has no {exc} field") from None
+        except (ValueError, TypeError) as exc:
+            problem = " ".join(str(exc).split())[:300]
+            raise DamagedRecordError(f"{server_dir / RECORD} is not valid: {problem}") from None
 
     def _collect_garbage(self) -> None:
         """Remove what a process killed half way left behind: staging and deleted folders."""
         now = time.time()
         for path in self.servers_dir.iterdir():
-            if not path.is_dir():
+            if path.is_symlink() or not path.is_dir():
                 continue
             unfinished = path.name.startswith(".staging-") or (
                 not path.name.startswith(".") and not (path / RECORD).exists()
             )
             with contextlib.suppress(FileNotFoundError):
-                if path.name.startswith(".deleted-") or (
-                    unfinished and now - path.stat().st_mtime > STALE_STAGING_SECONDS
+                if (
+                    path.name.startswith(".deleted-")
+                    or _orphaned_staging(path)
+                    or (unfinished and now - path.stat().st_mtime > STALE_STAGING_SECONDS)
                 ):
                     shutil.rmtree(path, ignore_errors=True)
 
+    def _make_dirs(self) -> None:
+        """Home and servers directory, private to this user."""
+        self._check_home()
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.servers_dir.mkdir(mode=0o700, exist_ok=True)
+
     @contextlib.contextmanager
     def _deploy_lock(self, config: ServiceConfig) -> Iterator[None]:
-        self.servers_dir.mkdir(parents=True, exist_ok=True)
+        self._make_dirs()
         with (self.servers_dir / ".deploy.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -105,6 +169,7 @@ class MLflowModelDeployer(ModelDeployer):
     def validate_deploy(self, config: ServiceConfig) -> None:
         """Resolve and download the model now, so a bad URI is refused before any change."""
         assert isinstance(config, MLflowServerConfig)
+        check_host(config.host)
         if (
             config.port is not None
             and not self._is_ours(config)
@@ -131,8 +196,9 @@ class MLflowModelDeployer(ModelDeployer):
         staged = self._staged.get(model_uri)
         if staged is not None and staged.exists():
             return staged
-        self.servers_dir.mkdir(parents=True, exist_ok=True)
-        target = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.servers_dir))
+        self._make_dirs()
+        # The pid in the name lets a later listing remove it once this process is gone.
+        target = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=self.servers_dir))
         try:
             local = self._download(model_uri, target)
         except BaseException:
@@ -203,13 +269,7 @@ class MLflowModelDeployer(ModelDeployer):
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(model_dir, ignore_errors=True)
         os.replace(staged, model_dir)
-        # Remove the emptied staging folder. MLflow downloads models:/ URIs into the
-        # staging folder itself (so it has just been moved whole): never take
-        # `staged.parent` blindly, which would then be the servers directory.
-        for folder in staged.parents:
-            if folder.name.startswith(".staging-") and folder.parent == self.servers_dir:
-                shutil.rmtree(folder, ignore_errors=True)
-                break
+        _remove_staging(staged, self.servers_dir)
         self._staged.pop(config.model_uri, None)
         from mlflow.pyfunc import scoring_server
 
@@ -248,6 +308,24 @@ class MLflowModelDeployer(ModelDeployer):
         server = MLflowModelServer(self, server_dir, record)
         server.start()
         return server
+
+
+def _remove_staging(staged: Path, servers_dir: Path) -> None:
+    """Remove the staging folder holding `staged`. MLflow downloads models:/ URIs into the
+    staging folder itself (which may just have been moved whole): never take
+    `staged.parent` blindly, which would then be the servers directory."""
+    for folder in (staged, *staged.parents):
+        if folder.name.startswith(".staging-") and folder.parent == servers_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+
+
+def _orphaned_staging(path: Path) -> bool:
+    """A `.staging-<pid>-*` folder whose process has exited: nothing will consume it."""
+    if not path.name.startswith(".staging-"):
+        return False
+    pid = path.name.split("-")[1]
+    return pid.isdigit() and not Path(f"/proc/{pid}").exists()
 
 
 def _fingerprint(config: MLflowServerConfig) -> str:

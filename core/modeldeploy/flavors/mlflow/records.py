@@ -12,9 +12,11 @@ Kept stdlib-only: the supervisor imports it too, and it must start fast.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ DAEMON = "daemon.json"
 STATUS = "status.json"
 LOG = "server.log"
 SUPERVISOR_MODULE = "modeldeploy.flavors.mlflow.supervisor"
+DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -39,13 +42,47 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+class DamagedRecordError(ValueError):
+    """A state file exists but cannot be used; the message names the file and the fault."""
+
+
+def read_json_strict(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None if there is no such file. Symbolic links are not
+    followed (another user could point one anywhere); those and unreadable or malformed
+    files raise `DamagedRecordError`."""
     try:
-        with path.open() as handle:
-            data = json.load(handle)
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DamagedRecordError(f"{path} is a symbolic link, which is not followed") from None
+        raise DamagedRecordError(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd) as handle:
+            data = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DamagedRecordError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DamagedRecordError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """Like `read_json_strict`, but a damaged file reads as missing (status, pid files)."""
+    try:
+        return read_json_strict(path)
+    except DamagedRecordError:
+        return None
+
+
+def tail_lines(path: Path, count: int = 5) -> list[str]:
+    """The last `count` non-blank lines of a text file (none if it is missing)."""
+    try:
+        with path.open("r", errors="replace") as handle:
+            return list(deque((line.rstrip() for line in handle if line.strip()), count))
+    except OSError:
+        return []
 
 
 def process_start_time(pid: int) -> int | None:
@@ -92,3 +129,33 @@ def live_daemon_pid(server_dir: Path) -> int | None:
     if SUPERVISOR_MODULE not in cmdline or str(server_dir) not in cmdline:
         return None
     return pid
+
+
+class RotatingLog:
+    """An append-only log file that moves itself to `<name>.1` beyond `max_bytes`.
+
+    One old copy is kept, so the log takes at most about twice `max_bytes`. With
+    `redirect_std`, stdout and stderr follow the new file (the supervisor's own
+    tracebacks go there). Not thread-safe: callers hold a lock.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, redirect_std: bool = False) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.redirect_std = redirect_std
+        self._open()
+
+    def _open(self) -> None:
+        self._handle = self.path.open("a", buffering=1)
+        self._size = self._handle.tell()
+        if self.redirect_std:
+            for fd in (1, 2):
+                os.dup2(self._handle.fileno(), fd)
+
+    def write(self, text: str) -> None:
+        if self._size + len(text) > self.max_bytes and self._size > 0:
+            self._handle.close()
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            self._open()
+        self._handle.write(text)
+        self._size += len(text.encode(errors="replace"))

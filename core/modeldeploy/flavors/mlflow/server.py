@@ -25,10 +25,12 @@ from modeldeploy.flavors.mlflow.records import (
     SUPERVISOR_MODULE,
     live_daemon_pid,
     read_json,
+    tail_lines,
     write_json,
 )
 from modeldeploy.flavors.mlflow.supervisor import SERVER_DIR_ENV
 from modeldeploy.flavors.mlflow.traffic import LocalTrafficControl
+from modeldeploy.redaction import redact
 from modeldeploy.status import ServiceState, ServiceStatus
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 from modeldeploy.server import ModelServer
 
 LAUNCH_GRACE_SECONDS = 10.0
+KEEPER_MODULE = "modeldeploy.flavors.mlflow.keeper"
 
 
 class MLflowModelServer(LocalTrafficControl, ModelServer):
@@ -98,7 +101,8 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
                 (self.dir / DAEMON).unlink(missing_ok=True)
                 _kill_orphans(self.dir)
                 if status.get("state") not in (None, "inactive", "error"):
-                    s.last_error = "the daemon exited without stopping cleanly"
+                    status = self._record_crash(status)
+                    s.last_error = status["last_error"]
             s.observed_generation = None
             s.state = (
                 ServiceState.ERROR if status.get("state") == "error" else ServiceState.INACTIVE
@@ -110,6 +114,22 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
             s.observed_generation = s.generation
         else:
             s.state = ServiceState(state)
+
+    def _record_crash(self, status: dict[str, Any]) -> dict[str, Any]:
+        """A supervisor gone without stopping: failed (not stopped) until started again."""
+        lines = redact(" | ".join(tail_lines(self.dir / LOG, 5))) or "empty"
+        crashed = {
+            **status,
+            "state": "error",
+            "last_error": (
+                f"the daemon exited without stopping cleanly (killed or crashed); start it "
+                f"with `modeldeploy models start {self.uuid}` or deploy again. Last lines of "
+                f"{self.dir / LOG}: {lines}"
+            ),
+            "updated_at": _now(),
+        }
+        write_json(self.dir / STATUS, crashed)
+        return crashed
 
     def check_status(self) -> ServiceStatus:
         record = read_json(self.dir / RECORD)
@@ -148,6 +168,8 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
         self.config = new
         self.status.generation = generation
         self._signal(signal.SIGHUP)
+        if self.status.state == ServiceState.ERROR and live_daemon_pid(self.dir) is None:
+            self.start()  # its supervisor died: the deploy brings it back
         self.check_status()
 
     def start(self) -> None:
@@ -155,9 +177,10 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
             return
         _kill_orphans(self.dir)
         write_json(self.dir / STATUS, {"state": "pending_startup", "launched_at": time.time()})
+        module = KEEPER_MODULE if self.config.restart_policy == "on-failure" else SUPERVISOR_MODULE
         with (self.dir / LOG).open("a") as log:
             subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR_MODULE, str(self.dir)],
+                [sys.executable, "-m", module, str(self.dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -174,7 +197,8 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
             return
         if force:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                # the group of its session: the supervisor's, or its keeper's
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
             _kill_orphans(self.dir)
             (self.dir / DAEMON).unlink(missing_ok=True)
         else:
@@ -224,6 +248,9 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
                     yield line.rstrip("\n")
                 elif not self.dir.exists():
                     return
+                elif _rotated(path, handle):
+                    handle.close()
+                    handle = path.open("r", errors="replace")
                 else:
                     time.sleep(0.1)
 
@@ -281,6 +308,14 @@ def dataframe_split(frame: Any) -> dict[str, Any]:
             for row, value in zip(split["data"], values, strict=True):
                 row[index] = None if math.isnan(value) else value
     return dict(split)
+
+
+def _rotated(path: Path, handle: Any) -> bool:
+    """True once `path` names another file than the one `handle` reads (log rotation)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _launch_in_progress(status: dict[str, Any]) -> bool:

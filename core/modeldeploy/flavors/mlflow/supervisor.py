@@ -32,9 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from modeldeploy.flavors.mlflow.records import (
     DAEMON,
+    DEFAULT_LOG_MAX_BYTES,
     LOG,
     RECORD,
     STATUS,
+    RotatingLog,
     daemon_identity,
     read_json,
     write_json,
@@ -121,14 +123,14 @@ class Child:
 
 
 class Log:
-    def __init__(self, server_dir: Path) -> None:
+    def __init__(self, server_dir: Path, max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> None:
         self.server_dir = str(server_dir)
-        self._handle = (server_dir / LOG).open("a", buffering=1)
+        self._file = RotatingLog(server_dir / LOG, max_bytes, redirect_std=True)
         self._lock = threading.Lock()
 
     def write(self, line: str) -> None:
         with self._lock:
-            self._handle.write(line if line.endswith("\n") else line + "\n")
+            self._file.write(line if line.endswith("\n") else line + "\n")
 
     def note(self, message: str) -> None:
         self.write(f"{_now()} [modeldeploy] {message}")
@@ -137,7 +139,8 @@ class Log:
 class Supervisor:
     def __init__(self, server_dir: Path) -> None:
         self.dir = server_dir
-        self.log = Log(server_dir)
+        config = (read_json(server_dir / RECORD) or {}).get("config", {})
+        self.log = Log(server_dir, int(config.get("log_max_bytes") or DEFAULT_LOG_MAX_BYTES))
         self.wake = threading.Event()
         self.stopping = False
         self.active: Child | None = None
