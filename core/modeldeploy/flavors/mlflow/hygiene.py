@@ -63,7 +63,8 @@ def prune_models(server_dir: Path, record: dict[str, Any], status: ServiceStatus
     """Remove `models/<generation>` copies that nothing serves or will serve.
 
     Only when nothing is in flight (the supervisor serves the generation recorded, or no
-    supervisor runs): then the record's model folder is the only one in use. Folders of
+    supervisor runs): then the record's model folder, and a challenger's beside it
+    (`record["traffic"]`), are the only ones in use. Folders of
     generations newer than the record belong to a deploy being written, and stay.
     """
     # An ERROR with an observed generation means the supervisor lives and may still
@@ -78,13 +79,17 @@ def prune_models(server_dir: Path, record: dict[str, Any], status: ServiceStatus
     )
     if not (idle or settled):
         return
-    keep = Path(str(record.get("launch", {}).get("model_dir", ""))).name
+    challenger = (record.get("traffic") or {}).get("challenger") or {}
+    keep = {
+        Path(str(launch.get("model_dir", ""))).name
+        for launch in (record.get("launch") or {}, challenger.get("launch") or {})
+    }
     generation = int(record.get("generation", 0))
     models = server_dir / "models"
     if not models.is_dir():
         return
     for folder in models.iterdir():
-        if folder.name.isdigit() and folder.name != keep and int(folder.name) <= generation:
+        if folder.name.isdigit() and folder.name not in keep and int(folder.name) <= generation:
             if folder.is_symlink():
                 folder.unlink()
             else:
