@@ -118,6 +118,7 @@ def test_settings_passed_are_only_those_the_flavor_declares() -> None:
 
     k8s_settings, ignored = cli.build_settings(set(fake_flavor.FakeSettings.model_fields), g)
     assert k8s_settings == {
+        "tracking_uri": "sqlite:///x.db",  # every flavor's settings carry the registry URI
         "kubeconfig_path": "/k",
         "context": "c1",
         "in_cluster": True,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator, BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider._values import as_bool, as_mapping, as_metrics, as_number, as_rules
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from modeldeploy.server import ModelServer, ModelServerInfo
     from modeldeploy.status import ServiceStatus
 
-DEFAULT_TIMEOUT = 300.0
 #: XCom key of the rollout written before a deferral, finished on resume
 PENDING_ROLLOUT_KEY = "pending_rollout"
 #: extra time the scheduler allows a deferred task beyond the engine's own deadline
