@@ -77,10 +77,11 @@ def connection_type(flavor: str) -> dict[str, Any]:
 def connection_types() -> list[dict[str, Any]]:
     """One connection type per installed flavor; a flavor that cannot load is left out
     (the CLI's `modeldeploy flavors` says why) so the others still show."""
-    from modeldeploy.flavors import available_flavors
+    from modeldeploy.flavors import DEFAULT_FLAVOR, available_flavors
 
     types = []
-    for flavor in available_flavors():
+    # the default flavor first: Airflow's form opens on the first type of a provider
+    for flavor in sorted(available_flavors(), key=lambda f: (f != DEFAULT_FLAVOR, f)):
         try:
             types.append(connection_type(flavor))
         except Exception as exc:
