@@ -88,8 +88,8 @@ class DeployModelOperator(_ModelDeployOperator):
     :param model_name: registered model name (letters, digits, ``.``, ``_``, ``-``).
     :param model_uri: the model to serve: ``runs:/``, ``models:/``, a path, or a storage URI
         (``s3://``, ``gs://``...); typically ``train.output["model_uri"]``.
-    :param modeldeploy_conn_id: a ``modeldeploy_mlflow|seldon|kserve`` connection; the
-        undefined default means the local MLflow server.
+    :param modeldeploy_conn_id: a ``modeldeploy_<flavor>`` connection; the undefined
+        default means the default flavor (the local MLflow server).
     :param service_config: flavor fields, e.g. ``{"port": 8080, "workers": 2}`` for MLflow,
         ``{"replicas": 2, "implementation": "SKLEARN_SERVER"}`` for Seldon,
         ``{"model_format": "sklearn", "protocol": "v2"}`` for KServe.
