@@ -35,13 +35,19 @@ class KubernetesDeployerSettings(DeployerSettings):
         "Takes precedence over the path.",
         json_schema_extra={SECRET_MARKER: True},
     )
-    context: str | None = Field(default=None, description="kubeconfig context to use.")
+    context: str | None = Field(
+        default=None,
+        title="Kubeconfig context",
+        description="kubeconfig context to use; empty: the current context.",
+    )
     in_cluster: bool = Field(
         default=False, description="Use the pod's service account (running inside the cluster)."
     )
     namespace: str = Field(default="default", description="Namespace of the model servers.")
     ingress_base_url: str | None = Field(
-        default=None, description="Base URL of the cluster's ingress gateway for predictions."
+        default=None,
+        title="Ingress base URL",
+        description="Base URL of the cluster's ingress gateway for predictions.",
     )
     storage_credentials: StorageCredentials | None = Field(
         default=None,
@@ -53,6 +59,7 @@ class KubernetesDeployerSettings(DeployerSettings):
     )
     secret_name: str | None = Field(
         default=None,
+        title="Storage secret name",
         description=(
             "Secret with storage credentials. With storage_credentials it is written and "
             "managed by modeldeploy; without, an existing Secret is referenced as it is."
