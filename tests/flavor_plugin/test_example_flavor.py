@@ -49,7 +49,7 @@ class Acme:
     def python(self, code: str, **env: str) -> Any:
         """Run a script; it prints one JSON value on its last line."""
         done = self.run([sys.executable, "-c", textwrap.dedent(code)], **env)
-        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -148,6 +148,23 @@ def test_python_api_and_cli(acme: Acme) -> None:
     assert fields["api_key"]["env"] == "MODELDEPLOY_ACME_API_KEY"
 
 
+def type_into(element: Any, value: object) -> None:
+    """Replace an input's text; React may drop keys typed while it re-renders, so check."""
+    from selenium.webdriver.common.keys import Keys
+
+    text = str(value)
+    for _ in range(3):
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(Keys.DELETE)
+        for char in text:  # one key at a time: React re-renders on each
+            element.send_keys(char)
+        if element.get_attribute("value") == text:
+            return
+    raise AssertionError(
+        f"the form took {element.get_attribute('value')!r} for {element.get_attribute('name')}"
+    )
+
+
 @pytest.fixture(scope="module")
 def airflow_api(installed: Acme, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.airflow.apiserver import api_server
@@ -192,11 +209,11 @@ def test_airflow_connection_made_in_the_real_form(
             dialog.find_element(By.XPATH, f".//label[normalize-space()='{label}']")
         secret = dialog.find_element(By.CSS_SELECTOR, "input[name=element_api_key]")
         assert secret.get_attribute("type") == "password"
-        secret.send_keys(API_KEY)
-        dialog.find_element(By.CSS_SELECTOR, "input[name=element_root]").send_keys(
-            str(acme.cloud)
-        )
-        dialog.find_element(By.CSS_SELECTOR, "input[name=element_replicas_cap]").send_keys("4")
+        type_into(secret, API_KEY)
+        type_into(dialog.find_element(By.CSS_SELECTOR, "input[name=element_root]"), acme.cloud)
+        cap = dialog.find_element(By.CSS_SELECTOR, "input[name=element_replicas_cap]")
+        assert cap.get_attribute("value") == "2"  # the settings model's default
+        type_into(cap, 4)
         dialog.screenshot(str(screenshot_dir(tmp_path) / "airflow-connection-acme.png"))
         assert API_KEY not in dialog.text
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Save']").click()
