@@ -64,7 +64,7 @@ class ModelServerReadyTrigger(BaseTrigger):
             return
         yield await asyncio.to_thread(self._wait, flavor, settings)
 
-    def _wait(self, flavor: str, settings: dict[str, Any]) -> TriggerEvent:
+    def _wait(self, flavor: str, settings: Any) -> TriggerEvent:  # the flavor's settings model
         from modeldeploy.errors import DeploymentTimeoutError, ModelDeployError
         from modeldeploy.flavors import create_deployer
         from modeldeploy.status import ServiceState
