@@ -8,13 +8,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.crashpoints import crash_point
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
-from modeldeploy.redaction import get_logger, redact, register_secrets_in
+from modeldeploy.redaction import get_logger, redact
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
+from modeldeploy.settings import DeployerSettings as DeployerSettings
+from modeldeploy.settings import validate_settings
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout, within
@@ -23,28 +25,6 @@ logger = get_logger("modeldeploy")
 
 DeployAction = Literal["created", "updated"]
 RESTORE_TIMEOUT = 30.0
-
-
-class DeployerSettings(BaseModel):
-    """Where a flavor's servers live (state directory, cluster, namespace...). No model here.
-
-    Passwords inside URI fields, `SecretStr` values and strings under secret-sounding keys
-    (a kubeconfig's `token`) are registered with the engine's redaction step as the
-    settings are validated, so no message or repr shows them.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="after")
-    def _register_secrets(self) -> DeployerSettings:
-        register_secrets_in(self)
-        return self
-
-    def __repr__(self) -> str:
-        return redact(super().__repr__())
-
-    def __str__(self) -> str:
-        return redact(super().__str__())
 
 
 class ServerQuery(BaseModel):
@@ -114,17 +94,14 @@ class ModelDeployer(ABC):
         if settings is None:
             settings = {}
         if isinstance(settings, dict):
-            from pydantic import ValidationError
-
-            try:
-                settings = self.settings_class.model_validate(settings)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "settings"
-                raise InvalidConfigError(
-                    f"invalid {self.flavor} deployer settings: {where}: {first['msg']}"
-                ) from None
+            settings = validate_settings(self.settings_class, settings, self.flavor)
         self.settings = settings
+
+    @property
+    def tracking_uri(self) -> str | None:
+        """The MLflow tracking server and registry this deployer's models live in; None
+        means the engine's default. Flavors with a registry of their own override it."""
+        return self.settings.tracking_uri
 
     def __repr__(self) -> str:
         return redact(f"{type(self).__name__}({self.settings!r})")

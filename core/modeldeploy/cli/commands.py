@@ -40,6 +40,7 @@ from modeldeploy.cli.rollouts import (  # noqa: F401 - handlers are looked up by
 if TYPE_CHECKING:
     from modeldeploy.cli.sources import DeployerSource
     from modeldeploy.deployer import ModelDeployer
+    from modeldeploy.registry import ModelRegistry
     from modeldeploy.server import ModelServer
 
 _UUID_PREFIX = re.compile(r"^[0-9a-fA-F][0-9a-fA-F-]{3,34}$")
@@ -293,19 +294,6 @@ def models_delete(g: Globals, args: argparse.Namespace) -> int:
 # --- rollback ---------------------------------------------------------------------------
 
 
-def tracking_uri_of(g: Globals) -> str | None:
-    """The registry's URI: the option or env, else SQLite under the chosen home."""
-    if g.tracking_uri:
-        return g.tracking_uri
-    if g.home:
-        from pathlib import Path
-
-        from modeldeploy.home import default_tracking_uri
-
-        return default_tracking_uri(Path(g.home).expanduser())
-    return None
-
-
 def import_mlflow_quietly(g: Globals) -> None:
     """Import mlflow with its INFO chatter (creating SQLite tables...) off the terminal.
 
@@ -320,18 +308,24 @@ def import_mlflow_quietly(g: Globals) -> None:
         os.environ.pop("MLFLOW_LOGGING_LEVEL", None)
 
 
-def rollback(g: Globals, args: argparse.Namespace) -> int:
-    from modeldeploy.registry import ModelRegistry
-    from modeldeploy.rollout import rollback as rollback_model
+def deployer_and_registry(g: Globals) -> tuple[ModelDeployer, ModelRegistry]:
+    """The deployer and the MLflow registry that goes with it: from the Airflow connection
+    or Prefect block given, else from the flavor and settings on the command line."""
+    from modeldeploy.flavors import registry_for
 
-    import_mlflow_quietly(g)
     source = orchestrator_source(g)
     if source is not None:
         _warn_overridden(g, source.description)
-        deployer, registry = source.deployer, source.registry()
-    else:
-        deployer = make_deployer(g)
-        registry = ModelRegistry(tracking_uri_of(g))
+        return source.deployer, source.registry()
+    deployer = make_deployer(g)
+    return deployer, registry_for(deployer)
+
+
+def rollback(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.rollout import rollback as rollback_model
+
+    import_mlflow_quietly(g)
+    deployer, registry = deployer_and_registry(g)
     progress = Progress(header=f"rolling back {args.model_name}")
     outcome = rollback_model(
         deployer,
@@ -373,10 +367,10 @@ def gate(g: Globals, args: argparse.Namespace) -> int:
     )
     champion = None
     if decider.champion_challenger is not None:
-        from modeldeploy.registry import ModelRegistry
-
         import_mlflow_quietly(g)
-        champion = ModelRegistry(tracking_uri_of(g)).get_champion(args.model_name)
+        deployer, registry = deployer_and_registry(g)
+        with deployer:
+            champion = registry.get_champion(args.model_name)
     decision = decider.evaluate(metrics, champion.metrics if champion else None)
     if args.json:
         dump_json(
@@ -391,6 +385,21 @@ def gate(g: Globals, args: argparse.Namespace) -> int:
 
 
 # --- flavors ----------------------------------------------------------------------------
+
+
+def _setting_rows(flavor: str, cls: type[ModelDeployer]) -> list[dict[str, Any]]:
+    from modeldeploy.settings import setting_env_var, setting_fields
+
+    return [
+        {
+            "name": f.name,
+            "kind": f.kind,
+            "secret": f.secret,
+            "env": setting_env_var(flavor, f.name),
+            "description": f.description,
+        }
+        for f in setting_fields(cls.settings_class)
+    ]
 
 
 def flavors(g: Globals, args: argparse.Namespace) -> int:
@@ -415,9 +424,21 @@ def flavors(g: Globals, args: argparse.Namespace) -> int:
             row["status"] = f"unavailable: {reason}"
         else:
             row["settings"] = sorted(cls.settings_class.model_fields)
+            if args.settings:
+                row["setting_fields"] = _setting_rows(ep.name, cls)
         rows.append(row)
     if args.json:
         dump_json(rows)
+        return EXIT_OK
+    if args.settings:
+        for r in rows:
+            print(f"{r['name']}:")
+            fields = r.get("setting_fields", [])
+            table = [
+                [f["name"], f["kind"], "yes" if f["secret"] else "", f["env"], f["description"]]
+                for f in fields
+            ]
+            print(render_table(["SETTING", "KIND", "SECRET", "ENV", "DESCRIPTION"], table))
         return EXIT_OK
     if not rows:
         print("No flavors installed.", file=sys.stderr)

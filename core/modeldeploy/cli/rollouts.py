@@ -26,11 +26,10 @@ def render_state(state: RolloutState) -> str:
 
 
 def _context(g: Globals) -> tuple[Any, Any]:
-    from modeldeploy.cli.commands import import_mlflow_quietly, make_deployer, tracking_uri_of
-    from modeldeploy.registry import ModelRegistry
+    from modeldeploy.cli.commands import deployer_and_registry, import_mlflow_quietly
 
     import_mlflow_quietly(g)
-    return make_deployer(g), ModelRegistry(tracking_uri_of(g))
+    return deployer_and_registry(g)
 
 
 def _show(state: RolloutState, as_json: bool) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import flow
 from prefect.transactions import transaction
 
@@ -37,7 +38,7 @@ def continuous_deployment(
     rel_tolerance: float = 0.0,
     config: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
     allow_signature_change: bool = False,
     strategy: Mapping[str, Any] | str | None = None,
     analysis: Mapping[str, Any] | str | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -47,7 +48,7 @@ def start_rollout(
     metrics: Mapping[str, float] | None = None,
     gate_rules: list[str] | str | None = None,
     config: Mapping[str, Any] | None = None,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
     champion_metric: str | None = None,
     min_improvement: float = 0.0,
     direction: Literal["maximize", "minimize"] | None = None,
