@@ -78,13 +78,14 @@ class DeployerSettings(BaseModel):
     def _register_secrets(self) -> DeployerSettings:
         """Hand every secret to the engine's redaction step as soon as settings exist, so no
         message, log line or repr can show it: declared secret fields, passwords inside
-        URIs, and strings under secret-sounding keys (a kubeconfig's `token`)."""
+        URIs, and strings under secret-sounding keys (a kubeconfig's `token`). A secret URI
+        (the tracking URI) hides only its password, so messages still say where."""
         register_secrets_in(self)
         for name in secret_names(type(self)):
             value = reveal(getattr(self, name))
-            if isinstance(value, str):
+            if isinstance(value, str) and "://" not in value:
                 register_secret(value)
-            else:
+            elif not isinstance(value, str):  # a URI's password is registered above
                 register_secrets_in(value, "secret")
         return self
 

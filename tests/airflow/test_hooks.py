@@ -101,6 +101,7 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
         "tracking_uri": "http://mlflow.example",
         "request_timeout": 30.0,
         "max_retries": 8,
+        "use_cluster_local_address": False,
         "context": "prod",
         "namespace": "models",
         "in_cluster": False,

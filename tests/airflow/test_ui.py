@@ -77,7 +77,7 @@ def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None
         assert fields["kubeconfig"]["schema"]["format"] == "password"
         assert fields["storage_credentials"]["schema"]["format"] == "password"
         assert fields["in_cluster"]["schema"]["type"] == ["boolean", "null"]
-        assert fields["namespace"]["value"] == "default"
+        assert fields["namespace"]["value"] is None  # the kubeconfig context's, as kubectl
         for hidden in ("host", "login", "password"):
             assert entry["standard_fields"][hidden]["hidden"] is True, hidden
 
