@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from modeldeploy.config import ServiceConfig, parse_config
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, ModelServerNotFoundError
 from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
+from modeldeploy.settings import DeployerSettings as DeployerSettings
+from modeldeploy.settings import validate_settings
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import Capability
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
@@ -22,12 +24,6 @@ logger = logging.getLogger("modeldeploy")
 
 DeployAction = Literal["created", "updated"]
 RESTORE_TIMEOUT = 30.0
-
-
-class DeployerSettings(BaseModel):
-    """Where a flavor's servers live (state directory, cluster, namespace...). No model here."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ServerQuery(BaseModel):
@@ -97,17 +93,14 @@ class ModelDeployer(ABC):
         if settings is None:
             settings = {}
         if isinstance(settings, dict):
-            from pydantic import ValidationError
-
-            try:
-                settings = self.settings_class.model_validate(settings)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "settings"
-                raise InvalidConfigError(
-                    f"invalid {self.flavor} deployer settings: {where}: {first['msg']}"
-                ) from None
+            settings = validate_settings(self.settings_class, settings, self.flavor)
         self.settings = settings
+
+    @property
+    def tracking_uri(self) -> str | None:
+        """The MLflow tracking server and registry this deployer's models live in; None
+        means the engine's default. Flavors with a registry of their own override it."""
+        return self.settings.tracking_uri
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings!r})"

@@ -1,6 +1,7 @@
 """modeldeploy's Prefect collection: continuous deployment of ML models from Prefect flows.
 
-Blocks hold configuration (a deployer per flavor, Kubernetes and object-store credentials)
+Blocks hold configuration (a deployer block per installed flavor, generated from its
+settings model; Kubernetes and object-store credentials)
 and hand out the `core` engine's deployer; tasks wrap one engine call each. Declared to
 Prefect through the `prefect.collections` entry point; register the block types with
 `prefect block register -m prefect_modeldeploy`.
@@ -11,13 +12,12 @@ mlflow, scikit-learn and kubernetes load only when a task runs.
 
 from prefect_modeldeploy.blocks import (
     BLOCK_TYPES,
+    DEPLOYER_BLOCKS,
     AzureStorageCredentials,
     GCSStorageCredentials,
-    KServeDeployer,
     KubernetesCredentials,
-    MLflowDeployer,
+    ModelDeployerBlock,
     S3StorageCredentials,
-    SeldonDeployer,
 )
 from prefect_modeldeploy.flows import continuous_deployment
 from prefect_modeldeploy.tasks import (
@@ -32,15 +32,16 @@ from prefect_modeldeploy.tasks import (
     verify_predictions,
 )
 
-__all__ = [
+globals().update(DEPLOYER_BLOCKS)  # MLflowDeployer, ... one per installed flavor
+
+__all__ = [  # the deployer blocks are generated: see DEPLOYER_BLOCKS
     "BLOCK_TYPES",
+    "DEPLOYER_BLOCKS",
     "AzureStorageCredentials",
     "GCSStorageCredentials",
-    "KServeDeployer",
     "KubernetesCredentials",
-    "MLflowDeployer",
+    "ModelDeployerBlock",
     "S3StorageCredentials",
-    "SeldonDeployer",
     "continuous_deployment",
     "delete_model_server",
     "deploy_model",
@@ -51,4 +52,5 @@ __all__ = [
     "start_model_server",
     "stop_model_server",
     "verify_predictions",
+    *DEPLOYER_BLOCKS,
 ]

@@ -94,7 +94,7 @@ bad_connection()
     [
         ("missing", None, "modeldeploy connection 'md_broken' is not defined: create it"),
         ("not_json", "{not json", "the extra field is not valid JSON"),
-        ("wrong_type", "http", "has type 'http', but ModelDeployHook needs one of"),
+        ("wrong_type", "http", "has type 'http', but a modeldeploy connection needs one of"),
         ("bad_kubeconfig", "kubeconfig", "kubeconfig is neither JSON nor YAML"),
     ],
 )

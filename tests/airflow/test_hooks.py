@@ -19,37 +19,30 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
 def test_hook_metadata() -> None:
-    from modeldeploy_provider.hooks.modeldeploy import (
-        KServeDeployHook,
-        MLflowDeployHook,
-        ModelDeployHook,
-        SeldonDeployHook,
-    )
+    import modeldeploy_provider.hooks.modeldeploy as hooks
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
-    for hook, conn_type in [
-        (MLflowDeployHook, "modeldeploy_mlflow"),
-        (SeldonDeployHook, "modeldeploy_seldon"),
-        (KServeDeployHook, "modeldeploy_kserve"),
-    ]:
-        assert hook.conn_type == conn_type
-        assert hook.conn_name_attr == "modeldeploy_conn_id"
-        assert hook.default_conn_name == f"{conn_type}_default"
-        assert hook.hook_name.startswith("modeldeploy: ")
-        assert hook.accepted_conn_types == (conn_type,)
+    assert ModelDeployHook.conn_name_attr == "modeldeploy_conn_id"
     assert ModelDeployHook.default_conn_name == "modeldeploy_default"
+    # one generic hook: no per-flavor subclass, no connection-type map
+    assert [n for n in dir(hooks) if n.endswith("Hook")] == ["BaseHook", "ModelDeployHook"]
 
 
 def test_mlflow_connection_settings(set_connection: Any, tmp_path: Path) -> None:
-    from modeldeploy_provider.hooks.modeldeploy import MLflowDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     set_connection(
         "md_local",
         "modeldeploy_mlflow",
         extra={"home": str(tmp_path / "state"), "tracking_uri": "sqlite:////srv/r.db", "x": ""},
     )
-    hook = MLflowDeployHook("md_local")
+    hook = ModelDeployHook("md_local")
     assert hook.flavor == "mlflow"
-    assert hook.settings == {"home": str(tmp_path / "state"), "tracking_uri": "sqlite:////srv/r.db"}
+    assert hook.settings.revealed() == {
+        "home": str(tmp_path / "state"),
+        "tracking_uri": "sqlite:////srv/r.db",
+    }
+    assert "sqlite:////srv/r.db" not in repr(hook.settings)  # the tracking URI is secret
     deployer = hook.get_deployer()
     assert deployer.flavor == "mlflow"
     assert deployer.home == (tmp_path / "state").resolve()
@@ -62,7 +55,7 @@ def test_undefined_default_is_the_embedded_local_server(md_home: Path) -> None:
     hook = ModelDeployHook()
     assert hook.connection is None
     assert hook.flavor == "mlflow"
-    assert hook.settings == {}
+    assert hook.settings.revealed() == {"home": None, "tracking_uri": None}
     deployer = hook.get_deployer()
     assert deployer.home == md_home.resolve()
     # the registry is the local store beside the servers
@@ -78,7 +71,7 @@ def test_registry_follows_the_connection_home(set_connection: Any, tmp_path: Pat
 
 
 def test_kubernetes_connection_settings(set_connection: Any) -> None:
-    from modeldeploy_provider.hooks.modeldeploy import KServeDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []}
     set_connection(
@@ -100,10 +93,14 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
             "tracking_uri": "http://mlflow.example",
         },
     )
-    hook = KServeDeployHook("md_kserve")
+    hook = ModelDeployHook("md_kserve")
     assert hook.flavor == "kserve"
-    assert hook.settings == {
-        "kubeconfig": json.dumps(kubeconfig),
+    settings = hook.settings.revealed()
+    assert {k: settings[k] for k in settings if settings[k] is not None} == {
+        "kubeconfig": kubeconfig,
+        "tracking_uri": "http://mlflow.example",
+        "request_timeout": 30.0,
+        "max_retries": 8,
         "context": "prod",
         "namespace": "models",
         "in_cluster": False,
@@ -116,6 +113,7 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
             "endpoint": "http://minio:9000",
             "region": "eu-west-1",
             "verify_ssl": False,
+            "provider": None,
         },
     }
     assert hook.get_registry().tracking_uri == "http://mlflow.example"
@@ -142,29 +140,29 @@ def test_kubernetes_connection_settings(set_connection: Any) -> None:
     ids=["gcs", "azure", "none"],
 )
 def test_storage_credentials(set_connection: Any, extra: dict, expected: Any) -> None:
-    from modeldeploy_provider.hooks.modeldeploy import SeldonDeployHook
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
 
     set_connection("md_seldon", "modeldeploy_seldon", extra=extra)
-    settings = SeldonDeployHook("md_seldon").settings
-    assert settings.get("storage_credentials") == expected
-    if expected is not None:  # the engine accepts them
-        from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
+    settings = ModelDeployHook("md_seldon").settings
+    revealed = settings.revealed()["storage_credentials"]
+    if expected is None:
+        assert revealed is None
+    else:
+        assert {k: v for k, v in revealed.items() if v is not None} == expected
+        assert "csecret" not in repr(settings)
 
-        parsed = SeldonDeployerSettings.model_validate(settings)
-        assert parsed.storage_credentials is not None
-        assert "csecret" not in repr(parsed)
 
+def test_connection_of_no_installed_flavor_is_refused(set_connection: Any) -> None:
+    from modeldeploy_provider.hooks.modeldeploy import ModelDeployConnectionError, ModelDeployHook
 
-def test_connection_of_another_flavor_is_refused(set_connection: Any) -> None:
-    from modeldeploy_provider.hooks.modeldeploy import (
-        ModelDeployConnectionError,
-        ModelDeployHook,
-        SeldonDeployHook,
-    )
-
+    set_connection("md_http", "http")
+    with pytest.raises(ModelDeployConnectionError, match=r"needs one of .*modeldeploy_mlflow"):
+        _ = ModelDeployHook("md_http").settings
+    set_connection("md_gone", "modeldeploy_uninstalled")
+    with pytest.raises(ModelDeployConnectionError, match="one per installed flavor"):
+        _ = ModelDeployHook("md_gone").flavor
+    assert ModelDeployHook("md_none").modeldeploy_conn_id == "md_none"
     set_connection("md_kserve", "modeldeploy_kserve")
-    with pytest.raises(ModelDeployConnectionError, match="needs one of modeldeploy_seldon"):
-        _ = SeldonDeployHook("md_kserve").settings
     assert ModelDeployHook("md_kserve").flavor == "kserve"  # the generic hook takes any
 
 
@@ -177,6 +175,9 @@ def test_bad_field_values_are_named(set_connection: Any) -> None:
     set_connection("md_bad2", "modeldeploy_kserve", extra={"namespace": "Not_A_Namespace"})
     with pytest.raises(ModelDeployConnectionError, match="connection 'md_bad2': invalid kserve"):
         ModelDeployHook("md_bad2").get_deployer()
+    set_connection("md_bad4", "modeldeploy_mlflow", extra={"colour": "blue"})
+    with pytest.raises(ModelDeployConnectionError, match="colour: mlflow has no such setting"):
+        ModelDeployHook("md_bad4").get_deployer()
     set_connection("md_bad3", "modeldeploy_seldon", extra={"storage_type": "ftp"})
     with pytest.raises(ModelDeployConnectionError, match="storage_type must be s3, gcs or azure"):
         _ = ModelDeployHook("md_bad3").settings

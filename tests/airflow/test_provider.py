@@ -14,7 +14,7 @@ import modeldeploy_provider  # only the provider info: importing it does not imp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONN_TYPES = ("modeldeploy_mlflow", "modeldeploy_seldon", "modeldeploy_kserve")
+CONN_TYPES = ("modeldeploy_mlflow", "modeldeploy_kserve", "modeldeploy_seldon")  # default first
 HEAVY = ("mlflow", "kubernetes", "sklearn", "pandas", "numpy")
 
 
@@ -49,7 +49,7 @@ def test_every_declared_class_and_module_imports() -> None:
         assert hasattr(importlib.import_module(module), name), path
 
 
-def test_conn_fields_hide_relabel_and_mask() -> None:
+def test_conn_fields_come_from_the_settings_models() -> None:
     declared = modeldeploy_provider.get_provider_info()["connection-types"]
     info = {c["connection-type"]: c for c in declared}
     mlflow = info["modeldeploy_mlflow"]
@@ -60,34 +60,28 @@ def test_conn_fields_hide_relabel_and_mask() -> None:
     for conn_type in ("modeldeploy_seldon", "modeldeploy_kserve"):
         fields = info[conn_type]["conn-fields"]
         for name in (
-            "kubeconfig_secret",
+            "kubeconfig",
             "kubeconfig_path",
             "context",
             "namespace",
             "in_cluster",
             "ingress_base_url",
             "secret_name",
-            "storage_type",
+            "storage_credentials",
+            "tracking_uri",
         ):
             assert name in fields, (conn_type, name)
+        assert fields["in_cluster"]["schema"] == {"type": ["boolean", "null"], "default": False}
+        assert fields["namespace"]["schema"]["default"] == "default"
         secret = {n for n, f in fields.items() if f["schema"].get("format") == "password"}
-        assert secret == {
-            "kubeconfig_secret",
-            "gcs_service_account_json",
-            "azure_storage_access_key",
-            "azure_client_secret",
-        }
-        # Airflow also masks by key name: every secret field's name is a sensitive one
-        from airflow.sdk._shared.secrets_masker.secrets_masker import DEFAULT_SENSITIVE_FIELDS
-
-        for name in secret - {"kubeconfig_secret"}:
-            assert any(word in name for word in DEFAULT_SENSITIVE_FIELDS), name
+        # declared once, in the flavor's settings model
+        assert secret == {"kubeconfig", "storage_credentials", "tracking_uri"}
         behaviour = info[conn_type]["ui-field-behaviour"]
-        assert behaviour["relabeling"] == {
-            "login": "S3 access key ID",
-            "password": "S3 secret access key",
-        }
-        assert {"host", "schema", "port"} <= set(behaviour["hidden-fields"])
+        assert {"host", "schema", "port", "login", "password"} <= set(behaviour["hidden-fields"])
+    for conn_type, entry in info.items():
+        assert entry["hook-class-name"] == (
+            "modeldeploy_provider.hooks.modeldeploy.ModelDeployHook"
+        ), conn_type
 
 
 def test_airflow_providers_cli_lists_the_provider(airflow_db: Path) -> None:
@@ -134,7 +128,7 @@ def test_airflow_providers_cli_lists_the_provider(airflow_db: Path) -> None:
     widgets = {w["connection_parameter_name"]: w for w in json.loads(outputs["widgets"])}
     for conn_type, field in [
         ("modeldeploy_mlflow", "tracking_uri"),
-        ("modeldeploy_seldon", "kubeconfig_secret"),
+        ("modeldeploy_seldon", "kubeconfig"),
         ("modeldeploy_kserve", "ingress_base_url"),
     ]:
         assert widgets[f"extra__{conn_type}__{field}"]["package_name"] == "modeldeploy"
@@ -214,7 +208,7 @@ def test_bad_template_values_are_named() -> None:
 
     with pytest.raises(AirflowException, match="timeout must be a number, got 'soon'"):
         as_number("soon", "timeout")
-    with pytest.raises(AirflowException, match="metrics must map names to numbers"):
+    with pytest.raises(AirflowException, match=r"metrics\['accuracy'\] must be a number"):
         as_metrics({"accuracy": "high"})
     with pytest.raises(AirflowException, match="service_config must be a mapping"):
         as_mapping("[1, 2]", "service_config")

@@ -8,20 +8,14 @@ are also copied to docs/images/ (how the ones in the docs were made).
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.airflow.apiserver import ApiServer
+from tests.airflow.apiserver import api_server as start_api_server
 from tests.browser import chromium_available, headless_chromium, screenshot_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -29,13 +23,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 #: what each form must show: hook name, extra-field labels, secret inputs
 FORMS = {
     "mlflow": (
-        "modeldeploy: local MLflow server",
+        "modeldeploy: MLflow",
         ["MLflow tracking URI", "State directory"],
-        [],
+        ["element_tracking_uri"],
     ),
     "seldon": (
-        "modeldeploy: Seldon Core",
+        "modeldeploy: Seldon",
         [
+            "MLflow tracking URI",
             "Namespace",
             "Kubeconfig context",
             "Kubeconfig path",
@@ -43,94 +38,24 @@ FORMS = {
             "In cluster",
             "Ingress base URL",
             "Storage secret name",
-            "Model storage",
-            "GCS service-account key (JSON)",
-            "Azure client secret",
-            "MLflow tracking URI",
+            "Storage credentials",
         ],
-        ["element_kubeconfig_secret", "element_gcs_service_account_json"],
+        ["element_kubeconfig", "element_storage_credentials", "element_tracking_uri"],
     ),
     "kserve": (
         "modeldeploy: KServe",
-        ["Namespace", "Kubeconfig (YAML or JSON)", "Ingress base URL", "S3 endpoint URL"],
-        ["element_kubeconfig_secret", "element_azure_client_secret"],
+        ["Namespace", "Kubeconfig (YAML or JSON)", "Ingress base URL", "Storage credentials"],
+        ["element_kubeconfig", "element_storage_credentials"],
     ),
 }
-
-
-@dataclass
-class ApiServer:
-    url: str
-    process: subprocess.Popen[str]
-    log: list[str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def api_server(
     tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
 ) -> Iterator[ApiServer]:
-    home = tmp_path_factory.mktemp("api-server-home")
-    shutil.copyfile(migrated_template, home / "airflow.db")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow",
-            "api-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--apps",
-            "core",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    log: list[str] = []
-    started = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.append(line)
-            if "Uvicorn running on" in line:  # printed once the socket listens
-                started.set()
-        started.set()  # the process ended: stop waiting
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert started.wait(120), "api-server did not start in 120 s:\n" + "".join(log[-30:])
-        assert process.poll() is None, "api-server exited:\n" + "".join(log[-30:])
-        yield ApiServer(f"http://127.0.0.1:{port}", process, log)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+    with start_api_server(tmp_path_factory.mktemp("api-server-home"), migrated_template) as server:
+        yield server
 
 
 def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None:
@@ -149,16 +74,12 @@ def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None
     for flavor in ("seldon", "kserve"):
         entry = meta[f"modeldeploy_{flavor}"]
         fields = entry["extra_fields"]
-        assert fields["kubeconfig_secret"]["schema"]["format"] == "password"
+        assert fields["kubeconfig"]["schema"]["format"] == "password"
+        assert fields["storage_credentials"]["schema"]["format"] == "password"
         assert fields["in_cluster"]["schema"]["type"] == ["boolean", "null"]
         assert fields["namespace"]["value"] == "default"
-        assert fields["storage_type"]["schema"]["enum"] == ["s3", "gcs", "azure"]
-        assert entry["standard_fields"]["login"] == {
-            "hidden": False,
-            "title": "S3 access key ID",
-            "placeholder": "AKIA... (only for models on S3)",
-        }
-        assert entry["standard_fields"]["host"]["hidden"] is True
+        for hidden in ("host", "login", "password"):
+            assert entry["standard_fields"][hidden]["hidden"] is True, hidden
 
 
 @pytest.fixture(scope="module")
@@ -197,17 +118,10 @@ def test_add_connection_form_shows_our_fields(
         if flavor == "mlflow":
             _screenshot(dialog, "airflow-connection-types.png", tmp_path)
         next(o for o in options if o.text == hook_name).click()
-        # standard fields (open first): unused ones hidden, the S3 key pair relabelled
+        # standard fields (open first): all hidden, every setting is an extra field
         dialog.find_element(By.XPATH, ".//label[normalize-space()='Description']")
         standard = {label.text.strip() for label in dialog.find_elements(By.TAG_NAME, "label")}
-        assert not standard & {"Host", "Port", "Schema"}, standard
-        if flavor != "mlflow":
-            assert {"S3 access key ID", "S3 secret access key"} <= standard, standard
-            assert "Login" not in standard and "Password" not in standard
-            if flavor == "seldon":
-                _screenshot(dialog, "airflow-connection-seldon-standard.png", tmp_path)
-        else:
-            assert not standard & {"Login", "Password"}, standard
+        assert not standard & {"Host", "Port", "Schema", "Login", "Password"}, standard
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Extra Fields']").click()
         first = labels[0]
         dialog.find_element(By.XPATH, f".//label[normalize-space()='{first}']")

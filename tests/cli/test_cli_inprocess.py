@@ -118,6 +118,7 @@ def test_settings_passed_are_only_those_the_flavor_declares() -> None:
 
     k8s_settings, ignored = cli.build_settings(set(fake_flavor.FakeSettings.model_fields), g)
     assert k8s_settings == {
+        "tracking_uri": "sqlite:///x.db",  # every flavor's settings carry the registry URI
         "kubeconfig_path": "/k",
         "context": "c1",
         "in_cluster": True,
@@ -127,10 +128,17 @@ def test_settings_passed_are_only_those_the_flavor_declares() -> None:
     assert ignored == ["--home"]  # the tracking URI came from the environment: no warning
 
 
-def test_generic_settings_are_json_decoded_and_checked_against_the_flavor() -> None:
-    g = cli.resolve_globals(parse("--setting", "replicas_cap=3", "models", "list"), {})
+def test_generic_settings_are_coerced_by_the_engine_and_checked_against_the_flavor() -> None:
+    from modeldeploy.settings import validate_settings
+
+    env = {"MODELDEPLOY_FAKE_IN_CLUSTER": "yes", "MODELDEPLOY_FAKE_REPLICAS_CAP": "2"}
+    g = cli.resolve_globals(
+        parse("--flavor", "fake", "--setting", "replicas_cap=3", "models", "list"), env
+    )
     settings, _ = cli.build_settings(set(fake_flavor.FakeSettings.model_fields), g)
-    assert settings == {"replicas_cap": 3}
+    assert settings == {"replicas_cap": "3", "in_cluster": "yes"}  # --setting beats the env
+    model = validate_settings(fake_flavor.FakeSettings, settings, "fake")
+    assert (model.replicas_cap, model.in_cluster) == (3, True)  # type: ignore[attr-defined]
     g = cli.resolve_globals(parse("--setting", "colour=blue", "models", "list"), {})
     with pytest.raises(cli.CLIError, match="has no setting 'colour'; its settings are: "):
         cli.build_settings({"home"}, g)

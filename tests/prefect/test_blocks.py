@@ -108,11 +108,13 @@ def test_secret_fields_are_declared_to_prefect() -> None:
     assert secret_fields(S3StorageCredentials) == {"aws_access_key_id", "aws_secret_access_key"}
     assert secret_fields(GCSStorageCredentials) == {"service_account_info.*"}
     assert secret_fields(AzureStorageCredentials) == {"storage_account_key", "client_secret"}
-    assert {
-        "kubernetes_credentials.kubeconfig.*",
-        "storage_credentials.aws_secret_access_key",
-        "storage_credentials.client_secret",
-    } <= secret_fields(SeldonDeployer)
+    # generated deployer blocks: the secret settings declared once, in the flavor's model
+    assert secret_fields(SeldonDeployer) == {
+        "tracking_uri",
+        "kubeconfig.*",
+        "storage_credentials.*",
+    }
+    assert secret_fields(MLflowDeployer) == {"tracking_uri"}
 
 
 @pytest.mark.parametrize(
@@ -141,12 +143,13 @@ def test_secret_fields_are_declared_to_prefect() -> None:
             SeldonDeployer,
             {
                 "storage_credentials": {
-                    "aws_access_key_id": samples.AWS_KEY_ID,
-                    "aws_secret_access_key": samples.AWS_SECRET,
-                    "endpoint_url": "ftp://nowhere",
+                    "type": "s3",
+                    "access_key_id": samples.AWS_KEY_ID,
+                    "secret_access_key": samples.AWS_SECRET,
+                    "endpoint": "ftp://nowhere",
                 }
             },
-            "endpoint",
+            "storage_credentials.s3.endpoint",
         ),
     ],
 )

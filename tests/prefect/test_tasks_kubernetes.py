@@ -197,7 +197,7 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
     api_view = json.dumps(stored.parameters, default=str) + "".join(
         t.model_dump_json() for t in task_runs
     )
-    assert "kubernetes_credentials" in api_view  # the block is among the stored parameters
+    assert "kubeconfig" in api_view  # the block is among the stored parameters
     token = k8s_emulator.kubeconfig_dict()["users"][0]["user"]["token"]
     for secret in (*samples.SECRETS, token):
         assert secret not in logs

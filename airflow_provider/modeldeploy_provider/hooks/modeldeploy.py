@@ -1,52 +1,31 @@
-"""Hooks: turn an Airflow connection into a core deployer and the MLflow model registry.
+"""The hook: turn an Airflow connection into the engine's deployer and model registry.
 
-One connection type per flavor (`modeldeploy_mlflow`, `modeldeploy_seldon`,
-`modeldeploy_kserve`); the form fields are declared in `get_provider_info`. Operators use
-`ModelDeployHook`, which reads the connection's type to pick the flavor, so one operator
-works with any of them. Nothing here touches `os.environ`; heavy libraries load in the
-methods that need them.
+One connection type per installed flavor, `modeldeploy_<flavor>`, declared in
+`get_provider_info` from the flavor's settings model; this one hook serves them all. The
+connection's type names the flavor, its extra fields are the flavor's settings, and the
+engine turns their text into values (`modeldeploy.settings`). Nothing here touches
+`os.environ`; heavy libraries load in the methods that need them.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 from modeldeploy.flavors import DEFAULT_FLAVOR  # imports nothing heavy
 
-from modeldeploy_provider._values import as_bool
+from modeldeploy_provider.connection_types import CONN_TYPE_PREFIX, conn_type_of, flavor_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.registry import ModelRegistry
+    from modeldeploy.settings import DeployerSettings
 
 DEFAULT_CONN_ID = "modeldeploy_default"
-
-#: connection type -> engine flavor
-FLAVOR_OF_CONN_TYPE: dict[str, str] = {
-    "modeldeploy_mlflow": "mlflow",
-    "modeldeploy_seldon": "seldon",
-    "modeldeploy_kserve": "kserve",
-}
-
-_KUBERNETES_SETTINGS = (
-    "namespace",
-    "context",
-    "kubeconfig_path",
-    "ingress_base_url",
-    "secret_name",
-)
-
-_SECRET_FIELDS = (
-    "kubeconfig_secret",
-    "gcs_service_account_json",
-    "azure_storage_access_key",
-    "azure_client_secret",
-)
 
 
 class ModelDeployConnectionError(AirflowException):
@@ -54,20 +33,17 @@ class ModelDeployConnectionError(AirflowException):
 
 
 class ModelDeployHook(BaseHook):
-    """Builds the engine's deployer for a `modeldeploy_*` connection.
+    """Builds the engine's deployer for a `modeldeploy_<flavor>` connection.
 
-    :param modeldeploy_conn_id: connection of type `modeldeploy_mlflow`,
-        `modeldeploy_seldon` or `modeldeploy_kserve`. The default id,
-        `modeldeploy_default`, may be left undefined: it then means the embedded default,
-        a local MLflow scoring server with state in `$MODELDEPLOY_HOME`.
+    :param modeldeploy_conn_id: a connection of type `modeldeploy_<flavor>` for any
+        installed flavor. The default id, `modeldeploy_default`, may be left undefined: it
+        then means the engine's default flavor with its default settings.
     """
 
     conn_name_attr = "modeldeploy_conn_id"
     default_conn_name = DEFAULT_CONN_ID
-    conn_type = "modeldeploy_mlflow"
+    conn_type = conn_type_of(DEFAULT_FLAVOR)
     hook_name = "modeldeploy"
-    #: connection types this hook accepts; the flavor hooks below accept only their own
-    accepted_conn_types: ClassVar[tuple[str, ...]] = tuple(FLAVOR_OF_CONN_TYPE)
 
     def __init__(self, modeldeploy_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,7 +53,7 @@ class ModelDeployHook(BaseHook):
 
     @cached_property
     def connection(self) -> Connection | None:
-        """The connection, or None for the undefined default (the embedded default)."""
+        """The connection, or None for the undefined default (the engine's default)."""
         try:
             conn = self.get_connection(self.modeldeploy_conn_id)
         except AirflowNotFoundException:
@@ -85,7 +61,7 @@ class ModelDeployHook(BaseHook):
         self._check_type(conn)
         return conn
 
-    async def aget_connection_settings(self) -> tuple[str, dict[str, Any]]:
+    async def aget_connection_settings(self) -> tuple[str, DeployerSettings]:
         """`(flavor, settings)` read with the async connection API (for triggers)."""
         conn: Connection | None
         try:
@@ -97,31 +73,41 @@ class ModelDeployHook(BaseHook):
         self.__dict__["connection"] = conn
         return self.flavor, self.settings
 
+    @staticmethod
+    def _installed_types() -> str:
+        from modeldeploy.flavors import available_flavors
+
+        return ", ".join(conn_type_of(f) for f in available_flavors()) or "none installed"
+
     def _missing(self) -> Connection | None:
         if self.modeldeploy_conn_id == DEFAULT_CONN_ID:
             self.log.info(
-                "connection %s is not defined; using the embedded default (local MLflow)",
+                "connection %s is not defined; using the default flavor (%s)",
                 DEFAULT_CONN_ID,
+                DEFAULT_FLAVOR,
             )
             return None
-        kinds = ", ".join(self.accepted_conn_types)
         raise ModelDeployConnectionError(
             f"modeldeploy connection {self.modeldeploy_conn_id!r} is not defined: create it "
-            f"in Admin > Connections with type {kinds}, or set "
+            f"in Admin > Connections with one of the types {self._installed_types()}, or set "
             f"AIRFLOW_CONN_{self.modeldeploy_conn_id.upper()}"
         )
 
     def _check_type(self, conn: Connection) -> None:
-        if conn.conn_type not in self.accepted_conn_types:
+        from modeldeploy.flavors import available_flavors
+
+        flavor = flavor_of(conn.conn_type)
+        if flavor is None or flavor not in available_flavors():
             raise ModelDeployConnectionError(
-                f"connection {conn.conn_id!r} has type {conn.conn_type!r}, but "
-                f"{type(self).__name__} needs one of {', '.join(self.accepted_conn_types)}"
+                f"connection {conn.conn_id!r} has type {conn.conn_type!r}, but a modeldeploy "
+                f"connection needs one of {self._installed_types()} (one per installed "
+                "flavor; `modeldeploy flavors` lists them)"
             )
 
     @property
     def flavor(self) -> str:
         conn = self.connection
-        return DEFAULT_FLAVOR if conn is None else FLAVOR_OF_CONN_TYPE[conn.conn_type or ""]
+        return DEFAULT_FLAVOR if conn is None else flavor_of(conn.conn_type) or DEFAULT_FLAVOR
 
     @cached_property
     def extras(self) -> dict[str, Any]:
@@ -149,31 +135,29 @@ class ModelDeployHook(BaseHook):
             if value is not None and value != ""
         }
 
-    @property
-    def settings(self) -> dict[str, Any]:
-        """Deployer settings for the engine (may hold secrets: never log or XCom them)."""
-        if self.flavor == "mlflow":
-            return {k: self.extras[k] for k in ("home", "tracking_uri") if k in self.extras}
-        return self._kubernetes_settings()
-
-    def _kubernetes_settings(self) -> dict[str, Any]:
+    @cached_property
+    def settings(self) -> DeployerSettings:
+        """The flavor's settings model from the connection (may hold secrets: never log or
+        XCom it; its repr leaves them out). Secret values are masked in task logs."""
         from airflow.sdk.log import mask_secret
+        from modeldeploy.errors import InvalidConfigError
+        from modeldeploy.flavors import settings_class_of
+        from modeldeploy.settings import secret_values, validate_settings
 
-        conn, extras = self.connection, self.extras
-        assert conn is not None
-        settings: dict[str, Any] = {k: extras[k] for k in _KUBERNETES_SETTINGS if k in extras}
-        if "in_cluster" in extras:
-            settings["in_cluster"] = as_bool(
-                extras["in_cluster"], f"connection {conn.conn_id!r}: in_cluster"
-            )
-        for name in _SECRET_FIELDS:  # keep them out of task logs whatever their key
-            if name in extras:
-                mask_secret(extras[name])
-        if "kubeconfig_secret" in extras:
-            settings["kubeconfig"] = extras["kubeconfig_secret"]  # YAML or JSON: core parses
-        credentials = _storage_credentials(conn, extras)
-        if credentials is not None:
-            settings["storage_credentials"] = credentials
+        conn = self.connection
+        raw = dict(self.extras)
+        if conn is not None:  # not in the form; a flavor may still read them (or refuse them)
+            raw.update({k: v for k, v in (("login", conn.login), ("password", conn.password)) if v})
+        flavor = self.flavor
+        cls = settings_class_of(flavor)
+        try:
+            settings = validate_settings(cls, raw, flavor)
+        except InvalidConfigError as exc:
+            raise ModelDeployConnectionError(
+                f"connection {self.modeldeploy_conn_id!r}: {exc}"
+            ) from None
+        for value in secret_values(settings, cls):
+            mask_secret(value)
         return settings
 
     # --- engine objects -----------------------------------------------------------------
@@ -183,28 +167,16 @@ class ModelDeployHook(BaseHook):
         return self.get_deployer()
 
     def get_deployer(self) -> ModelDeployer:
-        from modeldeploy.errors import InvalidConfigError
         from modeldeploy.flavors import create_deployer
 
-        try:
-            return create_deployer(self.flavor, self.settings)
-        except InvalidConfigError as exc:
-            raise ModelDeployConnectionError(
-                f"connection {self.modeldeploy_conn_id!r}: {exc}"
-            ) from None
+        return create_deployer(self.flavor, self.settings)
 
     def get_registry(self, deployer: ModelDeployer | None = None) -> ModelRegistry:
-        """The MLflow registry for candidates and the champion alias.
+        """The MLflow registry for candidates and the champion alias: the engine decides
+        (`modeldeploy.flavors.registry_for`)."""
+        from modeldeploy.flavors import registry_for
 
-        Its URI is the connection's tracking URI; for the local flavor, else its own
-        store (so the registry sits beside its servers); else the engine's default.
-        """
-        from modeldeploy.registry import ModelRegistry
-
-        uri = self.extras.get("tracking_uri")
-        if uri is None and self.flavor == "mlflow":
-            uri = getattr(deployer or self.get_deployer(), "tracking_uri", None)
-        return ModelRegistry(uri)
+        return registry_for(deployer or self.get_deployer())
 
     def test_connection(self) -> tuple[bool, str]:
         """Build the deployer and list its model servers (Airflow's "Test" button)."""
@@ -220,62 +192,4 @@ class ModelDeployHook(BaseHook):
         )
 
 
-class MLflowDeployHook(ModelDeployHook):
-    """Local MLflow scoring servers (the embedded default); no cluster needed."""
-
-    default_conn_name = "modeldeploy_mlflow_default"
-    conn_type = "modeldeploy_mlflow"
-    hook_name = "modeldeploy: local MLflow server"
-    accepted_conn_types = ("modeldeploy_mlflow",)
-
-
-class SeldonDeployHook(ModelDeployHook):
-    """Seldon Core `SeldonDeployment`s on Kubernetes."""
-
-    default_conn_name = "modeldeploy_seldon_default"
-    conn_type = "modeldeploy_seldon"
-    hook_name = "modeldeploy: Seldon Core"
-    accepted_conn_types = ("modeldeploy_seldon",)
-
-
-class KServeDeployHook(ModelDeployHook):
-    """KServe `InferenceService`s on Kubernetes."""
-
-    default_conn_name = "modeldeploy_kserve_default"
-    conn_type = "modeldeploy_kserve"
-    hook_name = "modeldeploy: KServe"
-    accepted_conn_types = ("modeldeploy_kserve",)
-
-
-def _storage_credentials(conn: Connection, extras: dict[str, Any]) -> dict[str, Any] | None:
-    """The engine's `storage_credentials` from the form's fields (S3 keys in login/password)."""
-    kind = extras.get("storage_type") or ("s3" if conn.login or conn.password else None)
-    if not kind:
-        return None
-    if kind == "s3":
-        creds = {
-            "access_key_id": conn.login,
-            "secret_access_key": conn.password,
-            "endpoint": extras.get("s3_endpoint"),
-            "region": extras.get("s3_region"),
-        }
-        if "s3_verify_ssl" in extras:
-            creds["verify_ssl"] = as_bool(
-                extras["s3_verify_ssl"], f"connection {conn.conn_id!r}: s3_verify_ssl"
-            )
-    elif kind == "gcs":
-        creds = {"service_account_json": extras.get("gcs_service_account_json")}
-    elif kind == "azure":
-        creds = {
-            "account_name": extras.get("azure_account_name"),
-            "account_key": extras.get("azure_storage_access_key"),
-            "client_id": extras.get("azure_client_id"),
-            "client_secret": extras.get("azure_client_secret"),
-            "tenant_id": extras.get("azure_tenant_id"),
-            "subscription_id": extras.get("azure_subscription_id"),
-        }
-    else:
-        raise ModelDeployConnectionError(
-            f"connection {conn.conn_id!r}: storage_type must be s3, gcs or azure, got {kind!r}"
-        )
-    return {"type": kind, **{k: v for k, v in creds.items() if v not in (None, "")}}
+__all__ = ["CONN_TYPE_PREFIX", "DEFAULT_CONN_ID", "ModelDeployConnectionError", "ModelDeployHook"]

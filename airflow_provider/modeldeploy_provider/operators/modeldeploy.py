@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator, BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider._values import as_bool, as_mapping, as_metrics, as_number, as_rules
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from modeldeploy.server import ModelServer, ModelServerInfo
     from modeldeploy.status import ServiceStatus
 
-DEFAULT_TIMEOUT = 300.0
 #: XCom key of the rollout written before a deferral, finished on resume
 PENDING_ROLLOUT_KEY = "pending_rollout"
 #: extra time the scheduler allows a deferred task beyond the engine's own deadline
@@ -88,8 +88,8 @@ class DeployModelOperator(_ModelDeployOperator):
     :param model_name: registered model name (letters, digits, ``.``, ``_``, ``-``).
     :param model_uri: the model to serve: ``runs:/``, ``models:/``, a path, or a storage URI
         (``s3://``, ``gs://``...); typically ``train.output["model_uri"]``.
-    :param modeldeploy_conn_id: a ``modeldeploy_mlflow|seldon|kserve`` connection; the
-        undefined default means the local MLflow server.
+    :param modeldeploy_conn_id: a ``modeldeploy_<flavor>`` connection; the undefined
+        default means the default flavor (the local MLflow server).
     :param service_config: flavor fields, e.g. ``{"port": 8080, "workers": 2}`` for MLflow,
         ``{"replicas": 2, "implementation": "SKLEARN_SERVER"}`` for Seldon,
         ``{"model_format": "sklearn", "protocol": "v2"}`` for KServe.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
@@ -48,7 +49,7 @@ class ModelServerReadySensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("timeout", 300.0)
+        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
         kwargs.setdefault("multiple_outputs", True)  # `ready.output["prediction_url"]`
         super().__init__(**kwargs)
         self.model_server_uuid = model_server_uuid

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 
@@ -35,7 +36,7 @@ class ModelServerReadyTrigger(BaseTrigger):
         model_server_uuid: str,
         modeldeploy_conn_id: str = DEFAULT_CONN_ID,
         target_state: str = "active",
-        timeout: float = 300.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__()
         self.model_server_uuid = str(model_server_uuid)

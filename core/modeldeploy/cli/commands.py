@@ -243,19 +243,6 @@ def models_delete(g: Globals, args: argparse.Namespace) -> int:
 # --- rollback ---------------------------------------------------------------------------
 
 
-def tracking_uri_of(g: Globals) -> str | None:
-    """The registry's URI: the option or env, else SQLite under the chosen home."""
-    if g.tracking_uri:
-        return g.tracking_uri
-    if g.home:
-        from pathlib import Path
-
-        from modeldeploy.home import default_tracking_uri
-
-        return default_tracking_uri(Path(g.home).expanduser())
-    return None
-
-
 def import_mlflow_quietly(g: Globals) -> None:
     """Import mlflow with its INFO chatter (creating SQLite tables...) off the terminal.
 
@@ -271,12 +258,12 @@ def import_mlflow_quietly(g: Globals) -> None:
 
 
 def rollback(g: Globals, args: argparse.Namespace) -> int:
-    from modeldeploy.registry import ModelRegistry
+    from modeldeploy.flavors import registry_for
     from modeldeploy.rollout import rollback as rollback_model
 
     import_mlflow_quietly(g)
     deployer = make_deployer(g)
-    registry = ModelRegistry(tracking_uri_of(g))
+    registry = registry_for(deployer)
     progress = Progress(header=f"rolling back {args.model_name}")
     outcome = rollback_model(
         deployer,
@@ -296,6 +283,21 @@ def rollback(g: Globals, args: argparse.Namespace) -> int:
 
 
 # --- flavors ----------------------------------------------------------------------------
+
+
+def _setting_rows(flavor: str, cls: type[ModelDeployer]) -> list[dict[str, Any]]:
+    from modeldeploy.settings import setting_env_var, setting_fields
+
+    return [
+        {
+            "name": f.name,
+            "kind": f.kind,
+            "secret": f.secret,
+            "env": setting_env_var(flavor, f.name),
+            "description": f.description,
+        }
+        for f in setting_fields(cls.settings_class)
+    ]
 
 
 def flavors(g: Globals, args: argparse.Namespace) -> int:
@@ -320,9 +322,21 @@ def flavors(g: Globals, args: argparse.Namespace) -> int:
             row["status"] = f"unavailable: {reason}"
         else:
             row["settings"] = sorted(cls.settings_class.model_fields)
+            if args.settings:
+                row["setting_fields"] = _setting_rows(ep.name, cls)
         rows.append(row)
     if args.json:
         dump_json(rows)
+        return EXIT_OK
+    if args.settings:
+        for r in rows:
+            print(f"{r['name']}:")
+            fields = r.get("setting_fields", [])
+            table = [
+                [f["name"], f["kind"], "yes" if f["secret"] else "", f["env"], f["description"]]
+                for f in fields
+            ]
+            print(render_table(["SETTING", "KIND", "SECRET", "ENV", "DESCRIPTION"], table))
         return EXIT_OK
     if not rows:
         print("No flavors installed.", file=sys.stderr)

@@ -5,15 +5,16 @@
     modeldeploy flavors
 
 Global options may also follow the command (`modeldeploy models list --flavor kserve`),
-and each has an environment variable. Only the standard library is imported here; the
-engine and the flavor load inside the command, heavy libraries only where a command
-needs them (so `models list` starts fast).
+and each has an environment variable. Every setting of the chosen flavor's settings model
+(`modeldeploy flavors --settings` lists them) is also read from `--setting NAME=VALUE`
+or `MODELDEPLOY_<FLAVOR>_<NAME>`; `modeldeploy.settings` turns the text into values.
+Only the standard library is imported here; the engine and the flavor load inside the
+command, heavy libraries only where a command needs them (so `models list` starts fast).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -84,13 +85,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def timeout_seconds(text: str) -> float:
+    from modeldeploy.errors import InvalidConfigError
+    from modeldeploy.waiting import check_timeout
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if math.isnan(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {text!r}")
-    return value
+        return check_timeout(text)  # type: ignore[arg-type]  # the engine's one check
+    except InvalidConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("timeout ")) from None
 
 
 def line_count(text: str) -> int:
@@ -111,12 +112,13 @@ def key_value(text: str) -> tuple[str, str]:
 
 
 def parse_bool(text: str, name: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise CLIError(f"{name} must be true or false, got {text!r}")
+    from modeldeploy.errors import InvalidConfigError
+    from modeldeploy.settings import as_bool
+
+    try:
+        return as_bool(text, name)
+    except InvalidConfigError as exc:
+        raise CLIError(str(exc)) from None
 
 
 # --- the parser -------------------------------------------------------------------------
@@ -194,7 +196,8 @@ def _global_options() -> Parser:
         type=key_value,
         action="append",
         default=s,
-        help="any other setting of the flavor's deployer (repeatable; VALUE may be JSON)",
+        help="any setting of the flavor's deployer (repeatable; VALUE may be JSON); also "
+        "from env MODELDEPLOY_<FLAVOR>_<NAME>; `modeldeploy flavors --settings` lists them",
     )
     g.add_argument(
         "--debug",
@@ -327,6 +330,11 @@ def build_parser() -> Parser:
         description="List the flavors installed under the `modeldeploy.flavors` entry points.",
     )
     p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument(
+        "--settings",
+        action="store_true",
+        help="list each flavor's settings: kind, secret, environment variable, description",
+    )
     p.set_defaults(handler="flavors")
     return parser
 
@@ -346,6 +354,7 @@ class Globals:
     ingress_url: str | None = None
     timeout: float | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    environ: dict[str, str] = field(default_factory=dict)
     debug: bool = False
     explicit: set[str] = field(default_factory=set)  # given on the command line
 
@@ -373,6 +382,7 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
                 value = raw
         setattr(out, dest, value)
     out.settings = dict(given.get("setting") or [])
+    out.environ = dict(env)
     if not out.flavor:
         raise CLIError("--flavor is empty; name an installed flavor (see `modeldeploy flavors`)")
     return out
@@ -381,16 +391,22 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
 def build_settings(
     settings_fields: Iterable[str], g: Globals
 ) -> tuple[dict[str, Any], list[str]]:
-    """The settings this flavor accepts, and the command-line options it ignores.
+    """The settings this flavor accepts (as text: the engine coerces them), and the
+    command-line options it ignores.
 
     Only fields present on the flavor's settings class are passed, so the CLI works for
-    any flavor, including third-party ones. Options that came from the environment and do
-    not apply are skipped silently; options typed on the command line are reported.
+    any flavor, including third-party ones. Lowest first: `MODELDEPLOY_<FLAVOR>_<NAME>`,
+    the named options and their variables, `--setting`. Options that came from the
+    environment and do not apply are skipped silently; typed ones are reported.
     """
-    import json
+    from modeldeploy.settings import setting_env_var
 
     fields = set(settings_fields)
     settings: dict[str, Any] = {}
+    for name in fields:
+        raw = g.environ.get(setting_env_var(g.flavor, name), "")
+        if raw != "":
+            settings[name] = raw
     ignored: list[str] = []
     for dest, candidates in SETTING_FIELDS.items():
         value = getattr(g, dest)
@@ -408,10 +424,7 @@ def build_settings(
             raise CLIError(
                 f"the {g.flavor} flavor has no setting {key!r}; its settings are: {known}"
             )
-        try:
-            settings[key] = json.loads(raw)
-        except ValueError:
-            settings[key] = raw
+        settings[key] = raw
     return settings, ignored
 
 

@@ -1,7 +1,9 @@
 """Flavors are found by name through the `modeldeploy.flavors` entry-point group.
 
 A third party adds a flavor by publishing an entry point whose value is a
-`ModelDeployer` subclass; nothing in `core` has to change.
+`ModelDeployer` subclass with a `settings_class` (see `modeldeploy.settings`); nothing in
+this repository has to change. This module is also the one place that decides which MLflow
+model registry goes with a deployer (`registry_for`), for the CLI and both skins.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from modeldeploy.errors import FlavorNotFoundError, InvalidConfigError
 
 if TYPE_CHECKING:
-    from modeldeploy.deployer import DeployerSettings, ModelDeployer
+    from modeldeploy.deployer import ModelDeployer
+    from modeldeploy.registry import ModelRegistry
+    from modeldeploy.settings import DeployerSettings
 
 ENTRY_POINT_GROUP = "modeldeploy.flavors"
 DEFAULT_FLAVOR = "mlflow"
@@ -56,4 +60,33 @@ def get_deployer_class(flavor: str) -> type[ModelDeployer]:
 def create_deployer(
     flavor: str = DEFAULT_FLAVOR, settings: DeployerSettings | dict[str, Any] | None = None
 ) -> ModelDeployer:
+    """The deployer of an installed flavor. `settings` is its settings model or a dict of
+    values or text (`"true"`, `"30"`, JSON), coerced by `modeldeploy.settings`."""
     return get_deployer_class(flavor)(settings)
+
+
+def settings_class_of(flavor: str) -> type[DeployerSettings]:
+    """The settings model a flavor declares: the fields every surface shows."""
+    return get_deployer_class(flavor).settings_class
+
+
+def flavor_title(flavor: str) -> str:
+    """A human name for a flavor, from its deployer's class name (`KServeModelDeployer`
+    gives "KServe"), for form titles and block names."""
+    name = get_deployer_class(flavor).__name__
+    for suffix in ("ModelDeployer", "Deployer"):
+        if name.endswith(suffix) and name != suffix:
+            return name.removesuffix(suffix)
+    return flavor.replace("_", " ").replace("-", " ").title().replace(" ", "")
+
+
+def registry_for(deployer: ModelDeployer) -> ModelRegistry:
+    """The MLflow model registry that records candidates and the champion of `deployer`.
+
+    The deployer's `tracking_uri` (its setting, or the flavor's own store, as the local
+    mlflow flavor keeps SQLite beside its servers), else `$MLFLOW_TRACKING_URI`, else SQLite
+    under the modeldeploy home.
+    """
+    from modeldeploy.registry import ModelRegistry
+
+    return ModelRegistry(deployer.tracking_uri)

@@ -1,4 +1,8 @@
-"""Blocks of the modeldeploy collection: deployers per flavor and the credentials they use."""
+"""Blocks of the modeldeploy collection: a deployer block per installed flavor (generated
+from its settings model, named `<Title>Deployer`, e.g. `MLflowDeployer`) and credential
+blocks for Kubernetes clusters and object stores."""
+
+from typing import Any
 
 from prefect_modeldeploy.blocks.credentials import (
     AzureStorageCredentials,
@@ -8,34 +12,33 @@ from prefect_modeldeploy.blocks.credentials import (
     StorageCredentials,
 )
 from prefect_modeldeploy.blocks.deployers import (
-    KServeDeployer,
-    KubernetesDeployerBlock,
-    MLflowDeployer,
+    DEPLOYER_BLOCKS,
     ModelDeployerBlock,
-    SeldonDeployer,
+    deployer_block,
+    deployer_blocks,
 )
 
+globals().update(DEPLOYER_BLOCKS)
+
 #: Every block type the collection registers (`prefect block register -m prefect_modeldeploy`).
-BLOCK_TYPES = (
-    MLflowDeployer,
-    SeldonDeployer,
-    KServeDeployer,
+BLOCK_TYPES: tuple[type[Any], ...] = (
+    *DEPLOYER_BLOCKS.values(),
     KubernetesCredentials,
     S3StorageCredentials,
     GCSStorageCredentials,
     AzureStorageCredentials,
 )
 
-__all__ = [
+__all__ = [  # the deployer blocks are generated: see DEPLOYER_BLOCKS
     "BLOCK_TYPES",
+    "DEPLOYER_BLOCKS",
     "AzureStorageCredentials",
     "GCSStorageCredentials",
-    "KServeDeployer",
     "KubernetesCredentials",
-    "KubernetesDeployerBlock",
-    "MLflowDeployer",
     "ModelDeployerBlock",
     "S3StorageCredentials",
-    "SeldonDeployer",
     "StorageCredentials",
+    "deployer_block",
+    "deployer_blocks",
+    *DEPLOYER_BLOCKS,
 ]

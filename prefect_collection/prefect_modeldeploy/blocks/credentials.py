@@ -47,7 +47,8 @@ class KubernetesCredentials(Block):
     """How to reach a Kubernetes cluster: a kubeconfig (kept secret) or a kubeconfig file,
     an optional context, or the in-cluster service account, and a default namespace.
 
-    Used by the Seldon and KServe deployer blocks. With nothing set, the Kubernetes
+    Used by the deployer blocks of flavors that run on Kubernetes (folded into their
+    settings). With nothing set, the Kubernetes
     client's own defaults apply (in-cluster, then `~/.kube/config`).
     """
 
@@ -57,17 +58,17 @@ class KubernetesCredentials(Block):
     _block_type_slug = "modeldeploy-kubernetes-credentials"
     _documentation_url = docs("kubernetes-credentials")
     _description = (
-        "Access to a Kubernetes cluster for modeldeploy's Seldon and KServe deployers: a "
+        "Access to a Kubernetes cluster for modeldeploy's Kubernetes flavors: a "
         "kubeconfig kept as a secret, or a kubeconfig file, a context, or the in-cluster "
         "service account, and the default namespace."
     )
     _code_example = """
-    Load saved credentials and use them in a Seldon deployer block:
+    Load saved credentials and use them in a deployer block of a Kubernetes flavor:
     ```python
-    from prefect_modeldeploy.blocks import KubernetesCredentials, SeldonDeployer
+    from prefect_modeldeploy.blocks import KubernetesCredentials, deployer_block
 
     kubernetes_credentials = KubernetesCredentials.load("BLOCK_NAME")
-    seldon = SeldonDeployer(kubernetes_credentials=kubernetes_credentials)
+    block = deployer_block("<flavor>")(kubernetes_credentials=kubernetes_credentials)
     ```
 
     Create them from a kubeconfig file:
@@ -137,7 +138,7 @@ class KubernetesCredentials(Block):
         return cls(kubeconfig=text, context=context, **kwargs)
 
     def to_settings(self) -> dict[str, Any]:
-        """The Kubernetes part of a Seldon/KServe deployer's settings, secrets revealed."""
+        """The Kubernetes part of a deployer's settings, secrets revealed."""
         settings: dict[str, Any] = {"namespace": self.namespace, "in_cluster": self.in_cluster}
         if self.kubeconfig is not None:
             settings["kubeconfig"] = self.kubeconfig.get_secret_value()
@@ -163,7 +164,7 @@ class StorageCredentials(Block, ABC):
     core_fields: ClassVar[dict[str, str]]
 
     def to_settings(self) -> dict[str, Any]:
-        """The `storage_credentials` of a Seldon/KServe deployer's settings, secrets revealed."""
+        """The `storage_credentials` setting of a Kubernetes flavor, secrets revealed."""
         settings: dict[str, Any] = {"type": self.provider_type}
         for name, core_name in self.core_fields.items():
             value = _reveal(getattr(self, name))
@@ -197,8 +198,8 @@ class StorageCredentials(Block, ABC):
 class S3StorageCredentials(StorageCredentials):
     """Credentials for model files in Amazon S3 or an S3-compatible store (MinIO, Ceph...).
 
-    The deployer turns them into the Kubernetes Secret that Seldon's and KServe's storage
-    initializers read.
+    The deployer turns them into the Kubernetes Secret that the model server's storage
+    initializer reads.
     """
 
     provider_type: ClassVar[Literal["s3"]] = "s3"
@@ -255,7 +256,7 @@ class S3StorageCredentials(StorageCredentials):
     provider: str | None = Field(
         default=None,
         title="rclone provider",
-        description="S3 provider for Seldon's rclone initializer (AWS, Minio, Ceph...); "
+        description="S3 provider for rclone-based storage initializers (AWS, Minio, Ceph...); "
         "guessed from the endpoint if empty.",
     )
 

@@ -1,51 +1,94 @@
-"""Deployer blocks: one per flavor. Each holds its flavor's settings and hands out a core
-deployer and the model registry; the rollout itself lives in `core`.
+"""Deployer blocks: one per installed flavor, generated from the flavor's settings model.
+
+Each block's fields are its flavor's settings (`modeldeploy.settings`): names, titles and
+descriptions; secret settings become `SecretStr` (text) or `SecretDict` (mappings), which
+Prefect stores encrypted and shows masked. The block hands out the engine's deployer and
+the model registry the engine picks for it; the rollout itself lives in the engine.
+Nothing here names a flavor: a flavor installed from another distribution gets its block
+(slug `modeldeploy-<flavor>-deployer`) from its `modeldeploy.flavors` entry point alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+import logging
+from abc import ABC
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from prefect.blocks.core import Block
-from pydantic import ConfigDict, Field
+from prefect.types import SecretDict
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from prefect_modeldeploy._meta import docs
-from prefect_modeldeploy.blocks.credentials import (
-    AzureStorageCredentials,
-    GCSStorageCredentials,
-    KubernetesCredentials,
-    S3StorageCredentials,
-)
 
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.registry import ModelRegistry
+    from modeldeploy.settings import SettingField
 
-_TRACKING_URI_DESCRIPTION = (
-    "MLflow tracking and model-registry URI where candidates are registered and the "
-    "`champion` alias moves; env MLFLOW_TRACKING_URI, else SQLite under the modeldeploy "
-    "home, if empty. Keep passwords out of it (use MLflow's environment variables)."
-)
+log = logging.getLogger(__name__)
+
+_PLAIN_TYPES: dict[str, Any] = {
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": float,
+    "mapping": dict[str, Any],
+    "list": list[Any],
+}
 
 
 class ModelDeployerBlock(Block, ABC):
-    """Base of the deployer blocks: configuration in, a core deployer out."""
+    """Base of the generated deployer blocks: a flavor's settings in, a deployer out."""
 
-    # Validation errors must not quote the input: nested credentials hold secrets.
+    # Validation errors must not quote the input: settings hold secrets.
     model_config = ConfigDict(hide_input_in_errors=True)
 
     flavor: ClassVar[str]
 
-    @abstractmethod
+    @model_validator(mode="before")
+    @classmethod
+    def _credential_blocks(cls, data: Any) -> Any:
+        """Accept credential blocks (anything with `to_settings()`) as setting values, and
+        fold one that is not a setting itself (a `KubernetesCredentials` passed as
+        `kubernetes_credentials`, as blocks saved before 0.2 hold it) into the settings."""
+        if not isinstance(data, Mapping):
+            return data
+        fields = cls.model_fields
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            value = _credential_settings(value)
+            if key not in fields and isinstance(value, Mapping) and set(value) <= set(fields):
+                for name, item in value.items():
+                    if item is not None:
+                        out.setdefault(name, item)
+                continue
+            if value is None and key in out:
+                continue
+            out[key] = value
+        return out
+
+    @model_validator(mode="after")
+    def _valid_for_the_engine(self) -> ModelDeployerBlock:
+        """A block the flavor would refuse cannot be saved; the message names the setting,
+        never its (secret) value."""
+        from modeldeploy.flavors import settings_class_of
+        from modeldeploy.settings import validate_settings
+
+        validate_settings(settings_class_of(self.flavor), self.deployer_settings(), self.flavor)
+        return self
+
     def deployer_settings(self) -> dict[str, Any]:
-        """Settings of the flavor's core deployer, secrets revealed (never log them)."""
+        """Settings of the flavor's deployer, secrets revealed (never log them)."""
+        from modeldeploy.settings import reveal
+
+        values = {name: reveal(getattr(self, name)) for name in type(self).model_fields}
+        return {k: v for k, v in values.items() if v is not None}
 
     def get_deployer(self) -> ModelDeployer:
-        """A core `ModelDeployer` of this block's flavor, configured from the block."""
+        """The engine's `ModelDeployer` of this block's flavor, configured from the block."""
         from modeldeploy.flavors import create_deployer
 
         return create_deployer(self.flavor, self.deployer_settings())
@@ -56,167 +99,106 @@ class ModelDeployerBlock(Block, ABC):
         with self.get_deployer() as deployer:
             yield deployer
 
-    def registry_tracking_uri(self) -> str | None:
-        return getattr(self, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
+    def get_registry(self, deployer: ModelDeployer | None = None) -> ModelRegistry:
+        """The MLflow Model Registry that records candidates and the champion: the one the
+        engine picks for this deployer (`modeldeploy.flavors.registry_for`)."""
+        from modeldeploy.flavors import registry_for
 
-    def get_registry(self) -> ModelRegistry:
-        """The MLflow Model Registry that records candidates and the champion."""
-        from modeldeploy.registry import ModelRegistry
-
-        return ModelRegistry(self.registry_tracking_uri())
+        return registry_for(deployer or self.get_deployer())
 
 
-class MLflowDeployer(ModelDeployerBlock):
-    """Serves models with MLflow's own scoring server as local daemons (the embedded
-    default: no cluster needed). State lives in a directory, one folder per server.
-    """
+def _credential_settings(value: Any) -> Any:
+    """A credential block, or its saved data as Prefect hands it back, as plain settings."""
+    to_settings = getattr(value, "to_settings", None)
+    if callable(to_settings):
+        return to_settings()
+    if isinstance(value, Mapping) and "block_type_slug" in value:
+        data = {k: v for k, v in value.items() if k != "block_type_slug"}
+        with contextlib.suppress(Exception):
+            block_class = Block.get_block_class_from_key(str(value["block_type_slug"]))
+            if hasattr(block_class, "to_settings"):
+                return block_class(**data).to_settings()
+        return data
+    return value
 
-    flavor: ClassVar[str] = "mlflow"
 
-    _block_type_name = "modeldeploy MLflow Deployer"
-    _block_type_slug = "modeldeploy-mlflow-deployer"
-    _documentation_url = docs("mlflow-deployer")
-    _description = (
-        "Continuous deployment of models to local MLflow scoring servers (modeldeploy's "
-        "embedded default): where their state lives and which MLflow tracking server and "
-        "model registry to use."
-    )
-    _code_example = """
+def _block_field(field: SettingField) -> tuple[Any, Any]:
+    """The annotation and `Field` of one setting in a block."""
+    if field.secret:
+        annotation: Any = SecretDict if field.kind in ("mapping", "list") else SecretStr
+    elif field.choices:
+        annotation = Literal[tuple(field.choices)]
+    else:
+        annotation = _PLAIN_TYPES[field.kind]
+    description = field.description or field.label
+    if not description.endswith("."):
+        description += "."
+    if field.required:
+        return annotation, Field(default=..., title=field.label, description=description)
+    default = None if field.secret else field.default
+    return annotation | None, Field(default=default, title=field.label, description=description)
+
+
+def _summary(cls: type) -> str:
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(doc.split())
+
+
+@cache
+def deployer_block(flavor: str) -> type[ModelDeployerBlock]:
+    """The deployer block of an installed flavor (generated once per process)."""
+    from modeldeploy.flavors import flavor_title, get_deployer_class
+    from modeldeploy.settings import setting_fields
+
+    deployer_class = get_deployer_class(flavor)
+    title = flavor_title(flavor)
+    name = f"{title}Deployer"
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__qualname__": name,
+        "__doc__": f"The `{flavor}` flavor's deployer settings. {_summary(deployer_class)}",
+        "flavor": flavor,
+        "_block_type_name": f"modeldeploy {title} Deployer",
+        "_block_type_slug": f"modeldeploy-{flavor}-deployer",
+        "_documentation_url": docs("deployer-blocks"),
+        "_description": (
+            f"Continuous deployment with modeldeploy's {flavor} flavor: "
+            f"{_summary(deployer_class) or 'where its model servers live'} Fields are the "
+            "flavor's settings; secret ones are stored encrypted."
+        ),
+        "_code_example": f"""
     ```python
-    from prefect_modeldeploy.blocks import MLflowDeployer
+    from prefect_modeldeploy.blocks import {name}
 
-    mlflow_deployer = MLflowDeployer.load("BLOCK_NAME")
-    deployer = mlflow_deployer.get_deployer()      # a core ModelDeployer
+    {flavor.replace("-", "_")}_deployer = {name}.load("BLOCK_NAME")
+    deployer = {flavor.replace("-", "_")}_deployer.get_deployer()  # the engine's deployer
     servers = deployer.find_model_server(running=True)
     ```
-    """
-
-    home: str | None = Field(
-        default=None,
-        title="State directory",
-        description=(
-            "Directory holding one folder per model server (config, pid, log); env "
-            "MODELDEPLOY_HOME, else ~/.modeldeploy, if empty."
-        ),
-    )
-    tracking_uri: str | None = Field(
-        default=None, title="MLflow tracking URI", description=_TRACKING_URI_DESCRIPTION
-    )
-
-    def deployer_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = {}
-        if self.home:
-            settings["home"] = self.home
-        if self.tracking_uri:
-            settings["tracking_uri"] = self.tracking_uri
-        return settings
-
-    def registry_tracking_uri(self) -> str | None:
-        # The store the flavor itself resolves models from (tracking_uri, env, or SQLite
-        # under the state directory), so candidates and champions land beside the servers.
-        return self.get_deployer().tracking_uri  # type: ignore[attr-defined]
+    """,
+    }
+    for field in setting_fields(deployer_class.settings_class):
+        annotations[field.name], namespace[field.name] = _block_field(field)
+    namespace["__annotations__"] = annotations
+    return type(ModelDeployerBlock)(name, (ModelDeployerBlock,), namespace)
 
 
-class KubernetesDeployerBlock(ModelDeployerBlock, ABC):
-    """Fields shared by the Seldon and KServe deployer blocks."""
+def deployer_blocks() -> dict[str, type[ModelDeployerBlock]]:
+    """Class name -> deployer block of every installed flavor that loads."""
+    from modeldeploy.flavors import available_flavors
 
-    kubernetes_credentials: KubernetesCredentials | None = Field(
-        default=None,
-        title="Kubernetes credentials",
-        description=(
-            "How to reach the cluster; the Kubernetes client's defaults (in-cluster, then "
-            "~/.kube/config) if empty."
-        ),
-    )
-    namespace: str | None = Field(
-        default=None,
-        title="Namespace",
-        description="Namespace of the model servers; overrides the credentials' namespace.",
-    )
-    ingress_base_url: str | None = Field(
-        default=None,
-        title="Ingress base URL",
-        description=(
-            "Base URL of the cluster's ingress (e.g. http://istio-ingress.example.com), from "
-            "which prediction URLs are built."
-        ),
-    )
-    storage_credentials: (
-        S3StorageCredentials | GCSStorageCredentials | AzureStorageCredentials | None
-    ) = Field(
-        default=None,
-        title="Storage credentials",
-        description=(
-            "Credentials the model server's storage initializer uses to download the model; "
-            "stored in the cluster as a Kubernetes Secret."
-        ),
-    )
-    secret_name: str | None = Field(
-        default=None,
-        title="Secret name",
-        description=(
-            "Name of the Kubernetes Secret holding the storage credentials; one is derived "
-            "from the model server if empty."
-        ),
-    )
-    tracking_uri: str | None = Field(
-        default=None, title="MLflow tracking URI", description=_TRACKING_URI_DESCRIPTION
-    )
-
-    def deployer_settings(self) -> dict[str, Any]:
-        settings: dict[str, Any] = (
-            self.kubernetes_credentials.to_settings() if self.kubernetes_credentials else {}
-        )
-        if self.namespace:
-            settings["namespace"] = self.namespace
-        if self.ingress_base_url:
-            settings["ingress_base_url"] = self.ingress_base_url
-        if self.storage_credentials is not None:
-            settings["storage_credentials"] = self.storage_credentials.to_settings()
-        if self.secret_name:
-            settings["secret_name"] = self.secret_name
-        return settings
+    blocks: dict[str, type[ModelDeployerBlock]] = {}
+    for flavor in available_flavors():
+        try:
+            block = deployer_block(flavor)
+        except Exception as exc:  # a broken third-party flavor must not hide the others
+            log.warning("modeldeploy flavor %s has no deployer block: %s", flavor, exc)
+            continue
+        blocks[block.__name__] = block
+    return blocks
 
 
-class SeldonDeployer(KubernetesDeployerBlock):
-    """Serves models as Seldon Core `SeldonDeployment`s (machinelearning.seldon.io/v1)."""
-
-    flavor: ClassVar[str] = "seldon"
-
-    _block_type_name = "modeldeploy Seldon Deployer"
-    _block_type_slug = "modeldeploy-seldon-deployer"
-    _documentation_url = docs("seldon-and-kserve-deployers")
-    _description = (
-        "Continuous deployment of models to Seldon Core on Kubernetes (SeldonDeployment): "
-        "the cluster, namespace, ingress and storage credentials to use."
-    )
-    _code_example = """
-    ```python
-    from prefect_modeldeploy.blocks import SeldonDeployer
-
-    seldon_deployer = SeldonDeployer.load("BLOCK_NAME")
-    deployer = seldon_deployer.get_deployer()      # a core ModelDeployer
-    ```
-    """
-
-
-class KServeDeployer(KubernetesDeployerBlock):
-    """Serves models as KServe `InferenceService`s (serving.kserve.io/v1beta1)."""
-
-    flavor: ClassVar[str] = "kserve"
-
-    _block_type_name = "modeldeploy KServe Deployer"
-    _block_type_slug = "modeldeploy-kserve-deployer"
-    _documentation_url = docs("seldon-and-kserve-deployers")
-    _description = (
-        "Continuous deployment of models to KServe on Kubernetes (InferenceService): the "
-        "cluster, namespace, ingress and storage credentials to use."
-    )
-    _code_example = """
-    ```python
-    from prefect_modeldeploy.blocks import KServeDeployer
-
-    kserve_deployer = KServeDeployer.load("BLOCK_NAME")
-    deployer = kserve_deployer.get_deployer()      # a core ModelDeployer
-    ```
-    """
+#: deployer block class name -> class, one per installed flavor; also attributes of this
+#: module, so pickles and `prefect block register -m` find them by name
+DEPLOYER_BLOCKS = deployer_blocks()
+globals().update(DEPLOYER_BLOCKS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import flow
 from prefect.transactions import transaction
 
@@ -29,7 +30,7 @@ def continuous_deployment(
     min_live_accuracy: float | None = None,
     config: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model

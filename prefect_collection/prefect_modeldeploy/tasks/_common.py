@@ -30,7 +30,7 @@ def resolve_deployer_block(deployer: ModelDeployerBlock | str) -> ModelDeployerB
         if "/" not in deployer:
             raise ValueError(
                 f"cannot tell which block {deployer!r} is: pass the block itself or "
-                "'<block-type-slug>/<name>', e.g. 'modeldeploy-mlflow-deployer/local'"
+                "'<block-type-slug>/<name>', e.g. 'modeldeploy-<flavor>-deployer/<name>'"
             )
         from prefect.blocks.core import Block
 
@@ -38,7 +38,7 @@ def resolve_deployer_block(deployer: ModelDeployerBlock | str) -> ModelDeployerB
         if not isinstance(block, ModelDeployerBlock):
             raise ValueError(
                 f"block {deployer!r} is a {type(block).__name__}, not a modeldeploy deployer "
-                "block (MLflowDeployer, SeldonDeployer or KServeDeployer)"
+                "block (slug modeldeploy-<flavor>-deployer, one per installed flavor)"
             )
         return block
     raise TypeError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -92,7 +93,7 @@ def deploy_model(
     config: Mapping[str, Any] | None = None,
     register: bool = True,
     replace: bool = True,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
     pipeline_name: str | None = None,
     run_id: str | None = None,
     step_name: str | None = None,
@@ -205,7 +206,7 @@ def rollback_model(
     model_name: str,
     pipeline_name: str | None = None,
     step_name: str | None = None,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> RolloutOutcome:
     """Redeploy the previous champion of `model_name` in place and move the `champion` alias
     back (`modeldeploy.rollout.rollback`). `pipeline_name`/`step_name` narrow which model server is

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -79,7 +80,7 @@ def find_model_servers(
 
 @task(name="start_model_server", cache_policy=NO_CACHE)
 def start_model_server(
-    deployer: ModelDeployerBlock | str, server: ServerRef, timeout: float = 300.0
+    deployer: ModelDeployerBlock | str, server: ServerRef, timeout: float = DEFAULT_TIMEOUT
 ) -> ModelServerInfo:
     """Start a stopped model server and wait until it serves; a running one is left as is.
     `server` is a uuid, a `ModelServerInfo` or a `RolloutOutcome`."""
@@ -96,7 +97,7 @@ def start_model_server(
 def stop_model_server(
     deployer: ModelDeployerBlock | str,
     server: ServerRef,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
     force: bool = False,
 ) -> ModelServerInfo:
     """Stop a model server but keep its record, so `start_model_server` can bring it back."""
@@ -115,7 +116,7 @@ def stop_model_server(
 def delete_model_server(
     deployer: ModelDeployerBlock | str,
     server: ServerRef,
-    timeout: float = 300.0,
+    timeout: float = DEFAULT_TIMEOUT,
     force: bool = False,
 ) -> DeleteResult:
     """Delete a model server and everything it owns. Idempotent: deleting a server that is

@@ -10,11 +10,13 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from modeldeploy.deployer import DeployerSettings
 from modeldeploy.flavors.kubernetes.credentials import StorageCredentials
+from modeldeploy.flavors.kubernetes.legacy_form import from_legacy_form
 from modeldeploy.flavors.kubernetes.naming import check_dns1123_label, check_secret_name
+from modeldeploy.settings import SECRET_MARKER
 
 
 class KubernetesDeployerSettings(DeployerSettings):
@@ -28,21 +30,36 @@ class KubernetesDeployerSettings(DeployerSettings):
     kubeconfig: dict[str, Any] | None = Field(
         default=None,
         repr=False,
-        description="A kubeconfig as a dict (or its YAML/JSON text); holds credentials.",
+        title="Kubeconfig (YAML or JSON)",
+        description="A kubeconfig as a dict (or its YAML/JSON text); holds credentials. "
+        "Takes precedence over the path.",
+        json_schema_extra={SECRET_MARKER: True},
     )
-    context: str | None = Field(default=None, description="kubeconfig context to use.")
+    context: str | None = Field(
+        default=None,
+        title="Kubeconfig context",
+        description="kubeconfig context to use; empty: the current context.",
+    )
     in_cluster: bool = Field(
         default=False, description="Use the pod's service account (running inside the cluster)."
     )
     namespace: str = Field(default="default", description="Namespace of the model servers.")
     ingress_base_url: str | None = Field(
-        default=None, description="Base URL of the cluster's ingress gateway for predictions."
+        default=None,
+        title="Ingress base URL",
+        description="Base URL of the cluster's ingress gateway for predictions.",
     )
     storage_credentials: StorageCredentials | None = Field(
-        default=None, description="Credentials the storage initializer uses to fetch models."
+        default=None,
+        repr=False,
+        description="Credentials the storage initializer uses to fetch models, as JSON, e.g. "
+        '{"type": "s3", "access_key_id": "...", "secret_access_key": "...", "endpoint": '
+        '"http://minio:9000"}; type s3, gcs (service_account_json) or azure.',
+        json_schema_extra={SECRET_MARKER: True},
     )
     secret_name: str | None = Field(
         default=None,
+        title="Storage secret name",
         description=(
             "Secret with storage credentials. With storage_credentials it is written and "
             "managed by modeldeploy; without, an existing Secret is referenced as it is."
@@ -54,6 +71,11 @@ class KubernetesDeployerSettings(DeployerSettings):
     max_retries: int = Field(
         default=8, ge=0, le=50, description="Retries of one API call on 429, 5xx or drops."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_form(cls, data: Any) -> Any:
+        return from_legacy_form(data)
 
     @field_validator("kubeconfig", mode="before")
     @classmethod

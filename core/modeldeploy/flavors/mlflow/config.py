@@ -37,12 +37,12 @@ class MLflowServerConfig(ServiceConfig):
 
 
 class MLflowDeployerSettings(DeployerSettings):
-    """Where servers are recorded and which MLflow tracking server resolves model URIs."""
+    """Where servers are recorded; `tracking_uri` (inherited, secret) also resolves model URIs
+    and defaults to SQLite in `home`."""
 
     home: Path | None = Field(
-        default=None, description="State directory; default MODELDEPLOY_HOME or ~/.modeldeploy."
-    )
-    tracking_uri: str | None = Field(
         default=None,
-        description="MLflow tracking/registry URI; default MLFLOW_TRACKING_URI or SQLite in home.",
+        title="State directory",
+        description="Where the local model servers keep their config, pid and log. Empty: "
+        "$MODELDEPLOY_HOME, else ~/.modeldeploy.",
     )

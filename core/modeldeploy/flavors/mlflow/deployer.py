@@ -138,7 +138,7 @@ class MLflowModelDeployer(ModelDeployer):
         return local
 
     def _download(self, model_uri: str, target: Path) -> Path:
-        from modeldeploy.registry import ModelRegistry
+        from modeldeploy.flavors import registry_for
 
         path = Path(model_uri.removeprefix("file://")).expanduser()
         if "://" not in model_uri and ":/" not in model_uri and not path.exists():
@@ -148,7 +148,7 @@ class MLflowModelDeployer(ModelDeployer):
             )
         import mlflow
 
-        registry = ModelRegistry(self.tracking_uri)
+        registry = registry_for(self)
         try:
             with registry.using_tracking_uri():
                 local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(target)))
