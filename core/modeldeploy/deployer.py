@@ -108,6 +108,17 @@ class ModelDeployer(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections to the platform; flavors with clients override it."""
 
+    async def aclose(self) -> None:
+        """`close` for an event loop; flavors with async clients override it."""
+        self.close()
+
+    async def get_model_server_async(self, uuid: UUID | str) -> ModelServer:
+        """`get_model_server` without blocking the loop; the default borrows a pool thread
+        for the one lookup only. Flavors with an async client override it."""
+        import asyncio
+
+        return await asyncio.to_thread(self.get_model_server, uuid)
+
     def __enter__(self) -> ModelDeployer:
         return self
 
@@ -287,10 +298,7 @@ class ModelDeployer(ABC):
     def get_model_server(self, uuid: UUID | str) -> ModelServer:
         found = self.find_model_server(service_uuid=uuid)
         if not found:
-            raise ModelServerNotFoundError(
-                f"no {self.flavor} model server with uuid {uuid}; "
-                "list them with `modeldeploy models list`"
-            )
+            raise not_found(self.flavor, uuid)
         return found[0]
 
     def start_model_server(
@@ -370,6 +378,13 @@ class ModelDeployer(ABC):
         server.start()
         server.wait_until_ready(deadline, on_transition)
         return server, True
+
+
+def not_found(flavor: str, uuid: UUID | str) -> ModelServerNotFoundError:
+    """The error for a uuid no server of `flavor` has."""
+    return ModelServerNotFoundError(
+        f"no {flavor} model server with uuid {uuid}; list them with `modeldeploy models list`"
+    )
 
 
 def _as_uuid(value: UUID | str) -> UUID:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any, ClassVar
-from uuid import uuid4
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID, uuid4
 
 from modeldeploy.config import ServiceConfig
-from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery
+from modeldeploy.deployer import DeployerSettings, ModelDeployer, ServerQuery, not_found
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.flavors.kubernetes.client import KubeClient, connect
 from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
@@ -24,6 +24,9 @@ from modeldeploy.flavors.kubernetes.secrets import Layout, StorageSecrets
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
 from modeldeploy.status import ServiceStatus, utcnow
+
+if TYPE_CHECKING:
+    from modeldeploy.flavors.kubernetes.aio import AsyncResources
 
 
 class KubernetesModelDeployer(ModelDeployer):
@@ -44,6 +47,7 @@ class KubernetesModelDeployer(ModelDeployer):
         self._kube: KubeClient | None = None
         self._resources: CustomResources | None = None
         self._secrets: StorageSecrets | None = None
+        self._aio: AsyncResources | None = None
 
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 
@@ -67,6 +71,30 @@ class KubernetesModelDeployer(ModelDeployer):
                 self.kube, self.settings, self.flavor, self.secret_layout
             )
         return self._secrets
+
+    @property
+    def aio(self) -> AsyncResources:
+        """The async client for waits in an event loop (built on first use)."""
+        if self._aio is None:
+            from modeldeploy.flavors.kubernetes.aio import AsyncResources
+
+            self._aio = AsyncResources(self.resources)
+        return self._aio
+
+    async def aclose(self) -> None:
+        if self._aio is not None:
+            aio, self._aio = self._aio, None
+            await aio.aclose()
+        self.close()
+
+    async def get_model_server_async(self, uuid: UUID | str) -> KubernetesModelServer:
+        """One label-selector list over async HTTP, like `get_model_server`."""
+        query = ServerQuery(service_uuid=UUID(str(uuid)))
+        for obj in await self.aio.list(query_selector(query, self.flavor)):
+            server = self.server_from(obj)
+            if server is not None and query.matches(server):
+                return server
+        raise not_found(self.flavor, uuid)
 
     def close(self) -> None:
         if self._kube is not None:

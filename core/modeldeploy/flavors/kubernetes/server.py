@@ -303,28 +303,56 @@ class KubernetesModelServer(ModelServer):
         own message; the deadline holds even if no event ever arrives.
         """
         progress = WaitProgress(self, target, on_transition)
-
-        def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
-            if obj is None:
-                raise ModelServerNotFoundError(
-                    f"{self.flavor} model server {self.uuid} ({self.where()}) was deleted "
-                    f"while waiting for it to become {target.value}"
-                )
-            if not from_event:
-                self.freshness.begin_wait(obj)
-            return progress.judge(self.absorb(obj, from_event))
-
         try:
             return watch_until(
                 self.resources,
                 self.name,
-                judge,
+                self._state_judge(progress),
                 deadline,
                 start_from=self.freshness.start_version,
                 on_gone=self.freshness.forget,
             )
         except WatchTimeout:
             raise progress.timeout(deadline) from None
+
+    async def wait_for_state_async(
+        self,
+        target: ServiceState,
+        deadline: Deadline,
+        on_transition: TransitionCallback | None = None,
+    ) -> ServiceStatus:
+        """`wait_for_state` over async HTTP: same judge, no thread held while waiting."""
+        from modeldeploy.flavors.kubernetes.watching_async import watch_until_async
+
+        progress = WaitProgress(self, target, on_transition)
+        try:
+            return await watch_until_async(
+                self.deployer.aio,
+                self.name,
+                self._state_judge(progress),
+                deadline,
+                start_from=self.freshness.start_version,
+                on_gone=self.freshness.forget,
+            )
+        except WatchTimeout:
+            raise progress.timeout(deadline) from None
+
+    def _state_judge(
+        self, progress: WaitProgress
+    ) -> Callable[[dict[str, Any] | None, bool], ServiceStatus | None]:
+        """Judge one version of the object (None: deleted) for a wait; pure but for memory."""
+
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
+            if obj is None:
+                raise ModelServerNotFoundError(
+                    f"{self.flavor} model server {self.uuid} ({self.where()}) was deleted "
+                    f"while waiting for it to become {progress.target.value}"
+                )
+            if not from_event:
+                self.freshness.begin_wait(obj)
+            return progress.judge(self.absorb(obj, from_event))
+
+        return judge
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
