@@ -51,6 +51,7 @@ class Route:
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # like an apiserver's listen backlog (socketserver's is 5)
     allow_reuse_address = True
 
     def __init__(self, addr: tuple[str, int], emu: KubernetesEmulator) -> None:

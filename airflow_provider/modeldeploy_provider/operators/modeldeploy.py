@@ -266,6 +266,7 @@ class DeployModelOperator(_ModelDeployOperator):
 
         if outcome is None:
             outcome = context["ti"].xcom_pull(task_ids=self.task_id, key=PENDING_ROLLOUT_KEY)
+        _delete_pending(context, self.task_id)  # resumed: the record has served its purpose
         if not outcome:
             raise ModelDeployTaskError(
                 f"{self.task_id} resumed without its pending rollout; clear the task to retry"
@@ -594,6 +595,20 @@ class RollbackModelOperator(_ModelDeployOperator):
             result = outcome_to_xcom(outcome)
             self._publish_url(result["prediction_url"])
             return result
+
+
+def _delete_pending(context: Context, task_id: str) -> None:
+    """Remove the pending-rollout XCom written before the deferral, so none goes stale."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    ti = context["ti"]
+    XCom.delete(
+        key=PENDING_ROLLOUT_KEY,
+        task_id=task_id,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+    )
 
 
 def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:

@@ -22,10 +22,11 @@ class ModelServerReadySensor(BaseSensorOperator):
     """Wait until a model server is ready for the model last written to it.
 
     ``poke`` and ``reschedule`` modes ask the platform once per ``poke_interval``;
-    ``deferrable=True`` hands the wait to `ModelServerReadyTrigger`, which watches instead
-    of polling where the flavor can. "Ready" is the engine's: for the generation written,
-    never a Ready left over from the previous model. A terminal failure fails the task at
-    once with the platform's reason (or skips it with ``soft_fail``).
+    ``deferrable=True`` asks once and, unless the server is already there, hands the wait
+    to `ModelServerReadyTrigger`, which watches instead of polling where the flavor can.
+    "Ready" is the engine's: for the generation written, never a Ready left over from the
+    previous model. A terminal failure fails the task at once with the platform's reason
+    (or skips it with ``soft_fail``).
 
     :param model_server_uuid: e.g. ``deploy.output["uuid"]``.
     :param modeldeploy_conn_id: the connection the server was deployed with.
@@ -96,7 +97,9 @@ class ModelServerReadySensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        self._target()
+        first = self.poke(context)  # already there (or failed): no defer, no triggerer round trip
+        if first.is_done:
+            return first.xcom_value
         from modeldeploy_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
         self.defer(

@@ -89,8 +89,14 @@ class KubernetesModelDeployer(ModelDeployer):
 
     async def get_model_server_async(self, uuid: UUID | str) -> KubernetesModelServer:
         """One label-selector list over async HTTP, like `get_model_server`."""
+        from modeldeploy.flavors.kubernetes.watching_async import retrying
+
         query = ServerQuery(service_uuid=UUID(str(uuid)))
-        for obj in await self.aio.list(query_selector(query, self.flavor)):
+        selector = query_selector(query, self.flavor)
+        found = await retrying(
+            self.aio, lambda: self.aio.list(selector), f"listing {self.resources.where()}"
+        )
+        for obj in found:
             server = self.server_from(obj)
             if server is not None and query.matches(server):
                 return server

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from modeldeploy.errors import ModelDeployError, ModelServerNotFoundError
@@ -106,14 +106,18 @@ async def _watch(
 
 
 async def _get(aio: AsyncResources, name: str) -> dict[str, Any] | None:
-    """GET with the deployer's retry policy (within the caller's `asyncio.timeout`)."""
+    return await retrying(aio, lambda: aio.get(name), f"reading {aio.resources.where(name)}")
+
+
+async def retrying(aio: AsyncResources, call: Callable[[], Awaitable[T]], doing: str) -> T:
+    """`call()` with the deployer's retry policy for transient errors; others translated."""
     retry = aio.resources.kube.retry
     attempt = 0
     while True:
         try:
-            return await aio.get(name)
+            return await call()
         except Exception as exc:
             if not is_transient(exc) or attempt >= retry.max_retries:
-                raise translate(exc, f"reading {aio.resources.where(name)}", aio.host) from None
+                raise translate(exc, doing, aio.host) from None
             await asyncio.sleep(retry.backoff(attempt, exc))
             attempt += 1
