@@ -20,6 +20,7 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT
 from modeldeploy_provider._values import as_bool, as_mapping, as_metrics, as_number, as_rules
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
+from modeldeploy_provider.quiet import QuietDependenciesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -39,7 +40,7 @@ class ModelDeployTaskError(AirflowException):
     """A deploy, start or stop did not complete; the message carries the platform's reason."""
 
 
-class _ModelDeployOperator(BaseOperator):
+class _ModelDeployOperator(QuietDependenciesMixin, BaseOperator):
     """Connection and timeout handling shared by the operators below."""
 
     template_fields: Sequence[str] = ("modeldeploy_conn_id", "timeout")
@@ -302,7 +303,7 @@ class DeployModelOperator(_ModelDeployOperator):
         return result
 
 
-class ModelGateOperator(BaseBranchOperator):
+class ModelGateOperator(QuietDependenciesMixin, BaseBranchOperator):
     """Decide from metrics whether a candidate may be deployed; branch or short-circuit.
 
     Evaluates `modeldeploy.gate.Gate` on ``metrics``; with ``champion_metric`` the candidate

@@ -13,12 +13,13 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
+from modeldeploy_provider.quiet import QuietDependenciesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ModelServerReadySensor(BaseSensorOperator):
+class ModelServerReadySensor(QuietDependenciesMixin, BaseSensorOperator):
     """Wait until a model server is ready for the model last written to it.
 
     ``poke`` and ``reschedule`` modes ask the platform once per ``poke_interval``;
