@@ -189,6 +189,7 @@ def main() -> int:
     logging.disable(logging.INFO)  # one "is active" line per trigger would drown the table
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-triggerer-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
