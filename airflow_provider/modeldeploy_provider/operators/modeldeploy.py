@@ -74,6 +74,8 @@ class _ModelDeployOperator(QuietDependenciesMixin, BaseOperator):
 
     def _publish_url(self, url: str | None) -> None:
         self.prediction_url = url  # read by PredictionUrlLink when the task ends
+        if url:
+            self.log.info("Prediction URL: %s", url)  # also the task's extra link
 
 
 class DeployModelOperator(_ModelDeployOperator):

@@ -123,6 +123,8 @@ class ModelServerReadySensor(QuietDependenciesMixin, BaseSensorOperator):
 
     def _publish(self, info: dict[str, Any]) -> None:
         self.prediction_url = info.get("prediction_url")  # read by PredictionUrlLink
+        if self.prediction_url:
+            self.log.info("Prediction URL: %s", self.prediction_url)  # also the extra link
 
     def _fail(self, message: str) -> None:
         """A terminal failure: retrying cannot help, so fail without retries (or skip)."""
