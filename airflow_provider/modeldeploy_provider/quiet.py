@@ -73,5 +73,5 @@ class QuietDependenciesMixin:
             fn = cls.__dict__.get(name)
             if callable(fn) and not getattr(fn, "__quiet__", False):
                 wrapped = quietly(fn)
-                wrapped.__quiet__ = True  # type: ignore[attr-defined]
+                wrapped.__quiet__ = True
                 setattr(cls, name, wrapped)

@@ -11,12 +11,15 @@ secrets: the triggerer reads the connection itself.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
+
+if TYPE_CHECKING:
+    from modeldeploy.deployer import DeployerSettings
 
 
 class ModelServerReadyTrigger(BaseTrigger):
@@ -64,7 +67,7 @@ class ModelServerReadyTrigger(BaseTrigger):
             return
         yield await self._wait(flavor, settings)
 
-    async def _wait(self, flavor: str, settings: dict[str, Any]) -> TriggerEvent:
+    async def _wait(self, flavor: str, settings: DeployerSettings) -> TriggerEvent:
         from modeldeploy.errors import DeploymentTimeoutError, ModelDeployError
         from modeldeploy.flavors import create_deployer
         from modeldeploy.status import ServiceState
