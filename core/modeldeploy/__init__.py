@@ -18,7 +18,7 @@ _EXPORTS = {
     "ModelServer": "modeldeploy.server",
     "ModelServerInfo": "modeldeploy.server",
     "ModelDeployer": "modeldeploy.deployer",
-    "DeployerSettings": "modeldeploy.deployer",
+    "DeployerSettings": "modeldeploy.settings",
     "DeployResult": "modeldeploy.deployer",
     "PendingDeploy": "modeldeploy.deployer",
     "Gate": "modeldeploy.gate",
@@ -34,6 +34,7 @@ _EXPORTS = {
     "create_deployer": "modeldeploy.flavors",
     "get_deployer_class": "modeldeploy.flavors",
     "available_flavors": "modeldeploy.flavors",
+    "registry_for": "modeldeploy.flavors",
     "Deadline": "modeldeploy.waiting",
 }
 
@@ -61,17 +62,24 @@ __all__ = [
     "create_deployer",
     "finish_rollout",
     "get_deployer_class",
+    "registry_for",
     "rollback",
 ]
 
 if TYPE_CHECKING:
     from modeldeploy.config import ServiceConfig
-    from modeldeploy.deployer import DeployerSettings, DeployResult, ModelDeployer, PendingDeploy
-    from modeldeploy.flavors import available_flavors, create_deployer, get_deployer_class
+    from modeldeploy.deployer import DeployResult, ModelDeployer, PendingDeploy
+    from modeldeploy.flavors import (
+        available_flavors,
+        create_deployer,
+        get_deployer_class,
+        registry_for,
+    )
     from modeldeploy.gate import ChampionChallenger, Gate, GateDecision, MetricThreshold
     from modeldeploy.registry import ModelRegistry, ModelVersionInfo
     from modeldeploy.rollout import RolloutOutcome, continuous_deploy, finish_rollout, rollback
     from modeldeploy.server import ModelServer, ModelServerInfo
+    from modeldeploy.settings import DeployerSettings
     from modeldeploy.status import ServiceState, ServiceStatus
     from modeldeploy.waiting import Deadline
 

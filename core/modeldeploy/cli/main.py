@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from modeldeploy.waiting import DEFAULT_TIMEOUT  # standard library only: cheap
+
 PROG = "modeldeploy"
 DEFAULT_FLAVOR = "mlflow"
 
@@ -188,7 +190,7 @@ def _global_options() -> Parser:
         type=timeout_seconds,
         default=s,
         help=f"how long start, stop, delete and rollback wait (env {ENVIRONMENT['timeout']}; "
-        "default 300)",
+        f"default {DEFAULT_TIMEOUT:g})",
     )
     g.add_argument(
         "--setting",
