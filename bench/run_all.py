@@ -1,6 +1,7 @@
 """Run every benchmark in this folder (`bench_*.py`), one after another.
 
-`make bench`. Each prints its own table, each figure beside its target. The machines are
+`make bench`. Among them bench_triggerer.py (500 deferred waits in one event loop, issue 13).
+Each prints its own table, each figure beside its target. The machines are
 shared and noisy: read the ratios (measured in the same run) before the absolute figures.
 """
 

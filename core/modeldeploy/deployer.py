@@ -114,6 +114,17 @@ class ModelDeployer(ABC):
         directory, a cluster and namespace); flavors override it."""
         return f"the {self.flavor} flavor's default location"
 
+    async def aclose(self) -> None:
+        """`close` for an event loop; flavors with async clients override it."""
+        self.close()
+
+    async def get_model_server_async(self, uuid: UUID | str) -> ModelServer:
+        """`get_model_server` without blocking the loop; the default borrows a pool thread
+        for the one lookup only. Flavors with an async client override it."""
+        import asyncio
+
+        return await asyncio.to_thread(self.get_model_server, uuid)
+
     def __enter__(self) -> ModelDeployer:
         return self
 
@@ -298,10 +309,7 @@ class ModelDeployer(ABC):
     def get_model_server(self, uuid: UUID | str) -> ModelServer:
         found = self.find_model_server(service_uuid=uuid)
         if not found:
-            raise ModelServerNotFoundError(
-                f"no {self.flavor} model server with uuid {uuid} in {self.location()}; "
-                "list them with `modeldeploy models list`"
-            )
+            raise not_found(self.flavor, uuid, self.location())
         return found[0]
 
     def start_model_server(
@@ -383,6 +391,14 @@ class ModelDeployer(ABC):
         server.start()
         server.wait_until_ready(deadline, on_transition)
         return server, True
+
+
+def not_found(flavor: str, uuid: UUID | str, location: str) -> ModelServerNotFoundError:
+    """The error for a uuid no server of `flavor` has, saying where it was looked for."""
+    return ModelServerNotFoundError(
+        f"no {flavor} model server with uuid {uuid} in {location}; "
+        "list them with `modeldeploy models list`"
+    )
 
 
 def _as_uuid(value: UUID | str) -> UUID:

@@ -127,6 +127,25 @@ class ModelServer(ABC):
                 raise progress.timeout(deadline)
             self._await_change(deadline)
 
+    async def wait_for_state_async(
+        self,
+        target: ServiceState,
+        deadline: Deadline,
+        on_transition: TransitionCallback | None = None,
+    ) -> ServiceStatus:
+        """`wait_for_state` for an event loop (the Airflow triggerer): no thread is held
+        while waiting. The default polls `check_status_async`; watching flavors override."""
+        from modeldeploy.waiting_async import poll_state
+
+        return await poll_state(self, target, deadline, on_transition)
+
+    async def check_status_async(self) -> ServiceStatus:
+        """`check_status` without blocking the loop; the default borrows a pool thread for
+        the one short probe only. Flavors with an async client override it."""
+        import asyncio
+
+        return await asyncio.to_thread(self.check_status)
+
     def where(self) -> str:
         """Where the server lives, for messages (a namespace and name, a port...)."""
         return self.config.model_name

@@ -222,3 +222,29 @@ def test_test_connection(
 
     ok, message = ModelDeployHook().test_connection()  # the embedded default
     assert ok and message.startswith("mlflow deployer is reachable")
+
+
+def test_airflow_connections_test_cli(
+    set_connection: Any, k8s_emulator: KubernetesEmulator, airflow_db: Path
+) -> None:
+    """The documented alternative to the UI's Test button on Airflow 3.3 (see docs)."""
+    import os
+    import subprocess
+    import sys
+
+    set_connection(
+        "md_cli",
+        "modeldeploy_kserve",
+        extra={"kubeconfig_secret": json.dumps(k8s_emulator.kubeconfig_dict())},
+    )
+    airflow = Path(sys.executable).with_name("airflow")
+    done = subprocess.run(
+        [str(airflow), "connections", "test", "md_cli"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Connection success!" in done.stdout
+    assert k8s_emulator.token not in done.stdout + done.stderr

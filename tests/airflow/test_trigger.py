@@ -109,3 +109,70 @@ def test_run_reports_a_server_that_is_gone(kserve: Any) -> None:
     event = first_event(ModelServerReadyTrigger(MISSING, "trigger_kserve", "active", 5))
     assert event["status"] == "error"
     assert f"no kserve model server with uuid {MISSING}" in event["message"]
+
+
+def non_emulator_threads() -> int:
+    """Threads of this process, leaving out the emulator's one-per-connection handlers."""
+    import threading
+
+    return sum(1 for t in threading.enumerate() if "process_request_thread" not in t.name)
+
+
+def test_many_triggers_wait_in_one_loop_without_a_thread_each(
+    kserve: Any, k8s_emulator: KubernetesEmulator
+) -> None:
+    """More triggers than the loop's thread pool has workers each hold a watch at once, and
+    all see readiness: with a thread per wait, at most the pool's size could be watching."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = 40  # more than min(32, CPUs + 4), the default pool's largest size
+    k8s_emulator.kserve.hold = True
+    uuids = [write(kserve) for _ in range(count)]
+    names = [s.name for s in (kserve.get_model_server(u) for u in uuids)]
+    before = non_emulator_threads()
+    pool_max = ThreadPoolExecutor()._max_workers
+
+    async def run() -> tuple[list[dict[str, Any]], int]:
+        async def one(uuid: str) -> dict[str, Any]:
+            events = ModelServerReadyTrigger(uuid, "trigger_kserve", "active", 60).run()
+            try:
+                return (await events.__anext__()).payload
+            finally:
+                await events.aclose()
+
+        tasks = [asyncio.create_task(one(u)) for u in uuids]
+        watching = await asyncio.to_thread(
+            k8s_emulator.wait_for, lambda: k8s_emulator.store.open_watches() >= count, 30
+        )
+        assert watching, f"only {k8s_emulator.store.open_watches()} of {count} are watching"
+        during = non_emulator_threads()
+        for name in names:
+            k8s_emulator.kserve.set_ready(name)
+        return list(await asyncio.gather(*tasks)), during
+
+    events, during = asyncio.run(run())
+    assert [e["status"] for e in events] == ["success"] * count, events
+    assert during - before < min(count, pool_max + 1), (before, during)
+
+
+def test_a_cancelled_trigger_closes_its_watch(
+    kserve: Any, k8s_emulator: KubernetesEmulator
+) -> None:
+    k8s_emulator.kserve.hold = True
+    uuid = write(kserve)
+
+    async def run() -> bool:
+        events = ModelServerReadyTrigger(uuid, "trigger_kserve", "active", 60).run()
+        task = asyncio.create_task(events.__anext__())
+        opened = await asyncio.to_thread(
+            k8s_emulator.wait_for, lambda: k8s_emulator.store.open_watches() == 1, 10
+        )
+        assert opened, "the trigger never opened its watch"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await asyncio.to_thread(
+            k8s_emulator.wait_for, lambda: k8s_emulator.store.open_watches() == 0, 10
+        )
+
+    assert asyncio.run(run()), "the emulator still holds the cancelled trigger's watch"

@@ -137,3 +137,82 @@ def test_add_connection_form_shows_our_fields(
         _screenshot(dialog, f"airflow-connection-{flavor}.png", tmp_path)
         combobox.send_keys(Keys.ESCAPE)
         assert (tmp_path / f"airflow-connection-{flavor}.png").stat().st_size > 10_000
+
+
+LINK_DAG = """
+from airflow.sdk import dag
+from modeldeploy_provider.sensors.modeldeploy import ModelServerReadySensor
+
+
+@dag(dag_id="prediction_url_link", schedule=None)
+def pipeline():
+    ModelServerReadySensor(
+        task_id="ready", model_server_uuid="__UUID__", modeldeploy_conn_id="ui_kserve",
+        timeout=60,
+    )
+
+
+the_dag = pipeline()
+
+if __name__ == "__main__":
+    run = the_dag.test()
+    print("RUN_ID=" + run.run_id)
+"""
+
+
+def test_prediction_url_link_on_the_task_instance(
+    api_server: ApiServer, browser: object, tmp_path: Path
+) -> None:
+    """The sensor's Prediction URL link, as a user finds it in the UI (screenshot for docs)."""
+    import json
+    import subprocess
+    import sys
+
+    from modeldeploy.flavors import create_deployer
+    from selenium.webdriver.common.by import By
+
+    from tests.k8s_emulator import KubernetesEmulator
+
+    with KubernetesEmulator(namespaces=["default"]) as emu:
+        settings = {"kubeconfig": emu.kubeconfig_dict(), "namespace": "default"}
+        with create_deployer("kserve", settings) as deployer:
+            server = deployer.deploy_model(
+                {"model_name": "iris", "model_uri": "s3://models/iris/1", "model_type": "sklearn"},
+                timeout=30,
+            )
+        dags = tmp_path / "dags"
+        dags.mkdir()
+        dag_file = dags / "prediction_url_link.py"
+        dag_file.write_text(LINK_DAG.replace("__UUID__", str(server.uuid)))
+        conn = {
+            "conn_type": "modeldeploy_kserve",
+            "extra": json.dumps({"kubeconfig_secret": json.dumps(settings["kubeconfig"])}),
+        }
+        env = {
+            **api_server.env,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW_CONN_UI_KSERVE": json.dumps(conn),
+        }
+        done = subprocess.run(
+            [sys.executable, str(dag_file)], env=env, capture_output=True, text=True, timeout=150
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        run_id = next(
+            line.split("=", 1)[1] for line in done.stdout.splitlines() if line.startswith("RUN_ID=")
+        )
+    url = server.prediction_url
+    assert url
+    driver = browser
+    driver.get(  # type: ignore[attr-defined]
+        f"{api_server.url}/dags/prediction_url_link/runs/{run_id}/tasks/ready/details"
+    )
+    link = driver.find_element(By.XPATH, "//a[normalize-space()='Prediction URL']")  # type: ignore[attr-defined]
+    assert link.get_attribute("href") == url
+    path = _screenshot(
+        driver.find_element(By.TAG_NAME, "body"), "airflow-prediction-url-link.png", tmp_path
+    )  # type: ignore[attr-defined]
+    from PIL import Image
+
+    with Image.open(path) as image:  # the header, the tabs and the Extra Links row
+        image.crop((0, 0, image.width, min(image.height, 560))).save(path)
+    assert path.stat().st_size > 10_000

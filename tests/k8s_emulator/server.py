@@ -11,6 +11,7 @@ import collections
 import contextlib
 import json
 import random
+import select
 import socket
 import ssl
 import threading
@@ -52,6 +53,7 @@ class Route:
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # like an apiserver's listen backlog (socketserver's is 5)
     allow_reuse_address = True
 
     def __init__(self, addr: tuple[str, int], emu: KubernetesEmulator) -> None:
@@ -184,6 +186,14 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _end_stream(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
+
+    def _client_closed(self) -> bool:
+        """True once the client closed its end (EOF readable without consuming data)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -678,6 +688,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                         wait = min(wait, max(0.0, start + drop_secs - now))
                     if bookmarks:
                         wait = min(wait, max(0.0, next_bookmark - now))
+                    if self._client_closed():  # the apiserver sees a cancelled request
+                        raise _Abort()
                     try:
                         item = watcher.queue.get(timeout=max(wait, 0.001))
                     except Exception:  # queue.Empty

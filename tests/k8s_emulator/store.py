@@ -513,6 +513,7 @@ class Store:
                         if out is not None:
                             initial.append(out)
             self._watchers[rt.key].add(w)
+            self.rv_cond.notify_all()  # `emu.wait_for` on open_watches() wakes
             return w, initial, None
 
     def bookmark(
@@ -536,6 +537,12 @@ class Store:
             w.closed = True
             self._watchers[w.rt.key].discard(w)
             w.queue.put(None)
+            self.rv_cond.notify_all()
+
+    def open_watches(self) -> int:
+        """Watches open right now (a client that closed its watch is gone within 0.2 s)."""
+        with self.lock:
+            return sum(len(ws) for ws in self._watchers.values())
 
     def close_all_watches(self) -> None:
         with self.lock:

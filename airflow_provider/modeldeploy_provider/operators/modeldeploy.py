@@ -21,6 +21,7 @@ from modeldeploy_provider._values import as_bool, as_mapping, as_metrics, as_num
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
 from modeldeploy_provider.operators.progressive import ProgressiveRolloutMixin
+from modeldeploy_provider.quiet import QuietDependenciesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +41,7 @@ class ModelDeployTaskError(AirflowException):
     """A deploy, start or stop did not complete; the message carries the platform's reason."""
 
 
-class _ModelDeployOperator(BaseOperator):
+class _ModelDeployOperator(QuietDependenciesMixin, BaseOperator):
     """Connection and timeout handling shared by the operators below."""
 
     template_fields: Sequence[str] = ("modeldeploy_conn_id", "timeout")
@@ -74,6 +75,8 @@ class _ModelDeployOperator(BaseOperator):
 
     def _publish_url(self, url: str | None) -> None:
         self.prediction_url = url  # read by PredictionUrlLink when the task ends
+        if url:
+            self.log.info("Prediction URL: %s", url)  # also the task's extra link
 
 
 class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
@@ -308,6 +311,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
 
         if outcome is None:
             outcome = context["ti"].xcom_pull(task_ids=self.task_id, key=PENDING_ROLLOUT_KEY)
+        _delete_pending(context, self.task_id)  # resumed: the record has served its purpose
         if not outcome:
             raise ModelDeployTaskError(
                 f"{self.task_id} resumed without its pending rollout; clear the task to retry"
@@ -343,7 +347,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
         return result
 
 
-class ModelGateOperator(BaseBranchOperator):
+class ModelGateOperator(QuietDependenciesMixin, BaseBranchOperator):
     """Decide from metrics whether a candidate may be deployed; branch or short-circuit.
 
     Evaluates `modeldeploy.gate.Gate` on ``metrics``; with ``champion_metric`` the candidate
@@ -725,6 +729,20 @@ def _json_or_text(value: Any) -> Any:
     if isinstance(value, str) and value.strip().startswith("{"):
         return as_mapping(value, "strategy/analysis")
     return value
+
+
+def _delete_pending(context: Context, task_id: str) -> None:
+    """Remove the pending-rollout XCom written before the deferral, so none goes stale."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    ti = context["ti"]
+    XCom.delete(
+        key=PENDING_ROLLOUT_KEY,
+        task_id=task_id,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+    )
 
 
 def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:

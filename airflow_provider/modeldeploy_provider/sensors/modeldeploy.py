@@ -13,19 +13,21 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
+from modeldeploy_provider.quiet import QuietDependenciesMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ModelServerReadySensor(BaseSensorOperator):
+class ModelServerReadySensor(QuietDependenciesMixin, BaseSensorOperator):
     """Wait until a model server is ready for the model last written to it.
 
     ``poke`` and ``reschedule`` modes ask the platform once per ``poke_interval``;
-    ``deferrable=True`` hands the wait to `ModelServerReadyTrigger`, which watches instead
-    of polling where the flavor can. "Ready" is the engine's: for the generation written,
-    never a Ready left over from the previous model. A terminal failure fails the task at
-    once with the platform's reason (or skips it with ``soft_fail``).
+    ``deferrable=True`` asks once and, unless the server is already there, hands the wait
+    to `ModelServerReadyTrigger`, which watches instead of polling where the flavor can.
+    "Ready" is the engine's: for the generation written, never a Ready left over from the
+    previous model. A terminal failure fails the task at once with the platform's reason
+    (or skips it with ``soft_fail``).
 
     :param model_server_uuid: e.g. ``deploy.output["uuid"]``.
     :param modeldeploy_conn_id: the connection the server was deployed with.
@@ -96,7 +98,9 @@ class ModelServerReadySensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        self._target()
+        first = self.poke(context)  # already there (or failed): no defer, no triggerer round trip
+        if first.is_done:
+            return first.xcom_value
         from modeldeploy_provider.triggers.modeldeploy import ModelServerReadyTrigger
 
         self.defer(
@@ -119,6 +123,8 @@ class ModelServerReadySensor(BaseSensorOperator):
 
     def _publish(self, info: dict[str, Any]) -> None:
         self.prediction_url = info.get("prediction_url")  # read by PredictionUrlLink
+        if self.prediction_url:
+            self.log.info("Prediction URL: %s", self.prediction_url)  # also the extra link
 
     def _fail(self, message: str) -> None:
         """A terminal failure: retrying cannot help, so fail without retries (or skip)."""

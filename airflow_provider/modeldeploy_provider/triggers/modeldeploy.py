@@ -1,22 +1,25 @@
 """Trigger that waits in the triggerer until a model server reaches a state.
 
-The waiting itself is the engine's (`ModelServer.wait_for_state`: watch, not sleep, where
-the flavor can; ready only for the generation written; one monotonic deadline; terminal
-failure reported at once with the platform's reason). It blocks, so it runs in a thread;
-the trigger serializes only its arguments, never settings or secrets: the triggerer reads
-the connection itself.
+The waiting itself is the engine's async wait (`modeldeploy.waiting_async`: watch over
+async HTTP, not sleep, where the flavor can; ready only for the generation written; one
+monotonic deadline; terminal failure reported at once with the platform's reason). It is
+awaited in the triggerer's event loop, so no thread is held per trigger, and cancelling the
+trigger closes its watch. The trigger serializes only its arguments, never settings or
+secrets: the triggerer reads the connection itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from modeldeploy.waiting import DEFAULT_TIMEOUT
 
 from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
+
+if TYPE_CHECKING:
+    from modeldeploy.deployer import DeployerSettings
 
 
 class ModelServerReadyTrigger(BaseTrigger):
@@ -62,25 +65,34 @@ class ModelServerReadyTrigger(BaseTrigger):
         except Exception as exc:
             yield self._event("error", f"{type(exc).__name__}: {exc}")
             return
-        yield await asyncio.to_thread(self._wait, flavor, settings)
+        yield await self._wait(flavor, settings)
 
-    def _wait(self, flavor: str, settings: Any) -> TriggerEvent:  # the flavor's settings model
+    async def _wait(self, flavor: str, settings: DeployerSettings) -> TriggerEvent:
         from modeldeploy.errors import DeploymentTimeoutError, ModelDeployError
         from modeldeploy.flavors import create_deployer
         from modeldeploy.status import ServiceState
         from modeldeploy.waiting import Deadline
+        from modeldeploy.waiting_async import wait_for_server
 
         try:
             deadline = Deadline(self.timeout)
-            with create_deployer(flavor, settings) as deployer:  # the triggerer lives long
-                server = deployer.get_model_server(self.model_server_uuid)
-                server.wait_for_state(
-                    ServiceState(self.target_state), deadline, self._log_transition
-                )
+            deployer = create_deployer(flavor, settings)
+        except (ModelDeployError, ValueError) as exc:
+            return self._event("error", str(exc))
+        try:
+            server = await wait_for_server(
+                deployer,
+                self.model_server_uuid,
+                ServiceState(self.target_state),
+                deadline,
+                self._log_transition,
+            )
         except DeploymentTimeoutError as exc:
             return self._event("timeout", str(exc))
         except (ModelDeployError, ValueError) as exc:
             return self._event("error", str(exc))
+        finally:
+            await deployer.aclose()  # also when cancelled: the watch connection closes
         info = server.info().model_dump(mode="json")
         return self._event(
             "success",

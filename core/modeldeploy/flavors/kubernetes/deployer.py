@@ -10,11 +10,17 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid4
 
 from modeldeploy.config import ServiceConfig
-from modeldeploy.deployer import DeployerSettings, ModelDeployer, PendingDeploy, ServerQuery
+from modeldeploy.deployer import (
+    DeployerSettings,
+    ModelDeployer,
+    PendingDeploy,
+    ServerQuery,
+    not_found,
+)
 from modeldeploy.errors import ConflictError, ModelDeployError
 from modeldeploy.flavors.kubernetes.client import KubeClient, connect
 from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
@@ -39,6 +45,9 @@ MAX_CREATE_RACES = 5
 class _EquivalentExists(Exception):
     """Another process created the server of this equivalence class first."""
 
+if TYPE_CHECKING:
+    from modeldeploy.flavors.kubernetes.aio import AsyncResources
+
 
 class KubernetesModelDeployer(ModelDeployer):
     """Model servers as custom resources of one kind in one namespace."""
@@ -58,6 +67,7 @@ class KubernetesModelDeployer(ModelDeployer):
         self._kube: KubeClient | None = None
         self._resources: CustomResources | None = None
         self._secrets: StorageSecrets | None = None
+        self._aio: AsyncResources | None = None
 
     def location(self) -> str:
         kube = self.kube
@@ -94,6 +104,36 @@ class KubernetesModelDeployer(ModelDeployer):
                 users=lambda selector: self.resources.list(selector),
             )
         return self._secrets
+
+    @property
+    def aio(self) -> AsyncResources:
+        """The async client for waits in an event loop (built on first use)."""
+        if self._aio is None:
+            from modeldeploy.flavors.kubernetes.aio import AsyncResources
+
+            self._aio = AsyncResources(self.resources)
+        return self._aio
+
+    async def aclose(self) -> None:
+        if self._aio is not None:
+            aio, self._aio = self._aio, None
+            await aio.aclose()
+        self.close()
+
+    async def get_model_server_async(self, uuid: UUID | str) -> KubernetesModelServer:
+        """One label-selector list over async HTTP, like `get_model_server`."""
+        from modeldeploy.flavors.kubernetes.watching_async import retrying
+
+        query = ServerQuery(service_uuid=UUID(str(uuid)))
+        selector = query_selector(query, self.flavor)
+        found = await retrying(
+            self.aio, lambda: self.aio.list(selector), f"listing {self.resources.where()}"
+        )
+        for obj in found:
+            server = self.server_from(obj)
+            if server is not None and query.matches(server):
+                return server
+        raise not_found(self.flavor, uuid, self.location())
 
     def close(self) -> None:
         if self._kube is not None:

@@ -327,25 +327,11 @@ class KubernetesModelServer(ModelServer):
         own message; the deadline holds even if no event ever arrives.
         """
         progress = WaitProgress(self, target, on_transition)
-
-        def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
-            if obj is None:
-                raise ModelServerNotFoundError(
-                    f"{self.flavor} model server {self.uuid} ({self.where()}) was deleted "
-                    f"while waiting for it to become {target.value}"
-                )
-            if not from_event:
-                self.freshness.begin_wait(obj)
-            status = self.absorb(obj, from_event)
-            if target == ServiceState.ACTIVE and status.is_current:
-                status = self._second_opinion(status)
-            return progress.judge(status)
-
         try:
             return watch_until(
                 self.resources,
                 self.name,
-                judge,
+                self._state_judge(progress),
                 deadline,
                 start_from=self.freshness.start_version,
                 on_gone=self.freshness.forget,
@@ -369,6 +355,49 @@ class KubernetesModelServer(ModelServer):
                 status = status.model_copy(update={"state": ServiceState.PENDING_STARTUP})
         self.status = status
         return status
+
+    async def wait_for_state_async(
+        self,
+        target: ServiceState,
+        deadline: Deadline,
+        on_transition: TransitionCallback | None = None,
+    ) -> ServiceStatus:
+        """`wait_for_state` over async HTTP: same judge, no thread held while waiting."""
+        from modeldeploy.flavors.kubernetes.watching_async import watch_until_async
+
+        progress = WaitProgress(self, target, on_transition)
+        try:
+            return await watch_until_async(
+                self.deployer.aio,
+                self.name,
+                self._state_judge(progress),
+                deadline,
+                start_from=self.freshness.start_version,
+                on_gone=self.freshness.forget,
+                recheck=self.recheck_interval,
+            )
+        except WatchTimeout:
+            raise progress.timeout(deadline) from None
+
+    def _state_judge(
+        self, progress: WaitProgress
+    ) -> Callable[[dict[str, Any] | None, bool], ServiceStatus | None]:
+        """Judge one version of the object (None: deleted) for a wait; pure but for memory."""
+
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> ServiceStatus | None:
+            if obj is None:
+                raise ModelServerNotFoundError(
+                    f"{self.flavor} model server {self.uuid} ({self.where()}) was deleted "
+                    f"while waiting for it to become {progress.target.value}"
+                )
+            if not from_event:
+                self.freshness.begin_wait(obj)
+            status = self.absorb(obj, from_event)
+            if progress.target == ServiceState.ACTIVE and status.is_current:
+                status = self._second_opinion(status)
+            return progress.judge(status)
+
+        return judge
 
     def wait_until_deleted(self, deadline: Deadline) -> None:
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
