@@ -18,7 +18,7 @@ ISVC = "inferenceservices"
 
 @pytest.fixture
 def up(k8s_emulator: KubernetesEmulator) -> Iterator[KubernetesEmulator]:
-    yield k8s_emulator.upstream(progress_deadline=0.4)
+    yield k8s_emulator.progress_deadline(0.4)
 
 
 class Recorder:

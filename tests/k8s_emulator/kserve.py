@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import deployments
-from .controllers import _Controller, _set_condition
+from .controllers import PROGRESS_DEADLINE, _Controller, _set_condition
 from .errors import ApiError
 from .events import record
 from .runtimes import RuntimeError_, select
@@ -138,15 +138,7 @@ class KServeController(_Controller):
         self.default_deployment_mode = "Knative"
         #: seconds a Standard-mode Deployment may make no progress (progressDeadlineSeconds,
         #: 600 upstream; scaled down, the logic is the same)
-        self.progress_deadline = 600.0
-        #: ``True``: on resume write the statuses upstream writes before the new child reports
-        #: (Ready=False, PredictorReady False/Stopped, no observedGeneration) — opt-in until
-        #: the kserve flavor treats them as transient
-        self.resume_transient = False
-        #: ``True``: ``status.observedGeneration`` is the child's generation, as upstream
-        #: writes it (K1); ``False`` (default until the kserve flavor stops comparing it with
-        #: ``metadata.generation``): the InferenceService's own generation
-        self.child_generation = False
+        self.progress_deadline = PROGRESS_DEADLINE
         #: when set, the Standard-mode Deployment cannot create pods (quota, pod security):
         #: ReplicaFailure=True/FailedCreate with this message
         self.fail_create_message: str | None = None
@@ -331,7 +323,7 @@ class KServeController(_Controller):
         child.phase = "progressing"
         child.due = time.monotonic() + self.delay
         child.deadline = time.monotonic() + self.progress_deadline
-        child.populated = not (resumed and self.resume_transient)
+        child.populated = not resumed  # the resume transient comes first
         if mode == "Knative":
             # Knative names revisions after the Configuration's generation, which follows
             # the ksvc template: ``<ksvc>-<generation %05d>``
@@ -560,8 +552,6 @@ class KServeController(_Controller):
         return status
 
     def _observed(self, obj: dict[str, Any], child: _Child, mode: str) -> int:
-        if not self.child_generation:
-            return int(obj["metadata"].get("generation", 1))
         if mode == "Standard":
             dep = self.store.get(
                 self.deploy_rt, obj["metadata"]["namespace"], self._deployment_name(obj)
