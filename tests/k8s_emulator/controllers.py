@@ -72,6 +72,7 @@ class _Controller:
         self._heap: list[tuple[float, int, tuple[str, str]]] = []
         self._due: dict[tuple[str, str], float] = {}
         self._seq = itertools.count()
+        self._busy = False  # a reconcile is running (popped from the heap, not finished)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.state: dict[tuple[str, str], _State] = {}
@@ -132,6 +133,7 @@ class _Controller:
                         if self._due.get(key) != due:
                             continue
                         del self._due[key]
+                        self._busy = True
                         break
                     wait = (self._heap[0][0] - now) if self._heap else 0.5
                     self._cond.wait(min(wait, 0.5))
@@ -149,6 +151,10 @@ class _Controller:
                 self.emu.internal_errors.append(
                     f"{self.name} reconcile {key}: {exc!r}\n{traceback.format_exc()}"
                 )
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def reconcile(self, ns: str, name: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -378,7 +384,7 @@ class _Controller:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                if not self._heap:
+                if not self._heap and not self._busy:
                     return True
                 self._cond.wait(0.05)
         return False

@@ -40,4 +40,3 @@ def k8s_api_client(k8s_emulator: KubernetesEmulator) -> Iterator[Any]:
 def k8s_kubeconfig(k8s_emulator: KubernetesEmulator, tmp_path: Path) -> Path:
     """Path of a kubeconfig file (context ``emulator``) pointing at the emulator."""
     return k8s_emulator.write_kubeconfig(tmp_path / "kubeconfig")
-

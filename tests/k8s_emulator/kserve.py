@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 KSERVE_FINALIZER = "inferenceservice.finalizers"
 STOP_ANNOTATION = "serving.kserve.io/stop"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: pkg/constants/constants.go StorageInitializerSourceUriInternalAnnotationKey
+SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 #: pkg/constants/constants.go serviceAnnotationDisallowedList: not copied into the template
 DISALLOWED_ANNOTATIONS = frozenset(
     {
         "autoscaling.knative.dev/min-scale",
         "autoscaling.knative.dev/max-scale",
-        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        SOURCE_URI_ANNOTATION,
         "kubectl.kubernetes.io/last-applied-configuration",
     }
 )
@@ -344,7 +346,9 @@ class KServeController(_Controller):
                 }
                 count = int(dep["spec"].get("replicas", 1))
                 child.pods = [
-                    self._new_pod(obj, f"{name}-predictor-{child.template}", labels)
+                    self._new_pod(
+                        obj, f"{name}-predictor-{child.template}", labels, dep["spec"]["template"]
+                    )
                     for _ in range(max(count, 1))
                 ]
             else:
@@ -368,9 +372,39 @@ class KServeController(_Controller):
         self.write_status(obj, status)
         self.enqueue(ns, name, self.delay)
 
-    def _new_pod(self, obj: dict[str, Any], prefix: str, labels: dict[str, str]) -> str:
+    def _new_pod(
+        self,
+        obj: dict[str, Any],
+        prefix: str,
+        labels: dict[str, str],
+        template: dict[str, Any] | None = None,
+    ) -> str:
+        """A predictor pod: stamped from the Deployment's ``template`` (Standard mode) or the
+        revision's (Knative), then given the storage initializer by KServe's pod webhook."""
         uri = self.storage_uri(obj)
         meta = obj["metadata"]
+        if template is None:  # the Knative revision's pod template (not served)
+            template = {
+                "metadata": {"annotations": {SOURCE_URI_ANNOTATION: uri} if uri else {}},
+                "spec": {
+                    "containers": [
+                        {"name": c, "image": f"emulated/{c}:latest"}
+                        for c in ("kserve-container", "queue-proxy")
+                    ]
+                },
+            }
+        template = clone(template)
+        source = (template.get("metadata") or {}).get("annotations", {}).get(SOURCE_URI_ANNOTATION)
+        if source:
+            # pkg/webhook/admission/pod/storage_initializer_injector.go: the init container
+            # copies the annotated URI into /mnt/models (its two arguments)
+            template["spec"]["initContainers"] = [
+                {
+                    "name": "storage-initializer",
+                    "image": "kserve/storage-initializer:emulated",
+                    "args": [source, "/mnt/models"],
+                }
+            ]
         pod = self.create_pod(
             obj,
             f"{prefix}-{random_suffix(10)}-{random_suffix(5)}",
@@ -380,11 +414,10 @@ class KServeController(_Controller):
                 "component": "predictor",
                 **labels,
             },
-            ["kserve-container", "queue-proxy"]
-            if "serving.knative.dev/revision" in labels
-            else ["kserve-container"],
-            ["storage-initializer"] if uri else [],
+            [],
+            [],
             {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
+            template=template,
         )
         self.set_pod_phase(pod, "starting")
         return str(pod["metadata"]["name"])
@@ -481,10 +514,8 @@ class KServeController(_Controller):
                 }
             ]
         }
-        if uri:
-            pod_spec["initContainers"] = [
-                {"name": "storage-initializer", "image": "kserve/storage-initializer:emulated"}
-            ]
+        if uri:  # components/predictor.go: the pod webhook injects the initializer from it
+            ann = {**ann, SOURCE_URI_ANNOTATION: uri}
         template = {"metadata": {"labels": labels, "annotations": ann}, "spec": pod_spec}
         return deployments.apply(
             self.store,
