@@ -206,30 +206,19 @@ class _Controller:
         owner: dict[str, Any],
         name: str,
         labels: dict[str, str],
-        containers: list[str],
-        init: list[str],
+        template: dict[str, Any],
         logs: dict[str, list[str]],
-        template: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A pod of ``owner``. With a Deployment's pod ``template``, the pod is what a
-        ReplicaSet stamps out of it: the template's labels, annotations and pod spec
-        (containers and init containers with their images and args), as the kubelet then
-        reports them; ``containers``/``init`` only name them when there is no template."""
+        """A pod of ``owner``, as a ReplicaSet stamps it out of a pod ``template``: the
+        template's labels (plus ``labels``), annotations and pod spec (containers and init
+        containers with their images and args), which the kubelet then reports on."""
         ns = owner["metadata"]["namespace"]
-        spec: dict[str, Any] = {
-            "initContainers": [
-                {"name": c, "image": "kserve/storage-initializer:emulated"} for c in init
-            ],
-            "containers": [{"name": c, "image": f"emulated/{c}:latest"} for c in containers],
-        }
-        meta: dict[str, Any] = {"name": name, "labels": labels}
-        if template is not None:
-            tmeta = template.get("metadata") or {}
-            meta["labels"] = {**(tmeta.get("labels") or {}), **labels}
-            if tmeta.get("annotations"):
-                meta["annotations"] = clone(tmeta["annotations"])
-            spec = clone(template.get("spec") or {})
+        tmeta = template.get("metadata") or {}
+        meta: dict[str, Any] = {"name": name, "labels": {**(tmeta.get("labels") or {}), **labels}}
+        if tmeta.get("annotations"):
+            meta["annotations"] = clone(tmeta["annotations"])
         meta["ownerReferences"] = [self.owner_ref(owner)]
+        spec = clone(template.get("spec") or {})
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -517,10 +506,8 @@ class SeldonController(_Controller):
                     obj,
                     f"{dep}-{random_suffix(10)}-{random_suffix(5)}",
                     {"pod-template-hash": f"{gen}"},
-                    [],
-                    [],
+                    templates[dep],
                     logs,
-                    template=templates[dep],
                 )
                 self.set_pod_phase(pod, "starting")
                 pods.append(pod["metadata"]["name"])

@@ -414,10 +414,8 @@ class KServeController(_Controller):
                 "component": "predictor",
                 **labels,
             },
-            [],
-            [],
+            template,
             {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
-            template=template,
         )
         self.set_pod_phase(pod, "starting")
         return str(pod["metadata"]["name"])
