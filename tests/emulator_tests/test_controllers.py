@@ -306,6 +306,9 @@ def test_seldon_creating_then_available(emu: KubernetesEmulator) -> None:
 
 
 def test_seldon_failure(emu: KubernetesEmulator) -> None:
+    """The cause is on the pod, made from its Deployment's template (initializer args
+    included); the state says only that the progress deadline passed."""
+    emu.progress_deadline(0.3)
     emu.seldon.fail_when_uri_startswith = ("s3://unreachable/", "gs://unreachable/")
     api = custom_api(emu)
     created = api.create_namespaced_custom_object(
@@ -319,5 +322,17 @@ def test_seldon_failure(emu: KubernetesEmulator) -> None:
         created["metadata"]["resourceVersion"],
         lambda o: (o.get("status") or {}).get("state") == "Failed",
     )[-1]
-    assert "classifier-model-initializer" in final["status"]["description"]
-    assert "gs://unreachable/m" in final["status"]["description"]
+    assert final["status"]["description"] == (
+        "Deployment is no longer progressing and not available."
+    )
+    [pod] = emu.list_objects("Pod", NS)
+    [dep] = emu.list_objects("Deployment", NS)
+    assert pod["spec"]["initContainers"] == dep["spec"]["template"]["spec"]["initContainers"]
+    assert pod["spec"]["containers"] == dep["spec"]["template"]["spec"]["containers"]
+    [init] = pod["spec"]["initContainers"]
+    assert init["name"] == "classifier-model-initializer"
+    assert init["args"][0] == "gs://unreachable/m"  # model_initializer_injector.go:219-228
+    [status] = pod["status"]["initContainerStatuses"]
+    assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert "gs://unreachable/m" in status["lastState"]["terminated"]["message"]
+    assert status["image"] == init["image"]

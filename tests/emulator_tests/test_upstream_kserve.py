@@ -18,7 +18,7 @@ ISVC = "inferenceservices"
 
 @pytest.fixture
 def up(k8s_emulator: KubernetesEmulator) -> Iterator[KubernetesEmulator]:
-    yield k8s_emulator.upstream(progress_deadline=0.4)
+    yield k8s_emulator.progress_deadline(0.4)
 
 
 class Recorder:
@@ -224,6 +224,12 @@ def test_standard_mode_rolls_the_deployment_while_old_pods_serve(up: KubernetesE
     assert cond(mid, "PredictorReady")["status"] == "True" and ready(mid)
     pods = {p["metadata"]["name"]: p for p in up.list_objects("Pod", NS)}
     assert old_pods < set(pods) and all(pods[n]["status"]["phase"] == "Running" for n in old_pods)
+    # the new pods are stamped from the new template; KServe's pod webhook adds the storage
+    # initializer from its source-URI annotation (storage_initializer_injector.go)
+    template = up.get("Deployment", "iris-predictor")["spec"]["template"]
+    [new] = [pods[n] for n in set(pods) - old_pods]
+    assert new["spec"]["containers"] == template["spec"]["containers"]
+    assert new["spec"]["initContainers"][0]["args"] == ["s3://m/v2", "/mnt/models"]
 
     up.kserve.hold = False
     up.kserve.enqueue(NS, "iris", 0)

@@ -26,7 +26,7 @@ def state(o: dict[str, Any]) -> str:
 def test_a_model_that_cannot_load_stays_creating_until_the_progress_deadline(
     k8s_emulator: KubernetesEmulator,
 ) -> None:
-    emu = k8s_emulator.upstream(progress_deadline=0.5)
+    emu = k8s_emulator.progress_deadline(0.5)
     emu.seldon.fail_when_uri_startswith = "gs://bad"
     rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
     create(emu, sdep("iris", "gs://bad/model"))
@@ -127,7 +127,7 @@ def test_the_webhook_requires_a_model_uri_for_prepackaged_servers(
 
 
 def test_the_operator_writes_its_deployments(k8s_emulator: KubernetesEmulator) -> None:
-    emu = k8s_emulator.upstream(progress_deadline=0.3)
+    emu = k8s_emulator.progress_deadline(0.3)
     rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
     create(emu, sdep("iris"))
     rec.wait(lambda o: state(o) == "Available")

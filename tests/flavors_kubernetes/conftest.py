@@ -158,11 +158,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         )
         return
     emu: KubernetesEmulator = request.getfixturevalue("k8s_emulator")
-    emu.upstream()  # every behaviour of the upstream controllers, with short deadlines
-    # The simulator's pods do not carry their Deployment template's initializer arguments
-    # (the model URI), so the flavor cannot tell which model a failing pod fetches; until
-    # they do, Seldon reports the failure itself. test_replay_seldon.py covers the pods.
-    emu.seldon.fast_failure = True
+    # Seldon keeps a failing model `Creating` until the progress deadline (3 s here, 600 s
+    # upstream): the flavor must find the cause on the pods before then.
     emu.seldon.fail_when_uri_startswith = "s3://unreachable-bucket"
     emu.kserve.fail_when_uri_startswith = "s3://unreachable-bucket"
     yield Cluster(emulator=emu, namespace="default", timeout=20.0, kubeconfig=emu.kubeconfig_dict())

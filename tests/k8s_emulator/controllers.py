@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from .emulator import KubernetesEmulator
     from .resources import ResourceType
 
+#: the Deployments' progressDeadlineSeconds, 600 s upstream, scaled down for tests: still
+#: several times the flavors' 1 s pod re-read, as 600 s is on a cluster (only waits scale)
+PROGRESS_DEADLINE = 3.0
+
 
 @dataclass
 class _State:
@@ -68,6 +72,7 @@ class _Controller:
         self._heap: list[tuple[float, int, tuple[str, str]]] = []
         self._due: dict[tuple[str, str], float] = {}
         self._seq = itertools.count()
+        self._busy = False  # a reconcile is running (popped from the heap, not finished)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.state: dict[tuple[str, str], _State] = {}
@@ -128,6 +133,7 @@ class _Controller:
                         if self._due.get(key) != due:
                             continue
                         del self._due[key]
+                        self._busy = True
                         break
                     wait = (self._heap[0][0] - now) if self._heap else 0.5
                     self._cond.wait(min(wait, 0.5))
@@ -145,6 +151,10 @@ class _Controller:
                 self.emu.internal_errors.append(
                     f"{self.name} reconcile {key}: {exc!r}\n{traceback.format_exc()}"
                 )
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def reconcile(self, ns: str, name: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -196,30 +206,27 @@ class _Controller:
         owner: dict[str, Any],
         name: str,
         labels: dict[str, str],
-        containers: list[str],
-        init: list[str],
+        template: dict[str, Any],
         logs: dict[str, list[str]],
     ) -> dict[str, Any]:
+        """A pod of ``owner``, as a ReplicaSet stamps it out of a pod ``template``: the
+        template's labels (plus ``labels``), annotations and pod spec (containers and init
+        containers with their images and args), which the kubelet then reports on."""
         ns = owner["metadata"]["namespace"]
+        tmeta = template.get("metadata") or {}
+        meta: dict[str, Any] = {"name": name, "labels": {**(tmeta.get("labels") or {}), **labels}}
+        if tmeta.get("annotations"):
+            meta["annotations"] = clone(tmeta["annotations"])
+        meta["ownerReferences"] = [self.owner_ref(owner)]
+        spec = clone(template.get("spec") or {})
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "labels": labels,
-                "ownerReferences": [self.owner_ref(owner)],
-            },
-            "spec": {
-                "initContainers": [
-                    {"name": c, "image": "kserve/storage-initializer:emulated"} for c in init
-                ],
-                "containers": [{"name": c, "image": f"emulated/{c}:latest"} for c in containers],
-                "nodeName": "emulated-node",
-                "restartPolicy": "Always",
-            },
+            "metadata": meta,
+            "spec": {**spec, "nodeName": "emulated-node", "restartPolicy": "Always"},
         }
-        if not init:
-            del pod["spec"]["initContainers"]
+        if not pod["spec"].get("initContainers"):
+            pod["spec"].pop("initContainers", None)
         created, _ = self.store.create(self.pod_rt, ns, pod)
         for container, lines in logs.items():
             for line in lines:
@@ -229,6 +236,10 @@ class _Controller:
     def set_pod_phase(self, pod: dict[str, Any], phase: str, failure: str = "") -> None:
         """Pod status for: ``starting`` (init running), ``running`` (ready), ``init-failed``."""
         spec = pod["spec"]
+        images = {
+            c["name"]: c.get("image", "")
+            for c in [*(spec.get("initContainers") or []), *spec["containers"]]
+        }
         init = [c["name"] for c in spec.get("initContainers") or []]
         apps = [c["name"] for c in spec["containers"]]
         ts = now_ts()
@@ -275,7 +286,7 @@ class _Controller:
                         "restartCount": 1,
                         "state": st,
                         "lastState": {"terminated": term},
-                        "image": "kserve/storage-initializer:emulated",
+                        "image": images[n],
                         "imageID": "",
                     }
                     for n in init
@@ -294,7 +305,7 @@ class _Controller:
                                 "finishedAt": ts,
                             }
                         },
-                        "image": "kserve/storage-initializer:emulated",
+                        "image": images[n],
                         "imageID": "",
                     }
                     for n in init
@@ -306,7 +317,7 @@ class _Controller:
                         "ready": False,
                         "restartCount": 0,
                         "state": {"running": {"startedAt": ts}},
-                        "image": "kserve/storage-initializer:emulated",
+                        "image": images[n],
                         "imageID": "",
                     }
                     for n in init
@@ -320,7 +331,7 @@ class _Controller:
                 "state": {"running": {"startedAt": ts}}
                 if ready
                 else {"waiting": {"reason": "PodInitializing"}},
-                "image": f"emulated/{n}:latest",
+                "image": images[n],
                 "imageID": "",
             }
             for n in apps
@@ -362,7 +373,7 @@ class _Controller:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                if not self._heap:
+                if not self._heap and not self._busy:
                     return True
                 self._cond.wait(0.05)
         return False
@@ -411,14 +422,11 @@ class SeldonController(_Controller):
 
     def __init__(self, emu: KubernetesEmulator, delay: float = 0.05) -> None:
         super().__init__(emu, delay)
-        #: ``True`` (default until the seldon flavor reads the pods): a model that cannot be
-        #: downloaded turns the state to ``Failed`` with the init container's error at once.
-        #: ``False``: as seldon-core@v1.17.1 does it — ``Creating`` while the init container
-        #: crash-loops, then after ``progress_deadline`` ``Failed`` with the generic
-        #: description (seldondeployment_controller.go:1800-1829, 2137-2150)
-        self.fast_failure = True
-        #: the Deployments' progressDeadlineSeconds (600 upstream; scale it down in tests)
-        self.progress_deadline = 600.0
+        #: a model that cannot be downloaded stays ``Creating`` while the init container
+        #: crash-loops, then after ``progress_deadline`` turns ``Failed`` with the generic
+        #: description, as seldon-core@v1.17.1 does (seldondeployment_controller.go
+        #: :1800-1829, 2137-2150); the cause is only on the pods
+        self.progress_deadline = PROGRESS_DEADLINE
         self.deploy_rt = emu.registry.by_key("apps/deployments")
 
     def pod_selector(self, name: str) -> dict[str, str]:
@@ -484,26 +492,21 @@ class SeldonController(_Controller):
         if st is None or st.generation != gen:
             pods = []
             uris = dict(self.model_uris(obj))
+            templates = self._apply_deployments(obj)
             for pred, dep, containers in self._deployments(obj):
                 if int(pred.get("replicas", obj["spec"].get("replicas", 1))) == 0:
                     continue
-                init = [f"{c}-model-initializer" for c in containers if c in uris]
                 logs = {
                     f"{c}-model-initializer": [f"Downloading {uris[c]}"]
                     for c in containers
                     if c in uris
                 }
+                # the ReplicaSet's pods: the Deployment's template, args included
                 pod = self.create_pod(
                     obj,
                     f"{dep}-{random_suffix(10)}-{random_suffix(5)}",
-                    {
-                        "seldon-deployment-id": name,
-                        "seldon-app": f"{name}-{pred['name']}",
-                        "app": dep,
-                        "app.kubernetes.io/managed-by": "seldon-core",
-                    },
-                    [*containers, "seldon-container-engine"],
-                    init,
+                    {"pod-template-hash": f"{gen}"},
+                    templates[dep],
                     logs,
                 )
                 self.set_pod_phase(pod, "starting")
@@ -550,7 +553,7 @@ class SeldonController(_Controller):
             self.state[key] = _State(
                 gen, "progressing", due=time.monotonic() + self.delay, pods=pods
             )
-            self._sync_deployments(obj, self.state[key], create=True)
+            self._sync_deployments(obj, self.state[key])
             self.enqueue(ns, name, self.delay)
             return
         if st.phase != "progressing" or self.hold:
@@ -575,17 +578,15 @@ class SeldonController(_Controller):
                         ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
                     )
                     self.set_pod_phase(pod, "init-failed", msg)
-            if not self.fast_failure:
-                left = st.due - self.delay + self.progress_deadline - time.monotonic()
-                if left > 0:  # still "Creating": the Deployment is progressing
-                    self.enqueue(ns, name, left)
-                    return
-                msg = "Deployment is no longer progressing and not available."
-                st.phase = "failed"
-                self._sync_deployments(obj, st)
+            left = st.due - self.delay + self.progress_deadline - time.monotonic()
+            if left > 0:  # still "Creating": the Deployment is progressing
+                self.enqueue(ns, name, left)
+                return
+            st.phase = "failed"
+            self._sync_deployments(obj, st)
             status = clone(obj.get("status") or {})
             status["state"] = "Failed"
-            status["description"] = msg
+            status["description"] = "Deployment is no longer progressing and not available."
             self.write_status(obj, status)
             st.phase = "failed"
             return
@@ -607,9 +608,9 @@ class SeldonController(_Controller):
             return
         self.write_status(obj, self._available_status(obj))
 
-    def _sync_deployments(self, obj: dict[str, Any], st: _State, create: bool = False) -> None:
-        """The operator's Deployments (createDeployments) and what the Deployment controller
-        writes on them; the template follows the predictor, so a spec change rolls it."""
+    def _apply_deployments(self, obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The operator's Deployments (createDeployments), their pod templates by name; the
+        template follows the predictor, so a spec change rolls it."""
         import hashlib
         import json
 
@@ -618,44 +619,53 @@ class SeldonController(_Controller):
         meta = obj["metadata"]
         ns, name = meta["namespace"], meta["name"]
         uris = dict(self.model_uris(obj))
+        templates: dict[str, dict[str, Any]] = {}
         for pred, dep, containers in self._deployments(obj):
-            if create:
-                digest = hashlib.sha256(json.dumps(pred, sort_keys=True).encode()).hexdigest()
-                labels = {
-                    "seldon-deployment-id": name,
-                    "seldon-app": f"{name}-{pred['name']}",
-                    "app": dep,
-                    "app.kubernetes.io/managed-by": "seldon-core",
-                }
-                spec: dict[str, Any] = {
-                    "containers": [
-                        {"name": c, "image": f"emulated/{c}:latest"}
-                        for c in [*containers, "seldon-container-engine"]
-                    ]
-                }
-                spec["containers"][-1]["env"] = [{"name": "PREDICTOR_DIGEST", "value": digest}]
-                init = [
-                    {
-                        "name": f"{c}-model-initializer",
-                        "image": "seldonio/rclone-storage-initializer:1.17.1",
-                        "args": [uris[c], "/mnt/models"],
-                    }
-                    for c in containers
-                    if c in uris
+            digest = hashlib.sha256(json.dumps(pred, sort_keys=True).encode()).hexdigest()
+            labels = {
+                "seldon-deployment-id": name,
+                "seldon-app": f"{name}-{pred['name']}",
+                "app": dep,
+                "app.kubernetes.io/managed-by": "seldon-core",
+            }
+            spec: dict[str, Any] = {
+                "containers": [
+                    {"name": c, "image": f"emulated/{c}:latest"}
+                    for c in [*containers, "seldon-container-engine"]
                 ]
-                if init:
-                    spec["initContainers"] = init
-                deployments.apply(
-                    self.store,
-                    self.deploy_rt,
-                    self.owner_ref(obj),
-                    ns,
-                    dep,
-                    {"labels": labels},
-                    {"app": dep},
-                    {"metadata": {"labels": labels}, "spec": spec},
-                    int(pred.get("replicas", obj["spec"].get("replicas", 1))),
-                )
+            }
+            spec["containers"][-1]["env"] = [{"name": "PREDICTOR_DIGEST", "value": digest}]
+            init = [
+                {
+                    "name": f"{c}-model-initializer",
+                    "image": "seldonio/rclone-storage-initializer:1.17.1",
+                    "args": [uris[c], "/mnt/models"],
+                }
+                for c in containers
+                if c in uris
+            ]
+            if init:
+                spec["initContainers"] = init
+            applied = deployments.apply(
+                self.store,
+                self.deploy_rt,
+                self.owner_ref(obj),
+                ns,
+                dep,
+                {"labels": labels},
+                {"app": dep},
+                {"metadata": {"labels": labels}, "spec": spec},
+                int(pred.get("replicas", obj["spec"].get("replicas", 1))),
+            )
+            templates[dep] = applied["spec"]["template"]
+        return templates
+
+    def _sync_deployments(self, obj: dict[str, Any], st: _State) -> None:
+        """What the Deployment controller writes on the operator's Deployments."""
+        from . import deployments
+
+        ns = obj["metadata"]["namespace"]
+        for _pred, dep, _containers in self._deployments(obj):
             deployments.write_status(
                 self.store,
                 self.deploy_rt,

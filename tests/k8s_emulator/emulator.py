@@ -7,7 +7,6 @@ going through HTTP (``store``, ``get``, ``requests``).
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -48,7 +47,6 @@ class KubernetesEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: bool = False,
-        upstream: bool | None = None,
     ) -> None:
         self.registry = Registry(str(crd_dir) if crd_dir else None)
         self.store = Store(self.registry, history_limit=history_limit)
@@ -69,22 +67,16 @@ class KubernetesEmulator:
             default_isvc(obj, self.kserve.default_deployment_mode)
         )
         self._start_controllers = controllers
-        if upstream or (upstream is None and os.environ.get("K8S_EMULATOR_UPSTREAM") == "1"):
-            self.upstream()
         self._namespaces = list(namespaces)
         self._host = host
         self._port = port
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def upstream(self, progress_deadline: float = 1.0) -> KubernetesEmulator:
-        """Turn on every controller behaviour that is opt-in only because a flavor does not
-        handle it yet (see FIDELITY.md), with the 600 s progress deadlines scaled down."""
-        self.kserve.child_generation = True
-        self.kserve.resume_transient = True
-        self.kserve.progress_deadline = progress_deadline
-        self.seldon.fast_failure = False
-        self.seldon.progress_deadline = progress_deadline
+    def progress_deadline(self, seconds: float) -> KubernetesEmulator:
+        """Scale both controllers' Deployment progress deadlines (600 s upstream) to
+        ``seconds``; only the wait changes, never what happens when it passes."""
+        self.kserve.progress_deadline = self.seldon.progress_deadline = seconds
         return self
 
     # ---------------------------------------------------------------------------- lifecycle

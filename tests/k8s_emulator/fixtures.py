@@ -40,10 +40,3 @@ def k8s_api_client(k8s_emulator: KubernetesEmulator) -> Iterator[Any]:
 def k8s_kubeconfig(k8s_emulator: KubernetesEmulator, tmp_path: Path) -> Path:
     """Path of a kubeconfig file (context ``emulator``) pointing at the emulator."""
     return k8s_emulator.write_kubeconfig(tmp_path / "kubeconfig")
-
-
-@pytest.fixture
-def k8s_emulator_upstream(k8s_emulator: KubernetesEmulator) -> KubernetesEmulator:
-    """The ``k8s_emulator`` with every upstream behaviour on (``emu.upstream()``): child
-    generations in ``observedGeneration``, the resume transient, Seldon's progress deadline."""
-    return k8s_emulator.upstream()

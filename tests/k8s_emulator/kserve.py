@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import deployments
-from .controllers import _Controller, _set_condition
+from .controllers import PROGRESS_DEADLINE, _Controller, _set_condition
 from .errors import ApiError
 from .events import record
 from .runtimes import RuntimeError_, select
@@ -32,12 +32,14 @@ if TYPE_CHECKING:
 KSERVE_FINALIZER = "inferenceservice.finalizers"
 STOP_ANNOTATION = "serving.kserve.io/stop"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: pkg/constants/constants.go StorageInitializerSourceUriInternalAnnotationKey
+SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 #: pkg/constants/constants.go serviceAnnotationDisallowedList: not copied into the template
 DISALLOWED_ANNOTATIONS = frozenset(
     {
         "autoscaling.knative.dev/min-scale",
         "autoscaling.knative.dev/max-scale",
-        "internal.serving.kserve.io/storage-initializer-sourceuri",
+        SOURCE_URI_ANNOTATION,
         "kubectl.kubernetes.io/last-applied-configuration",
     }
 )
@@ -138,15 +140,7 @@ class KServeController(_Controller):
         self.default_deployment_mode = "Knative"
         #: seconds a Standard-mode Deployment may make no progress (progressDeadlineSeconds,
         #: 600 upstream; scaled down, the logic is the same)
-        self.progress_deadline = 600.0
-        #: ``True``: on resume write the statuses upstream writes before the new child reports
-        #: (Ready=False, PredictorReady False/Stopped, no observedGeneration) — opt-in until
-        #: the kserve flavor treats them as transient
-        self.resume_transient = False
-        #: ``True``: ``status.observedGeneration`` is the child's generation, as upstream
-        #: writes it (K1); ``False`` (default until the kserve flavor stops comparing it with
-        #: ``metadata.generation``): the InferenceService's own generation
-        self.child_generation = False
+        self.progress_deadline = PROGRESS_DEADLINE
         #: when set, the Standard-mode Deployment cannot create pods (quota, pod security):
         #: ReplicaFailure=True/FailedCreate with this message
         self.fail_create_message: str | None = None
@@ -331,7 +325,7 @@ class KServeController(_Controller):
         child.phase = "progressing"
         child.due = time.monotonic() + self.delay
         child.deadline = time.monotonic() + self.progress_deadline
-        child.populated = not (resumed and self.resume_transient)
+        child.populated = not resumed  # the resume transient comes first
         if mode == "Knative":
             # Knative names revisions after the Configuration's generation, which follows
             # the ksvc template: ``<ksvc>-<generation %05d>``
@@ -352,7 +346,9 @@ class KServeController(_Controller):
                 }
                 count = int(dep["spec"].get("replicas", 1))
                 child.pods = [
-                    self._new_pod(obj, f"{name}-predictor-{child.template}", labels)
+                    self._new_pod(
+                        obj, f"{name}-predictor-{child.template}", labels, dep["spec"]["template"]
+                    )
                     for _ in range(max(count, 1))
                 ]
             else:
@@ -376,9 +372,39 @@ class KServeController(_Controller):
         self.write_status(obj, status)
         self.enqueue(ns, name, self.delay)
 
-    def _new_pod(self, obj: dict[str, Any], prefix: str, labels: dict[str, str]) -> str:
+    def _new_pod(
+        self,
+        obj: dict[str, Any],
+        prefix: str,
+        labels: dict[str, str],
+        template: dict[str, Any] | None = None,
+    ) -> str:
+        """A predictor pod: stamped from the Deployment's ``template`` (Standard mode) or the
+        revision's (Knative), then given the storage initializer by KServe's pod webhook."""
         uri = self.storage_uri(obj)
         meta = obj["metadata"]
+        if template is None:  # the Knative revision's pod template (not served)
+            template = {
+                "metadata": {"annotations": {SOURCE_URI_ANNOTATION: uri} if uri else {}},
+                "spec": {
+                    "containers": [
+                        {"name": c, "image": f"emulated/{c}:latest"}
+                        for c in ("kserve-container", "queue-proxy")
+                    ]
+                },
+            }
+        template = clone(template)
+        source = (template.get("metadata") or {}).get("annotations", {}).get(SOURCE_URI_ANNOTATION)
+        if source:
+            # pkg/webhook/admission/pod/storage_initializer_injector.go: the init container
+            # copies the annotated URI into /mnt/models (its two arguments)
+            template["spec"]["initContainers"] = [
+                {
+                    "name": "storage-initializer",
+                    "image": "kserve/storage-initializer:emulated",
+                    "args": [source, "/mnt/models"],
+                }
+            ]
         pod = self.create_pod(
             obj,
             f"{prefix}-{random_suffix(10)}-{random_suffix(5)}",
@@ -388,10 +414,7 @@ class KServeController(_Controller):
                 "component": "predictor",
                 **labels,
             },
-            ["kserve-container", "queue-proxy"]
-            if "serving.knative.dev/revision" in labels
-            else ["kserve-container"],
-            ["storage-initializer"] if uri else [],
+            template,
             {"storage-initializer": [f"Copying contents of {uri} to local"]} if uri else {},
         )
         self.set_pod_phase(pod, "starting")
@@ -489,10 +512,8 @@ class KServeController(_Controller):
                 }
             ]
         }
-        if uri:
-            pod_spec["initContainers"] = [
-                {"name": "storage-initializer", "image": "kserve/storage-initializer:emulated"}
-            ]
+        if uri:  # components/predictor.go: the pod webhook injects the initializer from it
+            ann = {**ann, SOURCE_URI_ANNOTATION: uri}
         template = {"metadata": {"labels": labels, "annotations": ann}, "spec": pod_spec}
         return deployments.apply(
             self.store,
@@ -560,8 +581,6 @@ class KServeController(_Controller):
         return status
 
     def _observed(self, obj: dict[str, Any], child: _Child, mode: str) -> int:
-        if not self.child_generation:
-            return int(obj["metadata"].get("generation", 1))
         if mode == "Standard":
             dep = self.store.get(
                 self.deploy_rt, obj["metadata"]["namespace"], self._deployment_name(obj)
