@@ -76,9 +76,12 @@ def emulator_process(pipe: Connection, count: int, interval: float) -> None:
                 emu.wait_for(enough, timeout=120)
                 pipe.send((time.monotonic(), emu.store.open_watches()))
             elif command == "ready":
+                # the controller rolls each held revision out as upstream does, at once
+                emu.kserve.delay = 0.0
+                emu.kserve.hold = False
                 times: dict[str, float] = {}
                 for uuid, name in arg:
-                    emu.kserve.set_ready(name)
+                    emu.kserve.enqueue("default", name, 0)
                     times[uuid] = time.monotonic()
                     time.sleep(interval)
                 pipe.send(times)

@@ -146,8 +146,10 @@ def test_many_triggers_wait_in_one_loop_without_a_thread_each(
         )
         assert watching, f"only {k8s_emulator.store.open_watches()} of {count} are watching"
         during = non_emulator_threads()
+        # let the controller roll every held revision out, as upstream does once it may
+        k8s_emulator.kserve.hold = False
         for name in names:
-            k8s_emulator.kserve.set_ready(name)
+            k8s_emulator.kserve.enqueue("default", name, 0)
         return list(await asyncio.gather(*tasks)), during
 
     events, during = asyncio.run(run())

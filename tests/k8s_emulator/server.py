@@ -191,7 +191,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         """True once the client closed its end (EOF readable without consuming data)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            # Peek at the TCP stream itself: an SSLSocket refuses recv flags, and the EOF
+            # that tells a closed client is below TLS anyway.
+            return bool(readable) and socket.socket.recv(self.connection, 1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 
