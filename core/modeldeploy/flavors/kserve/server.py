@@ -24,6 +24,10 @@ class KServeModelServer(KubernetesModelServer):
     # always mirror on the InferenceService (PredictorReady stays True meanwhile).
     recheck_interval: ClassVar[float | None] = 1.0
 
+    def recheck_for(self, obj: dict[str, Any] | None) -> float | None:
+        """Only Standard mode: in Knative mode the revision's readiness shows on the object."""
+        return self.recheck_interval if obj is not None and resource.is_standard(obj) else None
+
     @property
     def container_name(self) -> str:
         return resource.CONTAINER

@@ -374,10 +374,15 @@ class KubernetesModelServer(ModelServer):
                 deadline,
                 start_from=self.freshness.start_version,
                 on_gone=self.freshness.forget,
-                recheck=self.recheck_interval,
+                recheck=self.recheck_for,
             )
         except WatchTimeout:
             raise progress.timeout(deadline) from None
+
+    def recheck_for(self, obj: dict[str, Any] | None) -> float | None:
+        """How often a wait re-reads `obj` for progress shown elsewhere (pods, a child
+        Deployment); None: its events say all. Flavors narrow it by the object's mode."""
+        return self.recheck_interval
 
     def _state_judge(
         self, progress: WaitProgress

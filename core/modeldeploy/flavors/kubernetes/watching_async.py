@@ -33,14 +33,17 @@ async def watch_until_async(
     deadline: Deadline,
     start_from: Callable[[dict[str, Any]], str | None] | None = None,
     on_gone: Callable[[], None] | None = None,
-    recheck: float | None = None,
+    recheck: Callable[[dict[str, Any] | None], float | None] | None = None,
 ) -> T:
     """Return the first non-None `judge(obj, from_event)`; see `watching.watch_until`.
 
     `judge` runs on a borrowed pool thread, one call at a time: a flavor's judge may read
     pods or a child Deployment (its second opinion), which must not block the event loop.
-    With `recheck`, each watch window ends after that long and the object is judged afresh,
-    as in `watch_until`. Raises `WatchTimeout` when the deadline passes first.
+    `recheck(obj)` names how long a watch window lasts for the object last seen (None: until
+    the deadline); after it, the object is judged afresh, as in `watch_until`. Per object,
+    because only some states need it (a Standard-mode rollout), and 500 waits re-reading
+    every second would load the API server for nothing. Raises `WatchTimeout` when the
+    deadline passes first.
     """
     try:
         async with asyncio.timeout(deadline.remaining()):
@@ -56,7 +59,7 @@ async def _watch(
     deadline: Deadline,
     start_from: Callable[[dict[str, Any]], str | None] | None,
     on_gone: Callable[[], None] | None,
-    recheck: float | None,
+    recheck_for: Callable[[dict[str, Any] | None], float | None] | None,
 ) -> T:
     where = aio.resources.where(name)
     obj = await _get(aio, name)
@@ -70,6 +73,7 @@ async def _watch(
     attempt = 0
     while True:
         remaining = deadline.remaining()
+        recheck = recheck_for(obj) if recheck_for is not None else None
         window = remaining if recheck is None else max(1.0, min(remaining, recheck))
         events = 0
         try:
@@ -84,6 +88,7 @@ async def _watch(
                 version = _version(current) or version
                 if event.get("type") == "BOOKMARK":
                     continue
+                obj = current
                 gone = event.get("type") == "DELETED"
                 result = await asyncio.to_thread(judge, None if gone else current, True)
                 if result is not None:
