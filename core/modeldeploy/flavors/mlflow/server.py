@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 from modeldeploy.server import ModelServer
 
 LAUNCH_GRACE_SECONDS = 10.0
+#: who launched the daemon last, and its pid once spawned (the daemon writes STATUS itself)
+LAUNCH = "launch.json"
 KEEPER_MODULE = "modeldeploy.flavors.mlflow.keeper"
 
 
@@ -91,7 +93,7 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
         s.last_error = status.get("last_error")
         if status.get("updated_at"):
             s.updated_at = datetime.fromisoformat(status["updated_at"])
-        if live_daemon_pid(self.dir) is None and _launch_in_progress(status):
+        if live_daemon_pid(self.dir) is None and _launch_in_progress(self.dir, status):
             s.state = ServiceState.PENDING_STARTUP
             return
         if live_daemon_pid(self.dir) is None:
@@ -176,10 +178,11 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
         if live_daemon_pid(self.dir) is not None:
             return
         _kill_orphans(self.dir)
+        write_json(self.dir / LAUNCH, {"launcher": os.getpid()})
         write_json(self.dir / STATUS, {"state": "pending_startup", "launched_at": time.time()})
         module = KEEPER_MODULE if self.config.restart_policy == "on-failure" else SUPERVISOR_MODULE
         with (self.dir / LOG).open("a") as log:
-            subprocess.Popen(
+            daemon = subprocess.Popen(
                 [sys.executable, "-m", module, str(self.dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -188,6 +191,8 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
                 close_fds=True,
                 cwd=self.dir,
             )
+        # beside the status, which the daemon itself writes from now on
+        write_json(self.dir / LAUNCH, {"launcher": os.getpid(), "launched_pid": daemon.pid})
         self.status.state = ServiceState.PENDING_STARTUP
 
     def stop(self, force: bool = False) -> None:
@@ -318,10 +323,26 @@ def _rotated(path: Path, handle: Any) -> bool:
         return False
 
 
-def _launch_in_progress(status: dict[str, Any]) -> bool:
-    """A daemon launched moments ago may not have registered its pid yet."""
+def _launch_in_progress(server_dir: Path, status: dict[str, Any]) -> bool:
+    """A daemon launched moments ago may not have registered its pid yet. A launch whose
+    launcher died before it spawned the daemon, or whose daemon already exited, is none
+    (a deploy killed at that moment must not leave the next one waiting for it)."""
     launched = status.get("launched_at")
-    return isinstance(launched, float) and 0 <= time.time() - launched < LAUNCH_GRACE_SECONDS
+    if not (isinstance(launched, float) and 0 <= time.time() - launched < LAUNCH_GRACE_SECONDS):
+        return False
+    launch = read_json(server_dir / LAUNCH) or {}
+    pid = launch.get("launched_pid", launch.get("launcher"))
+    return not isinstance(pid, int) or _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _now() -> str:
