@@ -233,7 +233,7 @@ def as_integer(value: Any, name: str) -> int:
 
 def as_mapping(value: Any, name: str, *, secret: bool = False) -> dict[str, Any]:
     """A dict given as such, or as JSON, a Python literal (what Jinja renders) or YAML."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if isinstance(value, str):
         value = _parse_text(value, name, secret=secret, kind="mapping (dict or JSON object)")
@@ -260,7 +260,9 @@ def _parse_text(text: str, name: str, *, secret: bool, kind: str) -> Any:
     if isinstance(parsed, dict | list):
         return parsed
     shown = "(secret, not shown)" if secret else repr(text[:200])
-    raise InvalidConfigError(f"{name} must be a {kind}, got {shown}")
+    raise InvalidConfigError(
+        f"{name} must be a {kind}, written as JSON or YAML; got text that is neither {shown}"
+    )
 
 
 def coerce_setting(field: SettingField, value: Any, where: str = "") -> Any:

@@ -95,7 +95,7 @@ bad_connection()
         ("missing", None, "modeldeploy connection 'md_broken' is not defined: create it"),
         ("not_json", "{not json", "the extra field is not valid JSON"),
         ("wrong_type", "http", "has type 'http', but a modeldeploy connection needs one of"),
-        ("bad_kubeconfig", "kubeconfig", "kubeconfig is neither JSON nor YAML"),
+        ("bad_kubeconfig", "kubeconfig", "kubeconfig must be a mapping (dict or JSON object)"),
     ],
 )
 def test_a_bad_connection_fails_the_task_with_a_clear_message(

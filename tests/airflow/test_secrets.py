@@ -76,3 +76,28 @@ def test_secrets_the_engine_learns_are_masked_by_airflow_too() -> None:
     Settings(tracking_uri=f"http://deployer:{canary}@127.0.0.1:9")
     masked = _secrets_masker().redact(f"API request to http://deployer:{canary}@h failed")
     assert canary not in str(masked) and "API request to" in str(masked)
+
+
+def test_secrets_shorter_than_airflow_masks_are_not_handed_over(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow skips secrets under `[logging] min_length_masked_secret` (5) with a warning in
+    every task log; the provider keeps those to the engine's own redaction instead."""
+    from airflow.sdk._shared.secrets_masker import secrets_masker
+    from airflow.sdk.log import _secrets_masker
+    from modeldeploy.redaction import redact, register_secret
+    from modeldeploy_provider import mask_in_task_logs
+
+    # it warns once a process, on its own logger
+    monkeypatch.setattr(secrets_masker.SecretsMasker, "_has_warned_short_secret", False)
+    short, long = "pw" + secrets.token_hex(1), "pw" + secrets.token_hex(8)  # 4 and 18 chars
+    secrets_masker.log.addHandler(caplog.handler)
+    try:
+        mask_in_task_logs(short)
+        mask_in_task_logs(long)
+    finally:
+        secrets_masker.log.removeHandler(caplog.handler)
+    assert "too short" not in caplog.text
+    assert long not in str(_secrets_masker().redact(f"x {long} y"))
+    register_secret(short)
+    assert short not in redact(f"token={short}")

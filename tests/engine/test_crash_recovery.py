@@ -40,7 +40,7 @@ deployer = MLflowModelDeployer({"home": args["home"], "tracking_uri": args["uri"
 continuous_deploy(
     deployer, args["config"], {"accuracy": args["accuracy"]},
     Gate.from_rules(["accuracy>=0.9"], champion_metric="accuracy"),
-    ModelRegistry(args["uri"]), timeout=120,
+    ModelRegistry(args["uri"]), timeout=300,
 )
 """
 
@@ -90,7 +90,7 @@ def test_a_rollout_killed_at_any_step_is_reconciled_by_the_next_run(
     answers = {str(saved_models.first): [0, 0, 0], str(saved_models.second): [2, 2, 2]}
     first = continuous_deploy(
         mlflow_deployer, {**BASE, "model_uri": str(saved_models.first)}, {"accuracy": 0.95},
-        GATE, registry, timeout=120,
+        GATE, registry, timeout=300,
     )  # fmt: skip
     assert first.champion_version == "1"
 
@@ -103,7 +103,7 @@ def test_a_rollout_killed_at_any_step_is_reconciled_by_the_next_run(
         # The next run: a candidate the gate rejects, so only reconciliation can fix things.
         nxt = continuous_deploy(
             mlflow_deployer, {**BASE, "model_uri": str(saved_models.first), "run_id": "next"},
-            {"accuracy": 0.5}, GATE, registry, timeout=120,
+            {"accuracy": 0.5}, GATE, registry, timeout=300,
         )  # fmt: skip
         assert nxt.action == "kept", (step, nxt.message)
         answer, champion = _assert_agree(mlflow_deployer, registry, rows)
@@ -129,7 +129,7 @@ def test_a_rollout_killed_at_any_step_is_reconciled_by_the_next_run(
     serving = registry.get_champion(MODEL)
     assert serving is not None and serving.model_uri == str(saved_models.second)
     _killed_rollout(md_home, tracking_uri, str(saved_models.first), 0.99, "written")
-    rolled = rollback(mlflow_deployer, registry, MODEL, timeout=120)
+    rolled = rollback(mlflow_deployer, registry, MODEL, timeout=300)
     assert rolled.reconciled and rolled.champion_version == "1"
     answer, champion = _assert_agree(mlflow_deployer, registry, rows)
     assert champion.version == "1" and answer == [0, 0, 0]

@@ -147,3 +147,25 @@ def test_daemon_outlives_the_process_that_started_it(
     assert "modeldeploy.flavors.mlflow.supervisor" in process_cmdline(pid)
     assert json.loads((server.dir / DAEMON).read_text())["pid"] == pid
     assert server.predict(_rows(saved_models)) == [0, 0, 0]
+
+
+def test_an_update_put_back_before_it_served_restarts_nothing(
+    mlflow_deployer: MLflowModelDeployer, saved_models: SavedModels
+) -> None:
+    """What reconciliation does after a rollout died between its write and readiness: the
+    record goes back to the model still serving, which keeps serving (same process)."""
+    from modeldeploy.flavors.mlflow.records import STATUS, read_json
+    from modeldeploy.waiting import Deadline
+
+    config = {"model_name": "iris-back", "model_uri": str(saved_models.first)}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    serving_pid = read_json(server.dir / STATUS)["child_pid"]
+
+    server.update({**config, "model_uri": str(saved_models.second)})  # loads for seconds
+    server.update(config)  # put back at once
+    server.wait_until_ready(Deadline(120))
+
+    status = read_json(server.dir / STATUS)
+    assert status["observed_generation"] == 3
+    assert status["child_pid"] == serving_pid
+    assert server.predict(_rows(saved_models)) == [0, 0, 0]

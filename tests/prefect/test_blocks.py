@@ -174,8 +174,7 @@ def test_kubeconfig_accepts_pasted_yaml_and_files(tmp_path) -> None:
     path = tmp_path / "config"
     path.write_text(text)
     loaded = KubernetesCredentials.from_file(path, context="ctx")
-    assert loaded.to_settings() == {
-        "namespace": "default",
+    assert loaded.to_settings() == {  # no namespace: the context's own, as kubectl does
         "in_cluster": False,
         "kubeconfig": samples.kubeconfig(),
         "context": "ctx",

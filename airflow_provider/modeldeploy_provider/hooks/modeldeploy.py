@@ -17,6 +17,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 from modeldeploy.flavors import DEFAULT_FLAVOR  # imports nothing heavy
 
+from modeldeploy_provider import mask_in_task_logs
 from modeldeploy_provider.connection_types import CONN_TYPE_PREFIX, conn_type_of, flavor_of
 
 if TYPE_CHECKING:
@@ -139,7 +140,6 @@ class ModelDeployHook(BaseHook):
     def settings(self) -> DeployerSettings:
         """The flavor's settings model from the connection (may hold secrets: never log or
         XCom it; its repr leaves them out). Secret values are masked in task logs."""
-        from airflow.sdk.log import mask_secret
         from modeldeploy.errors import InvalidConfigError
         from modeldeploy.flavors import settings_class_of
         from modeldeploy.settings import secret_values, validate_settings
@@ -157,7 +157,7 @@ class ModelDeployHook(BaseHook):
                 f"connection {self.modeldeploy_conn_id!r}: {exc}"
             ) from None
         for value in secret_values(settings, cls):
-            mask_secret(value)
+            mask_in_task_logs(value)
         return settings
 
     # --- engine objects -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from abc import ABC
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from modeldeploy.settings import as_mapping
 from prefect.blocks.core import Block
 from prefect.types import SecretDict
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -30,17 +31,7 @@ def _parse_mapping(value: Any, what: str) -> Any:
         value = value.get_secret_value()
     if isinstance(value, bytes):
         value = value.decode()
-    if isinstance(value, str):
-        import yaml
-
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            # Never echo the text: it is a secret.
-            raise ValueError(f"{what} is neither valid YAML nor JSON") from None
-        if not isinstance(value, dict):
-            raise ValueError(f"{what} must be a mapping (YAML or JSON object)")
-    return value
+    return as_mapping(value, what, secret=True)
 
 
 class KubernetesCredentials(Block):
@@ -107,10 +98,13 @@ class KubernetesCredentials(Block):
             "Use the service account of the pod the flow runs in instead of a kubeconfig."
         ),
     )
-    namespace: str = Field(
-        default="default",
+    namespace: str | None = Field(
+        default=None,
         title="Namespace",
-        description="Namespace where model servers are created and looked up.",
+        description=(
+            "Namespace where model servers are created and looked up. Empty: the namespace "
+            "of the kubeconfig context (as kubectl does), else `default`."
+        ),
     )
 
     @field_validator("kubeconfig", mode="before")
@@ -139,7 +133,9 @@ class KubernetesCredentials(Block):
 
     def to_settings(self) -> dict[str, Any]:
         """The Kubernetes part of a deployer's settings, secrets revealed."""
-        settings: dict[str, Any] = {"namespace": self.namespace, "in_cluster": self.in_cluster}
+        settings: dict[str, Any] = {"in_cluster": self.in_cluster}
+        if self.namespace:
+            settings["namespace"] = self.namespace
         if self.kubeconfig is not None:
             settings["kubeconfig"] = self.kubeconfig.get_secret_value()
         if self.kubeconfig_path:

@@ -6,7 +6,6 @@ an Airflow connection's extras, a Prefect block), so the same model serves every
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlparse
 
@@ -16,7 +15,7 @@ from modeldeploy.deployer import DeployerSettings
 from modeldeploy.flavors.kubernetes.credentials import StorageCredentials
 from modeldeploy.flavors.kubernetes.legacy_form import from_legacy_form
 from modeldeploy.flavors.kubernetes.naming import check_dns1123_label, check_secret_name
-from modeldeploy.settings import SECRET_MARKER
+from modeldeploy.settings import SECRET_MARKER, as_mapping
 
 
 class KubernetesDeployerSettings(DeployerSettings):
@@ -86,36 +85,12 @@ class KubernetesDeployerSettings(DeployerSettings):
     @field_validator("kubeconfig", mode="before")
     @classmethod
     def _parse_kubeconfig(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if not text:
-                return None
-            try:
-                return json.loads(text)
-            except ValueError:
-                import yaml
-
-                try:
-                    parsed = yaml.safe_load(text)
-                except yaml.YAMLError:
-                    raise ValueError("kubeconfig is neither JSON nor YAML") from None
-                if not isinstance(parsed, dict):
-                    raise ValueError("kubeconfig must be a mapping") from None
-                return parsed
-        return value
+        return as_mapping(value, "kubeconfig", secret=True) or None
 
     @field_validator("storage_credentials", mode="before")
     @classmethod
     def _parse_credentials(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if not text:
-                return None
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise ValueError("storage_credentials must be a JSON object") from None
-        return value
+        return as_mapping(value, "storage_credentials", secret=True) or None
 
     @field_validator("kubeconfig_path", "context", "ingress_base_url", "secret_name", mode="before")
     @classmethod

@@ -255,15 +255,18 @@ class MLflowModelDeployer(ModelDeployer):
         config: MLflowServerConfig,
         generation: int,
         current: dict[str, Any] | None = None,
+        serving: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Place the model's files in the server folder and return the scoring-server command.
 
-        A config that only repeats what is serving (same model URI and settings) reuses its
-        files, so reverting a failed rollout restarts nothing.
+        A config that only repeats what is recorded or what still serves (same model URI and
+        settings) reuses its launch, so reverting a failed or interrupted rollout restarts
+        nothing: the supervisor acknowledges a launch equal to its serving one.
         """
         fingerprint = _fingerprint(config)
-        if current is not None and current.get("launch", {}).get("fingerprint") == fingerprint:
-            return cast("dict[str, Any]", current["launch"])
+        for launch in ((current or {}).get("launch"), serving):
+            if launch and launch.get("fingerprint") == fingerprint:
+                return cast("dict[str, Any]", launch)
         staged = self._stage_model(config.model_uri)
         model_dir = server_dir / "models" / str(generation)
         model_dir.parent.mkdir(parents=True, exist_ok=True)

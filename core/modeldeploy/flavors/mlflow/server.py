@@ -157,7 +157,8 @@ class MLflowModelServer(LocalTrafficControl, ModelServer):
         # Fresh from disk: another process may have added a challenger (traffic.py) since.
         current = read_json(self.dir / RECORD) or self._record
         generation = int(current["generation"]) + 1
-        launch = self._deployer.prepare_launch(self.dir, new, generation, current)
+        serving = (read_json(self.dir / STATUS) or {}).get("serving_launch")
+        launch = self._deployer.prepare_launch(self.dir, new, generation, current, serving)
         record = {
             **current,
             "config": new.to_record(),

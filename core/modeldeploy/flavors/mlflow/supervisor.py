@@ -171,6 +171,8 @@ class Supervisor:
                 "host": config.get("host"),
                 "port": config.get("port"),
                 "child_pid": self.active.proc.pid if self.active else None,
+                # lets a deploy that puts this model back reuse it: no restart (deployer.py)
+                "serving_launch": self.active.spec if self.active else None,
                 "updated_at": _now(),
             },
         )
