@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 CONN_TYPE_PREFIX = "modeldeploy_"
-HOOK_CLASS = "modeldeploy_provider.hooks.modeldeploy.ModelDeployHook"
+#: a generated `ModelDeployHook` subclass declaring the flavor's own connection type
+HOOK_CLASS_OF_FLAVOR = "modeldeploy_provider.hooks.by_flavor.{flavor}"
 #: the connection's own fields: every setting is an extra field
 HIDDEN_FIELDS = ["host", "schema", "login", "password", "port", "extra"]
 
@@ -30,6 +31,12 @@ _JSON_TYPES = {
 
 def conn_type_of(flavor: str) -> str:
     return f"{CONN_TYPE_PREFIX}{flavor}"
+
+
+def hook_name_of(flavor: str) -> str:
+    from modeldeploy.flavors import flavor_title
+
+    return f"modeldeploy: {flavor_title(flavor)}"
 
 
 def flavor_of(conn_type: str | None) -> str | None:
@@ -56,15 +63,15 @@ def conn_field(field: Any) -> dict[str, Any]:
 
 def connection_type(flavor: str) -> dict[str, Any]:
     """The `connection-types` entry of one installed flavor."""
-    from modeldeploy.flavors import flavor_title, settings_class_of
+    from modeldeploy.flavors import settings_class_of
     from modeldeploy.settings import setting_fields
 
     fields = setting_fields(settings_class_of(flavor))
     placeholders = {f.name: f.default for f in fields if isinstance(f.default, str) and f.default}
     return {
         "connection-type": conn_type_of(flavor),
-        "hook-class-name": HOOK_CLASS,
-        "hook-name": f"modeldeploy: {flavor_title(flavor)}",
+        "hook-class-name": HOOK_CLASS_OF_FLAVOR.format(flavor=flavor),
+        "hook-name": hook_name_of(flavor),
         "conn-fields": {f.name: conn_field(f) for f in fields},
         "ui-field-behaviour": {
             "hidden-fields": HIDDEN_FIELDS,

@@ -65,7 +65,7 @@ def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None
     for flavor, (hook_name, _, _) in FORMS.items():
         entry = meta[f"modeldeploy_{flavor}"]
         assert entry["hook_name"] == hook_name
-        assert entry["hook_class_name"].startswith("modeldeploy_provider.hooks.modeldeploy.")
+        assert entry["hook_class_name"] == f"modeldeploy_provider.hooks.by_flavor.{flavor}"
     mlflow = meta["modeldeploy_mlflow"]
     assert set(mlflow["extra_fields"]) == {"tracking_uri", "home"}
     assert mlflow["extra_fields"]["home"]["schema"]["title"] == "State directory"

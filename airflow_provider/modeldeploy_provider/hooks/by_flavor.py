@@ -1,0 +1,34 @@
+"""`ModelDeployHook` once per installed flavor, as `modeldeploy_provider.hooks.by_flavor.<flavor>`.
+
+Airflow's providers manager expects the hook class of each connection type to declare that
+type in `conn_type` (it logs "Inconsistency!" otherwise). One generic hook serves every
+flavor, so each connection type gets a generated subclass that differs only in `conn_type`;
+nothing here names a flavor.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from modeldeploy_provider.connection_types import conn_type_of, hook_name_of
+from modeldeploy_provider.hooks.modeldeploy import ModelDeployHook
+
+
+@cache
+def hook_for(flavor: str) -> type[ModelDeployHook]:
+    return type(
+        f"ModelDeployHook[{flavor}]",
+        (ModelDeployHook,),
+        {
+            "conn_type": conn_type_of(flavor),
+            "hook_name": hook_name_of(flavor),
+            "__module__": __name__,
+            "__qualname__": flavor,
+        },
+    )
+
+
+def __getattr__(name: str) -> type[ModelDeployHook]:
+    if name.startswith("__"):  # dunder lookups (e.g. __path__) are not flavors
+        raise AttributeError(name)
+    return hook_for(name)
