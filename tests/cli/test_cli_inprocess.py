@@ -326,9 +326,13 @@ def test_uuid_prefix_must_be_unique_and_well_formed(capsys: pytest.CaptureFixtur
 def test_stop_and_start_print_transitions(capsys: pytest.CaptureFixture[str]) -> None:
     server = add_server(model_version="2")
     short = str(server.uuid)[:8]
-    code, out, err = run(capsys, "models", "stop", str(server.uuid), "--timeout", "5")
+    code, out, err = run(
+        capsys, "models", "stop", str(server.uuid), "--timeout", "5", "--namespace", "ml team"
+    )
     assert code == 0
     assert re.search(rf"\[\s*\d+\.\ds\] {short} iris v2: active -> pending_shutdown$", err, re.M)
+    # the hint repeats what located the server (env-given options need no repeating)
+    assert f"`modeldeploy models start {server.uuid} --namespace 'ml team'`" in out
     assert re.search(rf"\[\s*\d+\.\ds\] {short} iris v2: pending_shutdown -> inactive$", err, re.M)
     assert out.startswith(f"Stopped {server.uuid}")
     assert server.status.state == ServiceState.INACTIVE

@@ -204,7 +204,7 @@ def models_get_url(g: Globals, args: argparse.Namespace) -> int:
         raise CLIError(
             f"model server {label(server)} has no prediction URL while "
             f"{server.status.state.value}; start it with "
-            f"`modeldeploy models start {server.uuid}`",
+            f"`{command_line(g, 'models start', str(server.uuid))}`",
             code=EXIT_FAILED,
         )
     print(url)
@@ -247,8 +247,33 @@ def models_stop(g: Globals, args: argparse.Namespace) -> int:
         server.uuid, timeout=timeout_of(g), force=args.force, on_transition=progress
     )
     progress.say(f"stopped after {progress.elapsed():.1f}s")
-    print(f"Stopped {server.uuid}; start it again with `modeldeploy models start {server.uuid}`")
+    again = command_line(g, "models start", str(server.uuid))
+    print(f"Stopped {server.uuid}; start it again with `{again}`")
     return EXIT_OK
+
+
+#: global options that say where a server is found (never secrets: the URI may hold one)
+_LOCATING = (
+    "flavor",
+    "home",
+    "airflow_conn",
+    "prefect_block",
+    "namespace",
+    "context",
+    "kubeconfig",
+)
+
+
+def command_line(g: Globals, verb: str, *args: str) -> str:
+    """The command to run next, with the options given this time that locate the server."""
+    import shlex
+
+    words = ["modeldeploy", *verb.split(), *args]
+    for dest in _LOCATING:
+        value = getattr(g, dest)
+        if dest in g.explicit and value is not None:
+            words += [f"--{dest.replace('_', '-')}", str(value)]
+    return shlex.join(words)
 
 
 def _confirm(question: str) -> bool:
