@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from modeldeploy.deployer import ModelDeployer
 from modeldeploy.errors import ConflictError, ModelDeployError
-from modeldeploy.registry import ROLLOUT_TAG, ModelRegistry, ModelVersionInfo
+from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, ModelRegistry, ModelVersionInfo
 from modeldeploy.server import ModelServer, TransitionCallback
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
@@ -118,9 +118,48 @@ def reconcile_serving(
         report.actions.append(
             _restore(deployer, registry, server, champion, deadline, on_transition)
         )
+    report.actions += _retire_unwritten(registry, model_name, champion, servers, deployer)
     for action in report.actions:
         logger.warning("%s", action)
     return report
+
+
+def _retire_unwritten(
+    registry: ModelRegistry,
+    model_name: str,
+    champion: ModelVersionInfo | None,
+    servers: list[ModelServer],
+    deployer: ModelDeployer,
+) -> list[str]:
+    """Candidates that passed the gate but whose rollout died before anything served them.
+
+    Left as they are, they would read `gate: passed` forever, as if deployed. Only versions
+    newer than the champion count (older ones were champions, or judged long ago), none that
+    a server names, none that were ever champion, and nothing while a progressive rollout of
+    the model is open (its challenger is in no server's config).
+    """
+    from modeldeploy.progressive.state import store_for
+
+    state = store_for(deployer).load(model_name)
+    if state is not None and not state.done:
+        return []
+    served = {str(s.config.model_version) for s in servers}
+    newest_champion = int(champion.version) if champion else 0
+    history = set(registry.champion_history(model_name))
+    actions = []
+    for version in registry.versions_tagged(model_name, GATE_TAG, "passed"):
+        number = version.version
+        if int(number) <= newest_champion or number in served or number in history:
+            continue
+        if not _is_marker(version.tags.get(ROLLOUT_TAG)) or rollout_in_flight(version):
+            continue  # no rollout began (or a strategy recorded its outcome), or one runs
+        done = (
+            f"version {number} of {model_name} passed the gate, but its rollout was "
+            "interrupted before any model server was changed: it never served"
+        )
+        registry.mark_rolled_back(model_name, number, done)
+        actions.append(done)
+    return actions
 
 
 def _restore(
@@ -152,6 +191,14 @@ def _restore(
         )
     registry.mark_rolled_back(name, version, done)
     return done
+
+
+def _is_marker(raw: str | None) -> bool:
+    """Whether a `modeldeploy.rollout` tag is a `rollout_marker` (not an outcome)."""
+    try:
+        return isinstance(json.loads(raw or ""), dict)
+    except ValueError:
+        return False
 
 
 def _process_start(pid: int) -> int | None:

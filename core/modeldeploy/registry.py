@@ -248,6 +248,20 @@ class ModelRegistry:
                 value,
             )
 
+    def versions_tagged(self, model_name: str, key: str, value: str) -> list[ModelVersionInfo]:
+        """Every version of `model_name` whose tag `key` is `value` (one registry search);
+        none for a name holding both quote characters, which MLflow cannot search for."""
+        name, wanted = _quoted(model_name), _quoted(value)
+        if name is None or wanted is None:
+            return []  # not expressible in MLflow's search syntax
+        query = f"name={name} and tags.`{key}` = {wanted}"
+        found = self._call(
+            f"search the versions of model {model_name}",
+            self.client.search_model_versions,
+            query,
+        )
+        return [_to_info(mv) for mv in found]
+
     def get_champion(self, model_name: str) -> ModelVersionInfo | None:
         """The version under the `champion` alias; None only when the registry says there
         is none. A registry that cannot be asked raises: it never means "no champion"."""
@@ -360,6 +374,14 @@ class ModelRegistry:
             HISTORY_TAG,
             json.dumps(history[-50:]),
         )
+
+
+def _quoted(text: str) -> str | None:
+    """`text` as an MLflow search literal: MLflow quotes with ' or " and has no escapes."""
+    for quote in ("'", '"'):
+        if quote not in text:
+            return f"{quote}{text}{quote}"
+    return None
 
 
 def _to_info(mv: Any) -> ModelVersionInfo:

@@ -3,7 +3,8 @@
 
 Policy under test (docs/concepts.md, "Crash recovery"): a rollout that did not finish did
 not happen; the next run puts the server back to the champion and tags the interrupted
-candidate rolled back. A rollout killed after it promoted is complete.
+candidate rolled back (also one killed before it changed any server: it never served). A
+rollout killed after it promoted is complete.
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def test_a_rollout_killed_at_any_step_is_reconciled_by_the_next_run(
         if step == "promoted":  # complete: the candidate is champion and serves
             assert champion.version == candidate and nxt.reconciled == []
             assert interrupted.tags["modeldeploy.gate"] == "passed"
-        elif step == "registered":  # nothing was written: nothing to reconcile
-            assert champion.version == before.version and nxt.reconciled == []
+        elif step == "registered":  # nothing was written: the version never served
+            assert champion.version == before.version
+            assert len(nxt.reconciled) == 1 and "it never served" in nxt.reconciled[0]
+            assert interrupted.tags["modeldeploy.gate"] == "rolled_back"
         else:  # written or ready: put back to the champion, candidate tagged
             assert champion.version == before.version
             assert len(nxt.reconciled) == 1 and "put model server" in nxt.reconciled[0]

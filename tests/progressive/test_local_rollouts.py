@@ -102,6 +102,8 @@ def test_a_challenger_that_disagrees_with_the_labels_is_rolled_back(
     tags = _tags(serving.registry, "2")
     assert tags["modeldeploy.rollout"] == "canary:rolled_back"
     assert "accuracy" in tags["modeldeploy.rollout_reason"]
+    assert tags["modeldeploy.gate"] == "rolled_back"  # no longer reads as deployable
+    assert tags["modeldeploy.rolled_back_reason"].startswith("canary: ")
     server = serving.deployer.find_model_server(model_name="iris")[0]
     assert server.traffic_status().weight_of(CHALLENGER) == 0
 

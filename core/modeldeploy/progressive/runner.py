@@ -445,6 +445,9 @@ def _roll_back(
     if registry is not None and state.candidate_version is not None:
         try:
             _tag(registry, state, "rolled_back", reason)
+            registry.mark_rolled_back(
+                state.model_name, state.candidate_version, f"{state.strategy.kind}: {reason}"
+            )
         except Exception as exc:
             problems.append(f"; tagging the version failed: {exc}")
     logger.warning("rolling back %s: %s", state.model_name, reason)
