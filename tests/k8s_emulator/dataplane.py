@@ -86,7 +86,9 @@ class Route:
 class DataPlane:
     """Routes, scoring servers and metrics of one emulated cluster (``emu.dataplane``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int | None = None) -> None:
+        #: draws of weighted routing and mirroring; seed it for a reproducible split
+        self.rng = random.Random(seed)
         self._lock = threading.Lock()
         self._routes: Mapping[tuple[str, str], Route] = MappingProxyType({})
         self.servers = ScoringServers()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import socket
 import threading
 import time
@@ -57,7 +56,7 @@ class Ingress:
 
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
-        self.rng = random.Random()
+        self.rng = plane.rng
         self.pools: dict[int, Pool] = {}  # scoring-server port -> keep-alive pool
         self.mirrors: set[asyncio.Task[None]] = set()
         self.mirrors_dropped = 0
