@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from _table import print_table  # noqa: E402
 from bench_mlflow_local import save_models  # noqa: E402
+from bench_progressive import CHALLENGER_ANSWER, SHARE_REQUESTS, share_rows  # noqa: E402
 
 from tests.k8s_emulator.dataplane import Backend, DataPlane  # noqa: E402
 from tests.k8s_emulator.dataplane_metrics import (  # noqa: E402
@@ -41,9 +42,6 @@ from tests.k8s_emulator.dataplane_metrics import (  # noqa: E402
 )
 from tests.k8s_emulator.ingress_client import IngressClient  # noqa: E402
 
-SHARE_REQUESTS = 1000
-SHARE_TOLERANCE = 5.0
-CHAMPION_ANSWER, CHALLENGER_ANSWER = 0, 2
 CHAMPION_URI, CHALLENGER_URI = "s3://bench/iris/1", "s3://bench/iris/2"
 Row = tuple[str, str, str, bool | None]
 
@@ -61,35 +59,26 @@ class Platform:
 
 
 def _kserve(pct: int) -> list[Backend]:
-    labels = {
-        r: knative_labels("default", "bench-predictor", f"bench-predictor-0000{r}") for r in (1, 2)
-    }
+    names = ("bench-predictor-00001", "bench-predictor-00002")
+    return _pair(pct, names, lambda r: knative_labels("default", "bench-predictor", r))
+
+
+def _pair(
+    pct: int, names: tuple[str, str], labels: Callable[[str], dict[str, str]]
+) -> list[Backend]:
+    """Champion and challenger with `pct` percent of the traffic on the challenger."""
     return [
-        Backend("bench-predictor-00001", CHAMPION_URI, 100 - pct, metric_labels=labels[1]),
-        Backend("bench-predictor-00002", CHALLENGER_URI, pct, metric_labels=labels[2]),
+        Backend(names[0], CHAMPION_URI, 100 - pct, metric_labels=labels(names[0])),
+        Backend(names[1], CHALLENGER_URI, pct, metric_labels=labels(names[1])),
     ]
 
 
 def _seldon(pct: int) -> list[Backend]:
-    return [
-        Backend(
-            "champion", CHAMPION_URI, 100 - pct, metric_labels=seldon_labels("bench", "champion")
-        ),
-        Backend(
-            "challenger", CHALLENGER_URI, pct, metric_labels=seldon_labels("bench", "challenger")
-        ),
-    ]
+    return _pair(pct, ("champion", "challenger"), lambda p: seldon_labels("bench", p))
 
 
 def _seldon2(pct: int) -> list[Backend]:
-    return [
-        Backend(
-            "bench_1", CHAMPION_URI, 100 - pct, metric_labels=seldon2_labels("bench_1", "mlserver")
-        ),
-        Backend(
-            "bench-2_1", CHALLENGER_URI, pct, metric_labels=seldon2_labels("bench-2_1", "mlserver")
-        ),
-    ]
+    return _pair(pct, ("bench_1", "bench-2_1"), lambda m: seldon2_labels(m, "mlserver"))
 
 
 def _tensor(rows: list[list[float]]) -> dict[str, Any]:
@@ -180,16 +169,7 @@ def figures(platform: str, canary_client: Any, shares: list, abort_client: Any) 
             ),
             (f"{platform} {what}: longest gap", f"{gap * 1000:.0f} ms", "< 1000 ms", gap < 1.0),
         ]
-    for asked, share, count in shares:
-        rows.append(
-            (
-                f"{platform} share at the {asked}% step ({count} requests)",
-                f"{share:.1f}%",
-                f"{asked} +/- {SHARE_TOLERANCE:.0f}",
-                abs(share - asked) <= SHARE_TOLERANCE and count >= SHARE_REQUESTS,
-            )
-        )
-    return rows
+    return rows + share_rows(shares, f"{platform} ")
 
 
 def main(argv: list[str]) -> int:

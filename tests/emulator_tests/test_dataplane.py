@@ -174,6 +174,19 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
         )
         assert status == 200 and answer["outputs"][0]["data"] == [FIRST_ANSWER], answer
         assert answer["model_name"] == "flowers"
+        # no header: the mesh takes the model from the /v2 path, and names who answered
+        request = urllib.request.Request(
+            plane.url + "/v2/models/flowers/infer",
+            json.dumps({"inputs": [tensor]}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.headers["x-seldon-route"] == ":flowers_1:"
+        # the mesh routes /v2 paths only
+        status, _ = post(
+            plane, "/v1/models/flowers:predict", {"instances": rows}, {"Seldon-Model": "flowers"}
+        )
+        assert status == 404
 
         # What the gateway does not know is 404; what the protocol does not allow is 400
         # in the protocol's own error shape, before any model sees it.
@@ -184,7 +197,8 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
         status, answer = post(plane, "/seldon/default/nowhere/api/v1.0/predictions", {})
         assert status == 404
 
-        until(lambda: "flowers2_1" in scrape(plane), "the mirrored copy to be counted")
+        mirrored = 'model_internal="flowers2_1",server="mlserver",server_replica="0"} 2'
+        until(lambda: mirrored in scrape(plane), "both mirrored copies to be counted")
         text = scrape(plane)
         assert (
             'revision_app_request_count{configuration_name="flowers-predictor",'
@@ -194,14 +208,14 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
             'service_name="flowers-predictor"} 1'
         ) in text
         assert "revision_app_request_latencies_bucket{" in text
-        for internal in ("flowers_1", "flowers2_1"):  # client answer and mirror copy
+        for internal in ("flowers_1", "flowers2_1"):  # client answers and mirror copies
             assert (
                 f'seldon_model_infer_total{{code="200",method_type="rest",model="flowers",'
-                f'model_internal="{internal}",server="mlserver",server_replica="0"}} 1'
+                f'model_internal="{internal}",server="mlserver",server_replica="0"}} 2'
             ) in text
         assert (
             'seldon_model_infer_api_seconds_count{code="200",method="post",server="mlserver",'
-            'server_replica="0"} 2'
+            'server_replica="0"} 4'
         ) in text
     finally:
         plane.withdraw("kserve", host)
