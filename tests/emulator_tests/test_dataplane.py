@@ -77,14 +77,18 @@ def scrape(plane: DataPlane) -> str:
         return str(response.read().decode())
 
 
-def seldon_route(main: int, canary: int, *, shadow: bool = False) -> list[Backend]:
+def seldon_route(
+    main: int, canary: int, *, shadow: bool = False, deployment: str = "iris"
+) -> list[Backend]:
     backends = [
-        Backend("main", FIRST, main, metric_labels=seldon_labels("iris", "main")),
-        Backend("canary", SECOND, canary, metric_labels=seldon_labels("iris", "canary")),
+        Backend("main", FIRST, main, metric_labels=seldon_labels(deployment, "main")),
+        Backend("canary", SECOND, canary, metric_labels=seldon_labels(deployment, "canary")),
     ]
     if shadow:
         backends.append(
-            Backend("shadow", SECOND, mirror=True, metric_labels=seldon_labels("iris", "shadow"))
+            Backend(
+                "shadow", SECOND, mirror=True, metric_labels=seldon_labels(deployment, "shadow")
+            )
         )
     return backends
 
@@ -110,7 +114,9 @@ def test_split_and_mirror_seen_by_prometheus_as_the_clients_saw_them(
     """90/10 across two predictors plus a shadow: Prometheus counts per predictor exactly
     what the clients were answered, near the asked shares, and every mirrored copy."""
     plane.rng.seed(20261202)
-    plane.publish("seldon", "default/sharing", seldon_route(90, 10, shadow=True))
+    plane.publish(
+        "seldon", "default/sharing", seldon_route(90, 10, shadow=True, deployment="sharing")
+    )
     prometheus = Prometheus(tmp_path / "prometheus")
     try:
         prometheus.scrape(plane.metrics_url)
@@ -130,16 +136,50 @@ def test_split_and_mirror_seen_by_prometheus_as_the_clients_saw_them(
         share = 100 * answers[SECOND_ANSWER] / total
         assert abs(share - 10) <= 5, f"canary share {share:.1f}% for 10% asked"
 
-        counts = 'sum by (predictor_name) (seldon_api_executor_server_requests_seconds_count{deployment_name="iris",code="200"})'  # noqa: E501
+        counts = 'sum by (predictor_name) (seldon_api_executor_server_requests_seconds_count{deployment_name="sharing",code="200"})'  # noqa: E501
         expected = {
             "main": float(answers[FIRST_ANSWER]),
             "canary": float(answers[SECOND_ANSWER]),
             "shadow": float(total),  # every client request copied once
         }
         until(lambda: query(prometheus, counts) == expected, f"Prometheus to count {expected}")
+
+        # Every platform's families in one exposition, all read by Prometheus.
+        labels = knative_labels("default", "k-predictor", "k-predictor-00001")
+        plane.publish(
+            "kserve", "k.default.example.com", [Backend("k", FIRST, 100, metric_labels=labels)]
+        )
+        plane.publish(
+            "seldon2",
+            "s2",
+            [Backend("s2_1", FIRST, 100, metric_labels=seldon2_labels("s2_1", "triton"))],
+        )
+        status, _ = post(
+            plane, "/v1/models/k:predict", {"instances": rows}, {"Host": "k.default.example.com"}
+        )
+        assert status == 200
+        tensor = {"name": "x", "shape": [1, len(rows[0])], "datatype": "FP64", "data": rows[0]}
+        status, _ = post(plane, "/v2/models/s2/infer", {"inputs": [tensor]}, {"Seldon-Model": "s2"})
+        assert status == 200
+        k, s2 = 'service_name="k-predictor"', 'model="s2"'
+        per_platform = {
+            f"sum by (revision_name) (revision_app_request_count{{{k}}})": "k-predictor-00001",
+            f"sum by (revision_name) (revision_app_request_latencies_count{{{k}}})": (
+                "k-predictor-00001"
+            ),
+            f"sum by (model_internal) (seldon_model_infer_total{{{s2}}})": "s2_1",
+            'sum by (server) (seldon_model_infer_api_seconds_count{server="triton"})': "triton",
+        }
+        for promql, key in per_platform.items():
+            until(lambda q=promql, w={key: 1.0}: query(prometheus, q) == w, f"{promql} == 1")
     finally:
         prometheus.close()
-        plane.withdraw("seldon", "default/sharing")
+        for platform, key in (
+            ("seldon", "default/sharing"),
+            ("kserve", "k.default.example.com"),
+            ("seldon2", "s2"),
+        ):
+            plane.withdraw(platform, key)
 
 
 def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
@@ -230,6 +270,17 @@ def test_bad_routes_are_refused_before_anything_changes(plane: DataPlane) -> Non
     with pytest.raises(ValueError, match="takes no client traffic"):
         Backend("b", SECOND, 10, mirror=True)
     assert plane.route("kserve", "h") is None
+
+
+def test_a_model_folder_is_checked_before_anything_serves(
+    plane: DataPlane, saved_models: SavedModels
+) -> None:
+    with pytest.raises(ValueError, match="no MLflow model folder"):
+        plane.register_model("s3://models/none", str(saved_models.not_a_model))
+    with pytest.raises(ValueError, match="already served from"):
+        plane.register_model(FIRST, str(saved_models.second))
+    assert plane.servers.get("s3://models/none") is None
+    assert plane.ready(FIRST)
 
 
 def test_unregistered_model_answers_503_saying_so(

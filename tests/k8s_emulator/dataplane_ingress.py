@@ -231,8 +231,10 @@ class IngressThread:
     async def _stop(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self.ingress.mirrors):
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:  # open client connections and mirror copies
             task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         for pool in self.ingress.pools.values():
             pool.close()
 
