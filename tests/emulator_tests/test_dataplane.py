@@ -113,7 +113,7 @@ def test_split_and_mirror_seen_by_prometheus_as_the_clients_saw_them(
 ) -> None:
     """90/10 across two predictors plus a shadow: Prometheus counts per predictor exactly
     what the clients were answered, near the asked shares, and every mirrored copy."""
-    plane.rng.seed(20261202)
+    plane.rng.seed(20261202)  # draws are taken per request in order: the same split every run
     plane.publish(
         "seldon", "default/sharing", seldon_route(90, 10, shadow=True, deployment="sharing")
     )

@@ -144,10 +144,11 @@ class Ingress:
         backend = route.pick(self.rng)
         if backend is None:
             return _response(503, b"no healthy upstream", "text/plain")
+        # every draw of a request is taken before it waits: a seeded split is reproducible
+        copies = [m for m in route.mirrors if self.rng.random() * 100 < m.mirror_percent]
         status, payload = await self.exchange(route, backend, call, rows, asked)
-        for mirror in route.mirrors:
-            if self.rng.random() * 100 < mirror.mirror_percent:
-                self._start_mirror(route, mirror, call, rows, asked)
+        for mirror in copies:
+            self._start_mirror(route, mirror, call, rows, asked)
         extra = ""
         if route.platform == "seldon2":  # Envoy names the model version that answered
             served = backend.metric_labels.get("model_internal", backend.key)
