@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer
@@ -29,13 +28,7 @@ from modeldeploy.errors import (
     PlatformError,
 )
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
-from modeldeploy.progressive.metrics import (
-    PrometheusSource,
-    VariantFigures,
-    figures_between,
-    scrape,
-)
-from modeldeploy.progressive.queries import router_selector
+from modeldeploy.progressive.figures import baseline, service_figures
 from modeldeploy.progressive.state import (
     RolloutState,
     RolloutStore,
@@ -48,7 +41,7 @@ from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
 from modeldeploy.traffic import (
     CHALLENGER,
-    CHAMPION,
+    MetricQueries,
     TrafficControl,
     TrafficStatus,
     VariantStatus,
@@ -298,7 +291,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
         if challenger.last_error:
             _roll_back(deployer, state, registry, f"the challenger failed: {challenger.last_error}")
         elif challenger.ready:
-            _enter_step(control, state, 0)
+            _enter_step(control, state, 0, deployer.metric_queries)
         elif now > state.ready_by:
             _roll_back(deployer, state, registry, "the challenger did not become ready in time")
         else:
@@ -309,7 +302,9 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     status = control.traffic_status()
     result = analyse(
         state.analysis,
-        _service_figures(deployer, state, status, now - record.started_at),
+        service_figures(
+            deployer.metric_queries, state.analysis, status, state.baseline, now - record.started_at
+        ),
         status,
         now - record.started_at,
         live_challenger=bool(step.challenger_percent or step.mirror_percent),
@@ -332,7 +327,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     elif result.verdict == "inconclusive":
         _inconclusive(deployer, state, registry, result, now)
     elif state.step_index + 1 < len(state.steps):
-        _enter_step(control, state, state.step_index + 1)
+        _enter_step(control, state, state.step_index + 1, deployer.metric_queries)
     elif state.strategy.promotes:
         _promote(deployer, state, registry, f"every step passed; last: {result.reason}")
     else:
@@ -380,16 +375,14 @@ def _apply(
         time.sleep(_READY_POLL_SECONDS / 10)
 
 
-def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> None:
+def _enter_step(
+    control: TrafficControl, state: RolloutState, index: int, metrics: MetricQueries | None
+) -> None:
     step = state.steps[index]
     status = _apply(
         control, step.challenger_percent, step.mirror_percent, state.strategy.sticky_header
     )
-    state.baseline = (
-        scrape(status.metrics_url)
-        if state.analysis.prometheus_url is None and status.metrics_url
-        else {}
-    )
+    state.baseline = baseline(metrics, state.analysis, status)
     now = time.time()
     state.phase = "baking"
     state.step_index = index
@@ -398,37 +391,6 @@ def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> Non
     state.history.append(StepRecord(index=index, step=step, started_at=now))
     state.message = f"baking {step.bake_seconds:g} s"
     logger.info("%s", state.summary())
-
-
-def _service_figures(
-    deployer: ModelDeployer, state: RolloutState, status: TrafficStatus, window: float
-) -> dict[str, VariantFigures]:
-    """The step's request figures per variant: from Prometheus when one is configured (the
-    flavor's templates, each variant's label matchers), else by scraping `metrics_url`."""
-    metrics = deployer.metric_queries
-    if metrics is None:
-        return {}
-    prometheus = state.analysis.prometheus_url
-    if prometheus is None:
-        if metrics.scrapable and status.metrics_url:
-            return figures_between(state.baseline, scrape(status.metrics_url))
-        return {}
-    source = PrometheusSource(url=prometheus, templates=state.analysis.templates(metrics))
-    return source.figures(_selectors(status), window)
-
-
-def _selectors(status: TrafficStatus) -> dict[str, str]:
-    """Label matchers per variant; the local router's are its scrape target and `variant`."""
-    instance = urlsplit(status.metrics_url).netloc if status.metrics_url else None
-    selectors = {}
-    for variant in status.variants:
-        if variant.name not in (CHAMPION, CHALLENGER):
-            continue
-        if variant.metric_selector:
-            selectors[variant.name] = variant.metric_selector
-        elif instance:
-            selectors[variant.name] = router_selector(instance, variant.name)
-    return selectors
 
 
 def _promote(
