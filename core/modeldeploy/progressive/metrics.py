@@ -162,16 +162,18 @@ class PrometheusSource(BaseModel):
     def figures(
         self, selectors: dict[str, str], window_seconds: float
     ) -> dict[str, VariantFigures]:
-        """Each template asked once per variant (variant -> its label matchers). Counts of
-        several series add up; of several latency quantiles the highest is kept."""
+        """Each template asked once per variant (variant -> its label matchers), all at one
+        instant so that the figures of a step agree with each other. Counts of several
+        series add up; of several latency quantiles the highest is kept."""
         window = max(1, math.ceil(window_seconds))
+        at = f"{time.time():.3f}"
         figures: dict[str, VariantFigures] = defaultdict(VariantFigures)
         for variant, selector in selectors.items():
             fig = figures[variant]
             for figure, template in self.templates.items():
                 values = [
                     v
-                    for v in self._query(template.format(selector=selector, window=window))
+                    for v in self._query(template.format(selector=selector, window=window), at)
                     if not math.isnan(v)
                 ]
                 if not values:
@@ -182,8 +184,9 @@ class PrometheusSource(BaseModel):
                     setattr(fig, figure, sum(values))
         return dict(figures)
 
-    def _query(self, query: str) -> list[float]:
-        address = f"{self.url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    def _query(self, query: str, at: str) -> list[float]:
+        parameters = urllib.parse.urlencode({"query": query, "time": at})
+        address = f"{self.url.rstrip('/')}/api/v1/query?{parameters}"
         try:
             with urllib.request.urlopen(address, timeout=_HTTP_TIMEOUT) as response:
                 body = json.load(response)
