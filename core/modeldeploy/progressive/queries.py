@@ -55,12 +55,13 @@ ROUTER = MetricQueries(
     },
 )
 
-#: KServe in Knative (Serverless) mode: Knative's queue-proxy, in front of every revision,
-#: counts each non-probe request with its response code and latency
-#: (knative/serving pkg/queue/request_metric.go:48-66). Names without the component prefix
-#: `revision_`: `app_request_count`, `app_request_latencies` in MILLISECONDS
-#: (pkg/queue/sharedmain/main.go, "Metrics' names" constants); labels `namespace_name`,
-#: `revision_name`, `response_code`, `response_code_class` (pkg/metrics/key.go:32-39).
+#: KServe in Knative (Serverless) mode: the queue-proxy beside every revision's pod counts
+#: each non-probe request to the model container: `app_request_count` and
+#: `app_request_latencies` in MILLISECONDS, buckets 5..100000 (knative/serving@1ae44c1
+#: pkg/queue/metrics/request_metric.go:38-40,51-58; `NewAppRequestMetricsHandler`,
+#: `appRequestMetricsHandler.ServeHTTP`), exported with the `revision_` prefix; labels
+#: `namespace_name`, `revision_name`, `response_code`, `response_code_class`
+#: (knative/serving@0b112e8 pkg/metrics/key.go:29-40).
 KNATIVE = MetricQueries(
     platform="KServe (Knative queue-proxy)",
     templates={
@@ -74,9 +75,9 @@ KNATIVE = MetricQueries(
 #: Seldon Core 1: the executor (service orchestrator) of each predictor observes every
 #: request in the histogram `seldon_api_executor_server_requests_seconds` (seconds) with
 #: labels `deployment_name`, `predictor_name`, `predictor_version`, `service`, `method`,
-#: `code` (SeldonIO/seldon-core executor/api/metric/constants.go:4-13,
-#: executor/api/metric/server.go:23-33). REST codes are HTTP statuses, gRPC ones names
-#: such as "OK".
+#: `code` (SeldonIO/seldon-core@0120285 executor/api/metric/constants.go:4-14,25;
+#: @00bd281 executor/api/metric/server.go:23-33). REST codes are HTTP statuses, gRPC ones names
+#: such as "OK". A shadow predictor counts its mirrored copies under its own name.
 SELDON_CORE_1 = MetricQueries(
     platform="Seldon Core 1 (executor)",
     templates={
@@ -87,14 +88,15 @@ SELDON_CORE_1 = MetricQueries(
     },
 )
 
-#: Seldon Core 2: the agent beside each Server counts inferences per model in
-#: `seldon_model_infer_total` (and their summed latency in `seldon_model_infer_seconds_total`)
+#: Seldon Core 2: the agent beside each Server replica counts inferences per model in
+#: `seldon_model_infer_total` (their summed latency in `seldon_model_infer_seconds_total`)
 #: with labels `model` (the name asked for), `model_internal` (`<model>_<version>` that
-#: answered, so a candidate or mirror of an Experiment shows its own name there), `server`,
-#: `server_replica`, `method_type`, `code` (SeldonIO/seldon-core scheduler/pkg/metrics/agent.go:
-#: constants and createModelInferCounter; docs/examples/local-experiments.md, mirror example).
-#: Its latency histogram carries no model label, so p50/p99 per variant are not measured
-#: (give `analysis.queries` templates if your setup has them).
+#: answered, so an Experiment's candidate or mirror shows its own name there), `server`,
+#: `server_replica`, `method_type`, `code` (SeldonIO/seldon-core@311dc02
+#: scheduler/pkg/metrics/agent.go:22-24,39-47, `createModelInferCounter`,
+#: `addInferCount`; docs/examples/local-experiments.md, the mirror experiment's output).
+#: Its latency histogram `seldon_model_infer_api_seconds` carries no model label, so
+#: p50/p99 per variant are not measured (give `analysis.queries` templates if you have them).
 SELDON_CORE_2 = MetricQueries(
     platform="Seldon Core 2 (agent)",
     templates={
