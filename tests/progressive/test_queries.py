@@ -3,6 +3,8 @@ anything changes when the flavor's metrics cannot measure them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.progressive.analysis import AnalysisConfig
@@ -141,3 +143,17 @@ def test_agreement_on_kubernetes_comes_from_the_probe() -> None:
 def test_a_flavor_without_request_metrics_is_judged_by_the_probe_alone() -> None:
     with pytest.raises(InvalidConfigError, match="which this flavor does not export"):
         AnalysisConfig(prometheus_url=PROMETHEUS).check_measurable(mirrors=False, metrics=None)
+
+
+def test_check_rollout_reads_the_flavors_metric_source(tmp_path: Path) -> None:
+    """The refusal comes from the deployer's `metric_queries`, not from the flavor's name."""
+    from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
+    from modeldeploy.progressive.runner import check_rollout
+
+    deployer = MLflowModelDeployer({"home": str(tmp_path)})
+    strategy, analysis = check_rollout(deployer, "canary", None)  # the router is scraped
+    assert strategy.kind == "canary" and analysis.rules == ["error_rate<=0.01"]
+    deployer.metric_queries = SELDON_CORE_2  # as a Kubernetes flavor declares it
+    with pytest.raises(InvalidConfigError, match=r"Seldon Core 2 \(agent\) exports only to Prom"):
+        check_rollout(deployer, "canary", None)
+    check_rollout(deployer, "canary", {"prometheus_url": PROMETHEUS})
