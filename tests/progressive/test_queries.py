@@ -157,3 +157,4 @@ def test_check_rollout_reads_the_flavors_metric_source(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigError, match=r"Seldon Core 2 \(agent\) exports only to Prom"):
         check_rollout(deployer, "canary", None)
     check_rollout(deployer, "canary", {"prometheus_url": PROMETHEUS})
+    assert check_rollout(deployer, None, None)[0].kind == "in_place"  # no step to analyse
