@@ -46,7 +46,13 @@ from modeldeploy.progressive.state import (
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
-from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus, VariantStatus
+from modeldeploy.traffic import (
+    CHALLENGER,
+    Capability,
+    TrafficControl,
+    TrafficStatus,
+    VariantStatus,
+)
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
@@ -73,7 +79,10 @@ def check_rollout(
         config = AnalysisConfig.model_validate(analysis or {})
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
-    config.check_measurable(mirrors=any(s.mirror_percent for s in parsed.steps()))
+    compares = Capability.SPLIT_AGREEMENT in deployer.capabilities
+    config.check_measurable(
+        mirrors=any(s.mirror_percent or (compares and s.challenger_percent) for s in parsed.steps())
+    )
     return parsed, config
 
 

@@ -45,7 +45,12 @@ class MLflowModelDeployer(ModelDeployer):
     flavor: ClassVar[str] = "mlflow"
     config_class: ClassVar[type[ServiceConfig]] = MLflowServerConfig
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
+        {
+            Capability.TRAFFIC_SPLIT,
+            Capability.MIRROR,
+            Capability.SIDE_BY_SIDE,
+            Capability.SPLIT_AGREEMENT,
+        }
     )
     settings_class = MLflowDeployerSettings
     settings: MLflowDeployerSettings

@@ -28,6 +28,7 @@ from modeldeploy.flavors.mlflow.router import (
     CHALLENGER,
     CHAMPION,
     METRICS_PATH,
+    PREDICTIONS_PATH,
     Backend,
     RouterThread,
     Table,
@@ -121,6 +122,7 @@ class Routing:
             ),
             weight=int(traffic.get("weight", 0)),
             mirror_percent=int(traffic.get("mirror_percent", 0)),
+            compare_percent=int(record.get("config", {}).get("compare_percent", 0)),
             sticky_header=traffic.get("sticky_header"),
             timeout=float(record.get("config", {}).get("request_timeout", 60)),
         )
@@ -269,6 +271,7 @@ class Routing:
             "mirror_percent": table.mirror_percent if table and table.challenger else 0,
             "sticky_header": table.sticky_header if table is not None else None,
             "metrics_path": METRICS_PATH if table is not None else None,
+            "predictions_path": PREDICTIONS_PATH if table is not None else None,
         }
 
     def publish(self, state: str) -> None:
