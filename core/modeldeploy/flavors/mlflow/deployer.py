@@ -37,6 +37,10 @@ from modeldeploy.version import __version__
 logger = get_logger("modeldeploy")
 
 STALE_STAGING_SECONDS = 3600
+MLFLOW_APP = "mlflow.pyfunc.scoring_server.app:app"
+#: the same app, imported through a module that makes a retiring server end keep-alive
+#: connections cleanly (see graceful.py)
+GRACEFUL_APP = "modeldeploy.flavors.mlflow.graceful:app"
 
 
 class MLflowModelDeployer(ModelDeployer):
@@ -282,7 +286,8 @@ class MLflowModelDeployer(ModelDeployer):
             str(model_dir), None, None, config.request_timeout, config.workers
         )
         added_env = {k: v for k, v in command_env.items() if os.environ.get(k) != v}
-        args = command.split()[1:]  # drop the leading "uvicorn"
+        # drop the leading "uvicorn"
+        args = [GRACEFUL_APP if a == MLFLOW_APP else a for a in command.split()[1:]]
         return {
             "argv": [sys.executable, "-m", "uvicorn", "--fd", "{fd}", *args],
             "env": added_env,
