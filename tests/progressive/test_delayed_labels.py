@@ -152,7 +152,7 @@ def test_a_canary_is_judged_on_delayed_labels_and_live_agreement(
     port = urlsplit(serving.url).port
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     truth: dict[str, int] = {}
-    for i, (row, label) in enumerate(iris_rows * 2):
+    for i, (row, label) in enumerate(iris_rows):
         request_id = f"req-{i}"
         body = json.dumps({"dataframe_records": [row]})
         conn.request(
