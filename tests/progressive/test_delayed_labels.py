@@ -120,12 +120,7 @@ def test_a_canary_is_judged_on_delayed_labels_and_live_agreement(
     iris_rows: list[tuple[dict[str, float], int]],
     tmp_path: Path,
 ) -> None:
-    from modeldeploy.progressive.runner import (
-        advance_rollout,
-        begin_rollout,
-        check_rollout,
-        run_rollout,
-    )
+    from modeldeploy.progressive.runner import run_rollout
 
     labels_file = tmp_path / "labels.json"
     canary = {"kind": "canary", "percents": [50, 100], "bake_seconds": 1}
@@ -135,17 +130,7 @@ def test_a_canary_is_judged_on_delayed_labels_and_live_agreement(
         "min_requests": 5,
         "labels": {"file": str(labels_file), "min_labels": 20},
     }
-    strategy, config = check_rollout(serving.deployer, canary, analysis)
-    champion = serving.deployer.find_model_server(model_name="iris")[0]
-    state = begin_rollout(
-        serving.deployer,
-        champion,
-        serving.deployer.parse_config(serving.config(saved_models.second)),
-        strategy,
-        config,
-    )
-    while state.phase == "starting":
-        state = advance_rollout(serving.deployer, "iris")
+    state = serving.begin(saved_models.second, canary, analysis)
     assert state.phase == "baking" and state.current_step is not None
     assert state.current_step.challenger_percent == 50
 
@@ -178,4 +163,5 @@ def test_a_canary_is_judged_on_delayed_labels_and_live_agreement(
     assert challenger_figures["agreement"] is not None and challenger_figures["agreement"] < 0.9
     assert "probe_agreement" not in challenger_figures
     assert "live_accuracy" in state.message and "agreement" in state.message
-    assert champion.traffic_status().weight_of("challenger") == 0
+    server = serving.deployer.find_model_server(model_name="iris")[0]
+    assert server.traffic_status().weight_of("challenger") == 0

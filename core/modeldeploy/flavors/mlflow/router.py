@@ -36,6 +36,7 @@ import time
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -549,23 +550,16 @@ class Router:
         if request_id is not None:
             target = table.copy_to(backend)
             if target is not None:
-                self._start_mirror(target, request, request_id, backend, response, table.timeout)
+                self._start_mirror(
+                    self._mirror(target, request, request_id, backend, response, table.timeout)
+                )
 
-    def _start_mirror(
-        self,
-        target: Backend,
-        request: Request,
-        request_id: str,
-        served: Backend,
-        answer: Response,
-        timeout: float,
-    ) -> None:
+    def _start_mirror(self, copy: Coroutine[Any, Any, None]) -> None:
         if len(self.mirrors) >= MAX_MIRRORS_IN_FLIGHT:
             self.metrics.mirrors_dropped += 1
+            copy.close()
             return
-        task = asyncio.get_running_loop().create_task(
-            self._mirror(target, request, request_id, served, answer, timeout)
-        )
+        task = asyncio.get_running_loop().create_task(copy)
         self.mirrors.add(task)
         task.add_done_callback(self.mirrors.discard)
 
