@@ -165,3 +165,17 @@ def test_a_canary_is_judged_on_delayed_labels_and_live_agreement(
     assert "live_accuracy" in state.message and "agreement" in state.message
     server = serving.deployer.find_model_server(model_name="iris")[0]
     assert server.traffic_status().weight_of("challenger") == 0
+
+
+def test_live_figures_are_shown_beside_the_others() -> None:
+    from modeldeploy.progressive.analysis import StepAnalysis
+    from modeldeploy.progressive.report import render_analysis
+
+    result = StepAnalysis(
+        verdict="failed",
+        reason="live_accuracy 0.333 < 0.8",
+        window_seconds=3.0,
+        figures={"challenger": {"requests": 75.0, "labelled": 75.0, "live_accuracy": 1 / 3}},
+    )
+    text = "\n".join(render_analysis(0, "challenger 50%", result))
+    assert "labelled 75, live accuracy 0.333" in text
