@@ -162,7 +162,13 @@ def logged_answers(predictions_url: str, since: float) -> list[dict[str, Any]]:
     """The answers the platform logged since `since` (wall-clock seconds)."""
     sep = "&" if "?" in predictions_url else "?"
     text = _get(f"{predictions_url}{sep}since={since:.6f}", "logged predictions")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    answers = []
+    for line in text.splitlines():
+        try:
+            answers.append(json.loads(line))
+        except ValueError:
+            continue  # an answer that was not JSON cannot be scored
+    return answers
 
 
 def join(source: LabelSource, answers: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
