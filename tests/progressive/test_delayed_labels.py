@@ -91,6 +91,8 @@ def test_bad_label_sources_are_refused_with_what_to_do(tmp_path: Path) -> None:
         LabelSource(url="http://127.0.0.1:1/x", file=tmp_path / "x")
     with pytest.raises(ValueError, match="must not carry credentials"):
         LabelSource(url="http://user:hunter22@127.0.0.1:1/labels")
+    with pytest.raises(ValueError, match="must not carry credentials"):
+        LabelSource(url="http://127.0.0.1:1/labels?token=hunter22")
     with pytest.raises(ValueError, match="import string"):
         LabelSource(function="not a function")
     with pytest.raises(InvalidConfigError, match="cannot be imported"):

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modeldeploy.errors import InvalidConfigError, PlatformError
 from modeldeploy.progressive.scoring import Task, predictions_of, score
+from modeldeploy.redaction import redact
 
 LIVE_METRICS = ("live_accuracy", "live_rmse", "live_mae", "labelled")
 _HTTP_TIMEOUT = 10.0
@@ -63,7 +64,7 @@ class LabelSource(BaseModel):
             parts = urllib.parse.urlsplit(self.url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"analysis.labels.url {self.url!r} is not an http(s) URL")
-            if parts.username or parts.password:
+            if parts.username or parts.password or redact(self.url) != self.url:
                 raise ValueError(
                     "analysis.labels.url must not carry credentials (the rollout state is "
                     "saved as JSON); serve labels without them or use a function source"
