@@ -223,6 +223,9 @@ def main() -> int:
         ),
     ]
     print_table("progressive delivery on the local flavor", rows)
+    for name, client in (("canary", canary_client), ("abort", abort_client)):
+        for failure in client.failures[:5]:
+            print(f"{name}: failed request: {failure}")
     return 0
 
 

@@ -33,6 +33,8 @@ class Capability(StrEnum):
     TRAFFIC_SPLIT = "traffic_split"  # weighted routing between champion and challenger
     MIRROR = "mirror"  # copy of live requests to the challenger, answers discarded
     SIDE_BY_SIDE = "side_by_side"  # a second server beside the first (blue/green)
+    #: on a split, copies of live requests to the other variant give agreement figures
+    SPLIT_AGREEMENT = "split_agreement"
 
 
 class VariantStatus(BaseModel):
@@ -63,6 +65,9 @@ class TrafficStatus(BaseModel):
     sticky_header: str | None = None
     #: Prometheus text-format endpoint with per-variant request metrics (label `variant`)
     metrics_url: str | None = None
+    #: JSON lines of recent answers per variant, by request id, for joining delayed labels
+    #: (`modeldeploy.progressive.labels`); None when the platform keeps no such log
+    predictions_url: str | None = None
 
     def weight_of(self, variant: str) -> int:
         return next((v.weight for v in self.variants if v.name == variant), 0)

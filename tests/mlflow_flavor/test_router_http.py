@@ -16,6 +16,7 @@ from modeldeploy.flavors.mlflow.router import (
     CHALLENGER,
     CHAMPION,
     METRICS_PATH,
+    PREDICTIONS_PATH,
     Backend,
     RouterThread,
     Table,
@@ -204,3 +205,88 @@ def test_draining_answers_a_waiting_keep_alive_client_then_closes(
     finally:
         router.close()
         champion.shutdown()
+
+
+def _logged(port: int, since: float = 0.0) -> list[dict[str, object]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", f"{PREDICTIONS_PATH}?since={since}")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_split_requests_are_compared_both_ways_and_answers_logged_by_request_id(
+    public: socket.socket,
+) -> None:
+    champion, challenger = make_backend(1.0), make_backend(2.0)
+    port = public.getsockname()[1]
+    table = Table(
+        champion=backend(CHAMPION, champion),
+        challenger=backend(CHALLENGER, challenger),
+        weight=50,
+        compare_percent=100,
+    )
+    router = RouterThread(public, table)
+    try:
+        body = json.dumps({"inputs": [[1, 2]]}).encode()
+        ids = []
+        for i in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/invocations", body, {"X-Request-Id": f"client-{i}"})
+            response = conn.getresponse()
+            assert response.status == 200
+            ids.append(response.getheader("x-request-id"))
+            response.read()
+            conn.close()
+        assert ids == [f"client-{i}" for i in range(20)]  # the client's own ids are kept
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/invocations", body)
+        made = conn.getresponse().getheader("x-request-id")
+        conn.close()
+        assert made is not None and len(made) == 32  # one is made when the client sent none
+
+        # Every answer, both the client's and the copy to the other variant, is compared
+        # (they differ: 1.0 against 2.0) and logged by request id.
+        deadline = time.monotonic() + 30
+        while (
+            metric(port, "modeldeploy_agreement_total", variant=CHALLENGER, result="disagree") < 21
+        ):
+            assert time.monotonic() < deadline, "split requests were not compared"
+            time.sleep(0.02)
+        assert metric(port, "modeldeploy_agreement_total", variant=CHALLENGER, result="agree") == 0
+        served = {
+            v: metric(port, "modeldeploy_requests_total", variant=v, code="200", mirror="false")
+            for v in (CHAMPION, CHALLENGER)
+        }
+        copies = {
+            v: metric(port, "modeldeploy_requests_total", variant=v, code="200", mirror="true")
+            for v in (CHAMPION, CHALLENGER)
+        }
+        assert served[CHAMPION] > 0 and served[CHALLENGER] > 0  # a real split
+        assert copies == {CHAMPION: served[CHALLENGER], CHALLENGER: served[CHAMPION]}
+        logged = _logged(port)
+        by_id: dict[object, dict[object, object]] = {}
+        for entry in logged:
+            by_id.setdefault(entry["request_id"], {})[entry["variant"]] = entry["answer"]
+        assert by_id["client-3"] == {
+            CHAMPION: {"predictions": [1.0]},
+            CHALLENGER: {"predictions": [2.0]},
+        }
+        assert made in by_id
+        assert _logged(port, since=time.time() + 60) == []
+
+    finally:
+        router.close()
+        champion.shutdown()
+        challenger.shutdown()
+
+
+def test_copies_go_to_the_other_variant_only_on_a_split_or_a_mirror() -> None:
+    a, b = Backend(CHAMPION, "127.0.0.1", 1), Backend(CHALLENGER, "127.0.0.1", 2)
+    assert Table(champion=a).copy_to(a) is None
+    unsplit = Table(champion=a, challenger=b, compare_percent=100)
+    assert unsplit.copy_to(a) is None
+    assert Table(champion=a, challenger=b, mirror_percent=100).copy_to(a) is b
+    split = Table(champion=a, challenger=b, weight=10, compare_percent=100)
+    assert split.copy_to(a) is b and split.copy_to(b) is a
+    assert Table(champion=a, challenger=b, weight=10).copy_to(b) is None

@@ -275,10 +275,17 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     assert [v.name for v in server.traffic_status().variants] == [CHAMPION]
     server.remove_challenger()  # nothing to remove: a no-op, not an error
 
-    # A challenger whose model cannot load gets no traffic and says why.
-    server.add_challenger({**config, "model_uri": str(saved_models.broken)})
-    server.set_traffic(50, mirror_percent=100)
-    wait_until(lambda: server.traffic_status().metrics_url is not None)
+    # A challenger whose model cannot load gets no traffic and says why. Adding it retires
+    # the scoring server on the public socket: its keep-alive clients are answered to the
+    # end (`Connection: close`), so even a client that never resends loses nothing.
+    with SteadyClient(port, json.dumps(rows).encode()) as client:
+        wait_until(lambda: client.sent > 20)
+        server.add_challenger({**config, "model_uri": str(saved_models.broken)})
+        server.set_traffic(50, mirror_percent=100)
+        wait_until(lambda: server.traffic_status().metrics_url is not None)
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    assert client.failed == 0 and client.retried == 0, client.failures
     wait_until(lambda: server.traffic_status().variants[-1].last_error is not None)
     broken = server.traffic_status()
     assert [(v.name, v.ready, v.weight) for v in broken.variants] == [

@@ -26,6 +26,19 @@ class Serving:
     def config(self, model_uri: Path | str) -> dict[str, Any]:
         return {**self.base, "model_uri": str(model_uri)}
 
+    def begin(self, model_uri: Path | str, strategy: Any, analysis: Any) -> Any:
+        """Start a rollout of `model_uri` and advance it, as a triggerer would, until its
+        first step bakes; returns the state."""
+        from modeldeploy.progressive.runner import advance_rollout, begin_rollout, check_rollout
+
+        parsed, config = check_rollout(self.deployer, strategy, analysis)
+        champion = self.deployer.find_model_server(model_name="iris")[0]
+        service = self.deployer.parse_config(self.config(model_uri))
+        state = begin_rollout(self.deployer, champion, service, parsed, config)
+        while state.phase == "starting":
+            state = advance_rollout(self.deployer, "iris")
+        return state
+
 
 @pytest.fixture
 def serving(mlflow_deployer: Any, tracking_uri: str, saved_models: SavedModels) -> Serving:

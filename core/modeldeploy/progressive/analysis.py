@@ -1,14 +1,17 @@
 """The analysis run at the end of every step: service health and the model itself.
 
 Figures per variant come from `metrics` (request count, error rate, p50/p99 latency, and
-agreement on mirrored requests). A probe dataset, sent to each variant's own URL, adds
-agreement on the same rows and, with its labels, accuracy or rmse/mae per variant.
+agreement on requests both variants answered). A probe dataset, sent to each variant's own
+URL, adds agreement on the same rows and, with its labels, accuracy or rmse/mae per
+variant; a source of delayed labels (`labels`) adds live accuracy or error on the
+variants' logged answers to live requests.
 Thresholds are the gate's rules (`error_rate<=0.01`) applied to the challenger's figures.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,13 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.gate import CheckResult, Gate, MetricThreshold
 from modeldeploy.http import JsonClient
+from modeldeploy.progressive.labels import LIVE_METRICS, LabelSource, live_figures
 from modeldeploy.progressive.metrics import VariantFigures
 from modeldeploy.progressive.queries import FIGURES, NEEDS
+from modeldeploy.progressive.scoring import Task, predictions_of, same, score
 from modeldeploy.traffic import CHALLENGER, CHAMPION, MetricQueries, TrafficStatus
 
 SERVICE_METRICS = ("requests", "errors", "error_rate", "p50_ms", "p99_ms")
 PROBE_METRICS = ("accuracy", "rmse", "mae")
-KNOWN_METRICS = (*SERVICE_METRICS, "agreement", *PROBE_METRICS)
+KNOWN_METRICS = (*SERVICE_METRICS, "agreement", *PROBE_METRICS, *LIVE_METRICS)
 DEFAULT_RULES = ("error_rate<=0.01",)
 Verdict = Literal["passed", "failed", "inconclusive"]
 
@@ -34,7 +39,7 @@ class Probe(BaseModel):
 
     records: list[dict[str, Any]] = Field(min_length=1)
     labels: list[Any] | None = None
-    task: Literal["classification", "regression"] = "classification"
+    task: Task = "classification"
 
     @model_validator(mode="after")
     def _labels_match(self) -> Probe:
@@ -63,6 +68,8 @@ class AnalysisConfig(BaseModel):
     #: per figure; placeholders `{selector}` (one variant's label matchers) and `{window}`
     queries: dict[str, str] = {}
     probe: Probe | None = None
+    #: delayed labels of live requests, joined with each variant's logged answers
+    labels: LabelSource | None = None
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -112,11 +119,19 @@ class AnalysisConfig(BaseModel):
     ) -> None:
         """Refuse rules no step of this rollout could measure, before anything changes.
 
+        `mirrors`: some step has live requests both variants answer (mirror or compare);
         `metrics` is where the flavor's request figures come from (None: nowhere); `live`
         says whether any step sends the challenger requests (split or mirror)."""
+        if self.labels is not None:
+            self.labels.check()
         source = self._service_source(metrics)
         templates = self.templates(metrics) if source else {}
         for rule, t in zip(self.rules, self.thresholds(), strict=True):
+            if t.metric in LIVE_METRICS and self.labels is None:
+                raise InvalidConfigError(
+                    f"analysis rule on {t.metric} needs delayed labels: give analysis.labels "
+                    "(a url, file or function answering {request_id: label})"
+                )
             if t.metric in PROBE_METRICS and (self.probe is None or self.probe.labels is None):
                 raise InvalidConfigError(
                     f"analysis rule on {t.metric} needs labels: give analysis.probe with "
@@ -127,7 +142,8 @@ class AnalysisConfig(BaseModel):
                     raise InvalidConfigError(
                         "analysis rule on agreement needs requests both variants answered: "
                         + (
-                            "use the shadow strategy (mirrored requests) or give analysis.probe"
+                            "use the shadow strategy (mirrored requests), a flavor that compares "
+                            "split requests, or give analysis.probe"
                             if _has(templates, t.metric) or metrics is None or metrics.scrapable
                             else f"{_platform(metrics)} exports no agreement metric, so give "
                             "analysis.probe (rows sent to each variant's own URL)"
@@ -203,8 +219,14 @@ def analyse(
             figures[variant].update(values)
         if challenger.get("agreement") is None:
             challenger["agreement"] = challenger.get("probe_agreement")
+    if config.labels is not None and live_challenger:
+        since = time.time() - window_seconds
+        for variant, values in live_figures(config.labels, traffic.predictions_url, since).items():
+            if variant in figures:
+                figures[variant].update(values)
     measured = {k: v for k, v in challenger.items() if v is not None}
-    rules = [t for t in config.thresholds() if live_challenger or t.metric not in SERVICE_METRICS]
+    live_only = (*SERVICE_METRICS, *LIVE_METRICS)
+    rules = [t for t in config.thresholds() if live_challenger or t.metric not in live_only]
     gate = Gate(thresholds=rules)
     decision = gate.evaluate(measured)
     thin = live_challenger and (challenger["requests"] or 0) < config.min_requests
@@ -261,17 +283,18 @@ def _probe(probe: Probe, traffic: TrafficStatus) -> dict[str, dict[str, float | 
                     # the challenger failing the probe is a finding, not a broken analysis
                     return _probe_failed(probe)
                 raise
-            answers[variant.name] = _predictions(body)
+            answers[variant.name] = predictions_of(body)
     finally:
         client.close()
     results: dict[str, dict[str, float | None]] = {}
     for name, predictions in answers.items():
-        results[name] = _score(probe, predictions)
+        labels = probe.labels or []
+        results[name] = dict(score(probe.task, predictions, labels))
     if CHAMPION in answers and CHALLENGER in answers:
-        same = sum(
-            _same(a, b) for a, b in zip(answers[CHAMPION], answers[CHALLENGER], strict=False)
+        agreed = sum(
+            same(a, b) for a, b in zip(answers[CHAMPION], answers[CHALLENGER], strict=False)
         )
-        results[CHALLENGER]["probe_agreement"] = same / len(probe.records)
+        results[CHALLENGER]["probe_agreement"] = agreed / len(probe.records)
     return results
 
 
@@ -280,33 +303,3 @@ def _probe_failed(probe: Probe) -> dict[str, dict[str, float | None]]:
     if probe.labels is not None:
         failed.update(accuracy=0.0, rmse=math.inf, mae=math.inf)
     return {CHALLENGER: failed}
-
-
-def _predictions(body: Any) -> list[Any]:
-    predictions = body.get("predictions", body) if isinstance(body, dict) else body
-    if isinstance(predictions, dict):  # column-oriented output: first column
-        predictions = next(iter(predictions.values()), [])
-    return list(predictions) if isinstance(predictions, list) else [predictions]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return bool(a == b)
-
-
-def _score(probe: Probe, predictions: list[Any]) -> dict[str, float | None]:
-    if probe.labels is None or len(predictions) != len(probe.labels):
-        return {}
-    if probe.task == "classification":
-        hits = sum(_same(p, y) for p, y in zip(predictions, probe.labels, strict=True))
-        return {"accuracy": hits / len(probe.labels)}
-    errors = [float(p) - float(y) for p, y in zip(predictions, probe.labels, strict=True)]
-    return {
-        "rmse": math.sqrt(sum(e * e for e in errors) / len(errors)),
-        "mae": sum(abs(e) for e in errors) / len(errors),
-    }

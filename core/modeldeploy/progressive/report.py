@@ -14,6 +14,10 @@ _FIGURES = (
     ("accuracy", "accuracy", "{:.3f}"),
     ("rmse", "rmse", "{:.4g}"),
     ("mae", "mae", "{:.4g}"),
+    ("labelled", "labelled", "{:.0f}"),
+    ("live_accuracy", "live accuracy", "{:.3f}"),
+    ("live_rmse", "live rmse", "{:.4g}"),
+    ("live_mae", "live mae", "{:.4g}"),
 )
 
 

@@ -41,6 +41,7 @@ from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
 from modeldeploy.traffic import (
     CHALLENGER,
+    Capability,
     MetricQueries,
     TrafficControl,
     TrafficStatus,
@@ -75,8 +76,9 @@ def check_rollout(
     steps = parsed.steps()
     if not steps:  # in_place: no step is analysed, so no rule needs a source
         return parsed, config
+    compares = Capability.SPLIT_AGREEMENT in deployer.capabilities
     config.check_measurable(
-        mirrors=any(s.mirror_percent for s in steps),
+        mirrors=any(s.mirror_percent or (compares and s.challenger_percent) for s in steps),
         metrics=deployer.metric_queries,
         live=any(s.challenger_percent or s.mirror_percent for s in steps),
     )

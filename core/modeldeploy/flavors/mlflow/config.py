@@ -28,6 +28,16 @@ class MLflowServerConfig(ServiceConfig):
     request_timeout: int = Field(
         default=60, ge=1, description="Seconds a single scoring request may take."
     )
+    compare_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description=(
+            "While a rollout splits traffic, this percent of each variant's requests is "
+            "also sent to the other variant after the client has its answer, so agreement "
+            "is measured on live requests; 0 turns it off."
+        ),
+    )
     restart_policy: Literal["never", "on-failure"] = Field(
         default="never",
         description=(

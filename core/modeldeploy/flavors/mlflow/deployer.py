@@ -38,6 +38,10 @@ from modeldeploy.version import __version__
 logger = get_logger("modeldeploy")
 
 STALE_STAGING_SECONDS = 3600
+MLFLOW_APP = "mlflow.pyfunc.scoring_server.app:app"
+#: the same app, imported through a module that makes a retiring server end keep-alive
+#: connections cleanly (see graceful.py)
+GRACEFUL_APP = "modeldeploy.flavors.mlflow.graceful:app"
 
 
 class MLflowModelDeployer(ModelDeployer):
@@ -46,7 +50,12 @@ class MLflowModelDeployer(ModelDeployer):
     flavor: ClassVar[str] = "mlflow"
     config_class: ClassVar[type[ServiceConfig]] = MLflowServerConfig
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
+        {
+            Capability.TRAFFIC_SPLIT,
+            Capability.MIRROR,
+            Capability.SIDE_BY_SIDE,
+            Capability.SPLIT_AGREEMENT,
+        }
     )
     metric_queries = ROUTER
     settings_class = MLflowDeployerSettings
@@ -282,7 +291,8 @@ class MLflowModelDeployer(ModelDeployer):
             str(model_dir), None, None, config.request_timeout, config.workers
         )
         added_env = {k: v for k, v in command_env.items() if os.environ.get(k) != v}
-        args = command.split()[1:]  # drop the leading "uvicorn"
+        # drop the leading "uvicorn"
+        args = [GRACEFUL_APP if a == MLFLOW_APP else a for a in command.split()[1:]]
         return {
             "argv": [sys.executable, "-m", "uvicorn", "--fd", "{fd}", *args],
             "env": added_env,

@@ -8,7 +8,14 @@ to the variants' scoring servers on private loopback ports:
 - `POST /invocations` goes to the challenger with the table's weight (per request, or by a
   hash of a sticky header), else to the champion; every other path to the champion;
 - a copy of a champion-routed request may be mirrored to the challenger after the client
-  has its answer; the copy's answer is compared with the champion's and then dropped;
+  has its answer (`mirror_percent`); on a split step a sampled share of every variant's
+  requests (`compare_percent`) is also copied to the OTHER variant, so agreement is
+  measured on the same live requests whichever variant answered the client. A copy's
+  answer is compared with the client's and then dropped;
+- each scoring request carries an id (the client's `X-Request-Id`, else one is made and
+  returned in the answer's `x-request-id` header); the last `PREDICTION_LOG_SIZE` answers
+  (id, variant, answer) are kept in memory and served at `PREDICTIONS_PATH`, so delayed
+  labels can be joined with them later;
 - per-variant metrics in Prometheus text format are served at `METRICS_PATH`.
 
 The supervisor swaps the routing table by assignment (one table per request) and drains
@@ -26,11 +33,20 @@ import random
 import socket
 import threading
 import time
+import uuid
 import zlib
+from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 METRICS_PATH = "/modeldeploy/metrics"
+PREDICTIONS_PATH = "/modeldeploy/predictions"
+REQUEST_ID_HEADER = "x-request-id"
+PREDICTION_LOG_SIZE = 20_000  # answers kept for joining delayed labels (oldest dropped)
+MAX_LOGGED_ANSWER = 16 * 1024  # larger answers are logged without their body
+MAX_REQUEST_ID = 200
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BUCKETS = (
@@ -64,6 +80,8 @@ class Table:
     challenger: Backend | None = None
     weight: int = 0  # percent of /invocations to the challenger
     mirror_percent: int = 0  # percent of champion-routed /invocations copied to challenger
+    #: on a split (weight > 0), percent of each variant's /invocations copied to the other
+    compare_percent: int = 0
     sticky_header: str | None = None
     timeout: float = 60.0
 
@@ -75,10 +93,17 @@ class Table:
         bucket = zlib.crc32(sticky) % 100 if sticky is not None else int(random.random() * 100)
         return self.challenger if bucket < self.weight else self.champion
 
-    def mirror(self) -> Backend | None:
-        if self.challenger is None or self.mirror_percent <= 0:
+    def copy_to(self, served: Backend) -> Backend | None:
+        """The other variant, for a sampled copy of a request `served` answered: mirrors
+        of champion-routed requests, and on a split step comparisons both ways."""
+        if self.challenger is None:
             return None
-        return self.challenger if random.random() * 100 < self.mirror_percent else None
+        compare = self.compare_percent if self.weight > 0 else 0
+        if served is self.champion:
+            other, percent = self.challenger, max(self.mirror_percent, compare)
+        else:
+            other, percent = self.champion, compare
+        return other if percent > 0 and random.random() * 100 < percent else None
 
 
 @dataclass
@@ -93,6 +118,22 @@ class Request:
     def header(self, name: str | None) -> bytes | None:
         return self.headers.get(name.lower().encode()) if name else None
 
+    def ensure_id(self) -> str:
+        """The client's request id if it sent a usable one, else a new one added to the
+        head, so the variants (and their logs) see the same id."""
+        given = self.headers.get(REQUEST_ID_HEADER.encode(), b"")
+        if 0 < len(given) <= MAX_REQUEST_ID and all(0x21 <= c <= 0x7E for c in given):
+            return given.decode()
+        made = uuid.uuid4().hex
+        self.headers[REQUEST_ID_HEADER.encode()] = made.encode()
+        kept = b"".join(
+            line + b"\r\n"
+            for line in self.head[:-4].split(b"\r\n")
+            if not line.lower().startswith(REQUEST_ID_HEADER.encode() + b":")
+        )
+        self.head = kept + REQUEST_ID_HEADER.encode() + b": " + made.encode() + b"\r\n\r\n"
+        return made
+
 
 @dataclass
 class Response:
@@ -104,6 +145,49 @@ class Response:
 
     def payload(self) -> bytes:
         return _dechunk(self.body) if self.chunked else self.body
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One answer a variant gave, kept for joining delayed labels."""
+
+    at: float  # wall clock: read by other processes
+    request_id: str
+    variant: str
+    status: int
+    mirror: bool
+    answer: bytes | None  # the JSON body; None when not 2xx or too large
+
+    def line(self) -> bytes:
+        """A JSON line; the answer is embedded as the scoring server wrote it (JSON), so
+        reading the log costs the router no parsing."""
+        return (
+            f'{{"at": {self.at!r}, "request_id": {json.dumps(self.request_id)}, '
+            f'"variant": "{self.variant}", "status": {self.status}, '
+            f'"mirror": {"true" if self.mirror else "false"}, "answer": '
+        ).encode() + (self.answer or b"null") + b"}\n"
+
+
+class PredictionLog:
+    """A bounded ring of the latest answers, oldest first; lines are made only when read."""
+
+    def __init__(self, size: int = PREDICTION_LOG_SIZE) -> None:
+        self.entries: deque[Logged] = deque(maxlen=size)
+
+    def add(self, request_id: str, variant: str, response: Response, mirror: bool) -> None:
+        ok = 200 <= response.status < 300 and len(response.body) <= MAX_LOGGED_ANSWER
+        answer = response.payload().strip() if ok else None
+        self.entries.append(
+            Logged(time.time(), request_id, variant, response.status, mirror, answer or None)
+        )
+
+    def render(self, since: float) -> bytes:
+        lines = []
+        for entry in reversed(self.entries):  # newest first: stop at the window's start
+            if entry.at < since:
+                break
+            lines.append(entry.line())
+        return b"".join(reversed(lines))
 
 
 @dataclass
@@ -162,7 +246,7 @@ class Metrics:
             )
             out.append(f"modeldeploy_request_duration_seconds_count{{{labels}}} {running}")
         out += [
-            "# HELP modeldeploy_agreement_total Mirrored requests whose answers agree.",
+            "# HELP modeldeploy_agreement_total Copies: the challenger's answer vs the champion's.",
             "# TYPE modeldeploy_agreement_total counter",
         ]
         for (variant, result), n in sorted(self.agreement.items()):
@@ -363,6 +447,7 @@ class Router:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.metrics = Metrics()
+        self.predictions = PredictionLog()
         self.pools: dict[Backend, Pool] = {}
         self.server: asyncio.Server | None = None
         self.connections: dict[asyncio.StreamWriter, bool] = {}  # writer -> busy
@@ -411,17 +496,19 @@ class Router:
                 self.drained.set()
 
     async def _handle(self, request: Request, writer: asyncio.StreamWriter) -> None:
-        path = request.target.split("?", 1)[0]
-        if path == METRICS_PATH:
-            writer.write(
-                _simple_response(
-                    200, "OK", self.metrics.render(self.table), "text/plain; version=0.0.4"
-                )
-            )
+        path, _, query = request.target.partition("?")
+        if path in (METRICS_PATH, PREDICTIONS_PATH):
+            if path == METRICS_PATH:
+                body, kind = self.metrics.render(self.table), "text/plain; version=0.0.4"
+            else:
+                since = _float(parse_qs(query).get("since", ["0"])[0])
+                body, kind = self.predictions.render(since), "application/x-ndjson"
+            writer.write(_simple_response(200, "OK", body, kind))
             await writer.drain()
             return
         table = self.table
         scoring = path == "/invocations" and request.method == "POST"
+        request_id = request.ensure_id() if scoring else None
         backend = table.pick(request.header(table.sticky_header)) if scoring else table.champion
         started = time.perf_counter()
         try:
@@ -443,35 +530,47 @@ class Router:
                 writer.write(_simple_response(502, "Bad Gateway", b"", "text/plain"))
                 await writer.drain()
                 return
-        if scoring:
+        head = response.head
+        if request_id is not None:
             self.metrics.observe(
                 backend.name, response.status, False, time.perf_counter() - started
             )
-        head = response.head
+            self.predictions.add(request_id, backend.name, response, mirror=False)
+            head = head[:-2] + b"%s: %s\r\n\r\n" % (
+                REQUEST_ID_HEADER.encode(),
+                request_id.encode(),
+            )
         if self.draining and not _says_close(head):
             head = head[:-2] + b"connection: close\r\n\r\n"
         writer.write(head + response.body)
         await writer.drain()
-        if scoring and backend is table.champion:
-            target = table.mirror()
+        if request_id is not None:
+            target = table.copy_to(backend)
             if target is not None:
-                self._start_mirror(target, request, response, table.timeout)
+                self._start_mirror(
+                    self._mirror(target, request, request_id, backend, response, table.timeout)
+                )
 
-    def _start_mirror(
-        self, target: Backend, request: Request, champion: Response, timeout: float
-    ) -> None:
+    def _start_mirror(self, copy: Coroutine[Any, Any, None]) -> None:
         if len(self.mirrors) >= MAX_MIRRORS_IN_FLIGHT:
             self.metrics.mirrors_dropped += 1
+            copy.close()
             return
-        task = asyncio.get_running_loop().create_task(
-            self._mirror(target, request, champion, timeout)
-        )
+        task = asyncio.get_running_loop().create_task(copy)
         self.mirrors.add(task)
         task.add_done_callback(self.mirrors.discard)
 
     async def _mirror(
-        self, target: Backend, request: Request, champion: Response, timeout: float
+        self,
+        target: Backend,
+        request: Request,
+        request_id: str,
+        served: Backend,
+        answer: Response,
+        timeout: float,
     ) -> None:
+        """Send a copy to `target` off the client's path; compare its answer with the one
+        `served` gave the client, judging the challenger's against the champion's."""
         started = time.perf_counter()
         try:
             response = await self.pool(target).exchange(request, timeout)
@@ -479,8 +578,10 @@ class Router:
             self.metrics.observe(target.name, 502, True, time.perf_counter() - started)
             return
         self.metrics.observe(target.name, response.status, True, time.perf_counter() - started)
-        if 200 <= response.status < 300 and 200 <= champion.status < 300:
-            self.metrics.compare(target.name, _same_answer(response, champion))
+        self.predictions.add(request_id, target.name, response, mirror=True)
+        if 200 <= response.status < 300 and 200 <= answer.status < 300:
+            pair = (response, answer) if served.name == CHAMPION else (answer, response)
+            self.metrics.compare(CHALLENGER, _same_answer(*pair))
 
     async def drain(self) -> None:
         """Stop accepting; each open connection closes once its request is answered."""
@@ -501,6 +602,13 @@ class Router:
             await asyncio.wait(list(self.mirrors))
         for pool in self.pools.values():
             pool.close()
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _same_answer(challenger: Response, champion: Response) -> bool:

@@ -19,15 +19,18 @@ Stdlib only, like the supervisor.
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modeldeploy.flavors.mlflow.router import (
     CHALLENGER,
     CHAMPION,
     METRICS_PATH,
+    PREDICTIONS_PATH,
     Backend,
     RouterThread,
     Table,
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 RETIRE_AFTER = 1.0  # seconds a variant stays up after it left the routing table
 CRASH_RETRY_SECONDS = 2.0
+#: written by MLflow beside MLmodel when the model was saved with an input example
+WARM_UP_EXAMPLE = "serving_input_example.json"
+WARM_UP_TIMEOUT = 30.0
 
 
 class Private:
@@ -55,10 +61,41 @@ class Private:
         self.port: int = self.sock.getsockname()[1]
         self.child: Child = Child(generation, spec, self.sock, supervisor.log)
         self.unused_since: float | None = None
+        self.warm = threading.Event()
+        threading.Thread(
+            target=self._warm_up, args=(spec.get("model_dir"),), daemon=True, name="warm-up"
+        ).start()
 
     @property
     def ready(self) -> bool:
-        return self.child.ready.is_set()
+        """Loaded and warmed up: only then is a client's request routed here."""
+        return self.warm.is_set()
+
+    def _warm_up(self, model_dir: str | None) -> None:
+        """A fresh scoring server's first prediction is several times slower than the next
+        (lazy imports, first schema check): pay it with the model's own input example
+        before any client waits on it. Without an example, or if it fails, ready as is."""
+        while not self.child.ready.wait(0.25):
+            if self.child.exited():
+                return
+        try:
+            example = Path(model_dir) / WARM_UP_EXAMPLE if model_dir else None
+            if example is not None and example.is_file():
+                conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=WARM_UP_TIMEOUT)
+                try:
+                    conn.request(
+                        "POST",
+                        "/invocations",
+                        example.read_bytes(),
+                        {"Content-Type": "application/json"},
+                    )
+                    conn.getresponse().read()
+                finally:
+                    conn.close()
+        except (OSError, http.client.HTTPException):
+            pass  # a model that cannot answer its example is the analysis's to find
+        finally:
+            self.warm.set()
 
     def retire(self, wait: bool = False) -> None:
         """Terminate in the background: uvicorn finishes in-flight requests first."""
@@ -121,6 +158,7 @@ class Routing:
             ),
             weight=int(traffic.get("weight", 0)),
             mirror_percent=int(traffic.get("mirror_percent", 0)),
+            compare_percent=int(record.get("config", {}).get("compare_percent", 0)),
             sticky_header=traffic.get("sticky_header"),
             timeout=float(record.get("config", {}).get("request_timeout", 60)),
         )
@@ -214,7 +252,7 @@ class Routing:
             generation = private.child.generation
             reason = private.child.failure()
             private.sock.close()
-            if private.ready:
+            if private.child.ready.is_set():
                 self.sup.log.note(f"scoring server of generation {generation} died: {reason}")
                 self.retry_at[generation] = time.monotonic() + CRASH_RETRY_SECONDS
             else:
@@ -269,6 +307,7 @@ class Routing:
             "mirror_percent": table.mirror_percent if table and table.challenger else 0,
             "sticky_header": table.sticky_header if table is not None else None,
             "metrics_path": METRICS_PATH if table is not None else None,
+            "predictions_path": PREDICTIONS_PATH if table is not None else None,
         }
 
     def publish(self, state: str) -> None:

@@ -179,6 +179,9 @@ class LocalTrafficControl:
                 mirror_percent=int(applied.get("mirror_percent") or 0),
                 sticky_header=applied.get("sticky_header"),
                 metrics_url=base + applied["metrics_path"] if applied.get("metrics_path") else None,
+                predictions_url=(
+                    base + applied["predictions_path"] if applied.get("predictions_path") else None
+                ),
             )
         champion_ready = status.get("state") == "active" and _supervisor_alive(self)
         variants = [

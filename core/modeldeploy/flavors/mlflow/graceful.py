@@ -1,0 +1,79 @@
+"""The scoring server's ASGI app, with a clean goodbye for keep-alive clients.
+
+Told to stop (SIGTERM), uvicorn closes every idle keep-alive connection at once. A client
+whose next request is already on its way gets no answer at all, and a client that never
+resends a POST (http.client; urllib3 by default) counts a failed request: once per in-place
+update, once per challenger added (the scoring server on the public socket retires then).
+
+Here a retiring scoring server instead stops accepting and lets each connection end the
+way the router's drain does: the next request on it is answered with `Connection: close`;
+a connection still silent after `DRAIN_IDLE_SECONDS` is closed then. uvicorn has no option
+for it, so importing this module (the launch's app string points here, so every worker
+imports it) adjusts uvicorn's HTTP protocols before the model loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from modeldeploy.flavors.mlflow.router import DRAIN_IDLE_SECONDS
+
+_CLOSE = (b"connection", b"close")
+
+
+def _graceful(protocol: type[Any], starts_request: str) -> None:
+    """Give `protocol` a graceful `shutdown`; `starts_request` is the method after which a
+    new request's cycle exists (its answer then says `Connection: close`)."""
+    if getattr(protocol, "_modeldeploy_graceful", False):
+        return
+    begin = getattr(protocol, starts_request)
+
+    def shutdown(self: Any) -> None:
+        self._modeldeploy_leaving = True
+        if self.cycle is None or self.cycle.response_complete:
+            # idle: a request may be on its way; close only after a silence
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                DRAIN_IDLE_SECONDS, self.timeout_keep_alive_handler
+            )
+        else:
+            _last(self.cycle)
+
+    def started(self: Any, *args: Any) -> Any:
+        result = begin(self, *args)
+        if getattr(self, "_modeldeploy_leaving", False) and self.cycle is not None:
+            _last(self.cycle)
+        return result
+
+    protocol.shutdown = shutdown
+    setattr(protocol, starts_request, started)
+    protocol._modeldeploy_graceful = True
+
+
+def _last(cycle: Any) -> None:
+    """This answer is the connection's last, and says so (uvicorn's h11 side writes the
+    header only when the request asked for it)."""
+    cycle.keep_alive = False
+    if not cycle.response_started and _CLOSE not in cycle.scope["headers"]:
+        cycle.scope["headers"].append(_CLOSE)
+
+
+def install() -> None:
+    with contextlib.suppress(ImportError):
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        _graceful(HttpToolsProtocol, "on_headers_complete")
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    _graceful(H11Protocol, "handle_events")
+
+
+def __getattr__(name: str) -> Any:
+    """`app`: MLflow's scoring app (loading the model), served with the graceful goodbye."""
+    if name != "app":
+        raise AttributeError(name)
+    install()
+    from mlflow.pyfunc.scoring_server.app import app
+
+    return app
