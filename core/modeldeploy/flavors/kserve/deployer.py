@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -11,10 +12,12 @@ from modeldeploy.flavors.kserve import resource, storage
 from modeldeploy.flavors.kserve.config import KServeConfig
 from modeldeploy.flavors.kserve.server import KServeModelServer
 from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
+from modeldeploy.flavors.kserve.traffic import NO_MIRROR
 from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
 from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
+from modeldeploy.traffic import Capability
 
 
 class KServeModelDeployer(KubernetesModelDeployer):
@@ -30,6 +33,11 @@ class KServeModelDeployer(KubernetesModelDeployer):
     settings_class: ClassVar[type[DeployerSettings]] = KServeDeployerSettings
     server_class: ClassVar[type[KubernetesModelServer]] = KServeModelServer
     kind: ClassVar[ResourceKind] = resource.KIND
+    #: Knative mode's canaryTrafficPercent: two revisions side by side, weighted; no mirroring
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
+    )
+    why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     # What KServe's storage initializer fetches.
     uri_schemes: ClassVar[tuple[str, ...]] = (

@@ -1,0 +1,168 @@
+"""Progressive rollouts on KServe (issue 12, item 1): Knative mode's `canaryTrafficPercent`
+driven by the engine's strategies, against the emulator or a real cluster
+(MODELDEPLOY_TEST_KUBECONFIG; tests needing the emulator's controls skip there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.progressive.runner import begin_rollout, check_rollout, run_rollout
+from modeldeploy.progressive.state import FileRolloutStore, RolloutState
+from modeldeploy.status import ServiceState
+from modeldeploy.traffic import CHALLENGER, CHAMPION
+from modeldeploy.waiting import Deadline
+
+from tests.flavors_kubernetes.conftest import Cluster
+
+#: no service metrics on a cluster without Prometheus: judge the route and readiness only
+NO_RULES = {"rules": [], "min_requests": 0}
+
+
+@pytest.fixture
+def kserve(make_deployer: Any) -> Any:
+    return make_deployer("kserve")
+
+
+def _settled(cluster: Cluster, kserve: Any, uuid: Any) -> Any:
+    """The server once KServe reports the last route write applied (writes return at once)."""
+    server = kserve.get_model_server(uuid)
+    server.wait_for_state(ServiceState.ACTIVE, Deadline(cluster.timeout))
+    return server
+
+
+def _predictor(server: Any) -> dict[str, Any]:
+    server.check_status()
+    return dict(server.obj["status"]["components"]["predictor"])
+
+
+def _start(
+    cluster: Cluster, kserve: Any, tmp_path: Path, strategy: Any, version: int = 2, **extra: Any
+) -> tuple[Any, FileRolloutStore, RolloutState]:
+    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(kserve, strategy, NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=version, **extra))
+    store = FileRolloutStore(tmp_path / "rollouts")
+    state = begin_rollout(
+        kserve, champion, config, parsed, analysis, store=store, timeout=cluster.timeout
+    )
+    return champion, store, state
+
+
+def test_canary_10_50_100_promotes_the_challengers_revision(
+    cluster: Cluster, kserve: Any, tmp_path: Path
+) -> None:
+    strategy = {"kind": "canary", "percents": [10, 50], "bake_seconds": 0}
+    champion, store, state = _start(cluster, kserve, tmp_path, strategy)
+    champion_revision = _predictor(champion)["latestRolledoutRevision"]
+    seen: list[tuple[int, int, Any]] = []
+
+    def on_progress(state: RolloutState) -> None:
+        if state.phase == "baking":
+            split = champion.traffic_status()
+            seen.append((split.weight_of(CHALLENGER), split.weight_of(CHAMPION), champion.obj))
+
+    done = run_rollout(
+        kserve, state.model_name, store=store, timeout=cluster.timeout * 3, on_progress=on_progress
+    )
+
+    assert done.phase == "succeeded", done.message
+    assert [(c, p) for c, p, _ in seen] == [(10, 90), (50, 50), (100, 0)]
+    for percent, _, obj in seen:  # KServe's own route, as its status reports it
+        traffic = obj["status"]["components"]["predictor"]["traffic"]
+        assert obj["spec"]["predictor"]["canaryTrafficPercent"] == percent
+        assert {t.get("tag") for t in traffic} >= {"latest"}
+        if percent < 100:
+            [prev] = [t for t in traffic if t.get("tag") == "prev"]
+            assert (prev["revisionName"], prev["percent"]) == (champion_revision, 100 - percent)
+    server = _settled(cluster, kserve, champion.uuid)
+    assert server.status.state == ServiceState.ACTIVE
+    assert "canaryTrafficPercent" not in server.obj["spec"]["predictor"]
+    predictor = _predictor(server)
+    assert predictor["previousRolledoutRevision"] == champion_revision
+    assert predictor["latestRolledoutRevision"] == predictor["latestReadyRevision"]
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert server.config.model_version == "2"
+
+
+def test_a_failing_challenger_is_rolled_back_to_the_champions_model(
+    cluster: Cluster, kserve: Any, tmp_path: Path
+) -> None:
+    strategy = {"kind": "linear", "step_percent": 50, "bake_seconds": 0}
+    champion, store, state = _start(
+        cluster, kserve, tmp_path, strategy, model_uri=cluster.bad_uri(2)
+    )
+    served_before = cluster.good_uri("kserve", 1)
+
+    done = run_rollout(kserve, state.model_name, store=store, timeout=cluster.timeout * 3)
+
+    assert done.phase == "rolled_back" and "challenger failed" in done.message, done.message
+    server = _settled(cluster, kserve, champion.uuid)
+    spec = server.obj["spec"]["predictor"]
+    assert spec["model"]["storageUri"] == served_before and "canaryTrafficPercent" not in spec
+    assert server.config.model_version == "1"
+    assert server.status.state == ServiceState.ACTIVE, server.status.last_error
+    predictor = _predictor(server)
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert predictor["latestRolledoutRevision"] == predictor["latestReadyRevision"]
+    assert not any(
+        k.startswith("modeldeploy.io/champion") for k in server.obj["metadata"]["annotations"]
+    )
+
+
+def test_abort_mid_canary_puts_all_traffic_back_at_once(
+    cluster: Cluster, kserve: Any, tmp_path: Path
+) -> None:
+    from modeldeploy.progressive.runner import abort_rollout, advance_rollout
+
+    strategy = {"kind": "canary", "percents": [30], "bake_seconds": 600}
+    champion, store, state = _start(cluster, kserve, tmp_path, strategy)
+    champion_revision = _predictor(champion)["latestRolledoutRevision"]
+    while state.phase == "starting":
+        state = advance_rollout(kserve, state.model_name, store=store)
+    assert champion.traffic_status().weight_of(CHALLENGER) == 30
+
+    aborted = abort_rollout(kserve, state.model_name, store=store)
+
+    assert aborted.phase == "rolled_back"
+    server = _settled(cluster, kserve, champion.uuid)
+    predictor = _predictor(server)
+    assert predictor["previousRolledoutRevision"] == champion_revision
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert server.status.state == ServiceState.ACTIVE
+    assert server.traffic_status().variants[0].weight == 100
+
+
+def test_shadow_is_refused_before_anything_changes(cluster: Cluster, kserve: Any) -> None:
+    server = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
+    before = server.obj["metadata"]["resourceVersion"]
+
+    with pytest.raises(InvalidConfigError) as refused:
+        check_rollout(kserve, "shadow", None)
+    with pytest.raises(InvalidConfigError, match="cannot mirror"):
+        server.set_traffic(0, mirror_percent=100)
+
+    assert "KServe cannot mirror requests" in str(refused.value)
+    assert "canary, linear or blue_green" in str(refused.value)
+    server.check_status()
+    assert server.obj["metadata"]["resourceVersion"] == before
+
+
+def test_standard_mode_refuses_a_rollout_and_changes_nothing(
+    cluster: Cluster, kserve: Any, tmp_path: Path
+) -> None:
+    cluster.requires_emulator().kserve.default_deployment_mode = "Standard"
+    champion = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
+    before = champion.obj["metadata"]["resourceVersion"]
+    parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=2))
+    store = FileRolloutStore(tmp_path / "rollouts")
+
+    with pytest.raises(InvalidConfigError, match=r"Standard .* canaryTrafficPercent is ignored"):
+        begin_rollout(kserve, champion, config, parsed, analysis, store=store)
+
+    champion.check_status()
+    assert champion.obj["metadata"]["resourceVersion"] == before
+    assert store.load(config.model_name).phase == "rolled_back"  # type: ignore[union-attr]
