@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -25,6 +26,8 @@ from modeldeploy.traffic import TrafficStatus
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline
 
 logger = get_logger("modeldeploy.kserve")
+#: how long a rollback waits for KServe to make the challenger's revision it has not made yet
+CHALLENGER_SEEN_TIMEOUT = 60.0
 
 
 class KServeModelServer(KubernetesModelServer):
@@ -237,6 +240,13 @@ class KServeModelServer(KubernetesModelServer):
         obj = self._fresh()
         if traffic.in_rollout(obj):
             self._set_route(0)
+            if traffic.challenger_revision(obj) is None:
+                # let KServe make the challenger's revision first, so the one made from the
+                # write below is the last and cannot be mistaken for it
+                self._wait_for(
+                    lambda o: traffic.challenger_revision(o) is not None,
+                    Deadline(CHALLENGER_SEEN_TIMEOUT),
+                )
             champion = self.deployer.parse_config(traffic.champion_record(obj))
             assert isinstance(champion, KServeConfig)
             secret = self.deployer.secrets.ensure(server=self.name)
@@ -252,13 +262,24 @@ class KServeModelServer(KubernetesModelServer):
         if self._champion_copy_ready(Deadline(DEFAULT_TIMEOUT)):
             self._set_route(None)
 
+    def _wait_for(self, judge: Callable[[dict[str, Any]], bool | None], deadline: Deadline) -> bool:
+        """Watch the object until `judge` says True or False (False on timeout too)."""
+
+        def watch_judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
+            if obj is None:
+                raise ModelServerNotFoundError(f"{self.where()} was deleted during a rollback")
+            return judge(obj)
+
+        try:
+            return watch_until(self.resources, self.name, watch_judge, deadline)
+        except WatchTimeout:
+            return False
+
     def _champion_copy_ready(self, deadline: Deadline) -> bool:
         """Wait until the revision written by the rollback is ready (False: it failed or
         timed out; the champion's old revision then keeps 100 % under canary 0)."""
 
-        def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
-            if obj is None:
-                raise ModelServerNotFoundError(f"{self.where()} was deleted during a rollback")
+        def judge(obj: dict[str, Any]) -> bool | None:
             predictor = resource.predictor_status(obj)
             created = predictor.get("latestCreatedRevision")
             marked = (obj["metadata"].get("annotations") or {}).get(resource.MARK_REVISION)
@@ -270,14 +291,11 @@ class KServeModelServer(KubernetesModelServer):
                 return False
             return None
 
-        try:
-            done = watch_until(self.resources, self.name, judge, deadline)
-        except WatchTimeout:
-            done = False
-        if not done:
+        if not self._wait_for(judge, deadline):
             logger.warning(
                 "%s: the champion's model, written back, did not become ready; its previous "
                 "revision keeps all traffic (canaryTrafficPercent 0)",
                 self.where(),
             )
-        return done
+            return False
+        return True

@@ -148,29 +148,37 @@ def status(obj: dict[str, Any], path: str, public_url: str | None) -> TrafficSta
         return TrafficStatus(variants=[champion])
     annotations = _annotations(obj)
     champion_rev = annotations.get(ANNOTATION_CHAMPION_REVISION)
-    created = predictor.get("latestCreatedRevision")
-    # the first revision made after our write is the challenger's (resource.mark)
-    challenger_rev = (
-        created if created and created != annotations.get(resource.MARK_REVISION) else None
-    )
+    challenger_rev = challenger_revision(obj)
     failure = None
     if challenger_rev and ready_revision != challenger_rev:
         failure = resource.model_failure(obj.get("status") or {}) or _revision_failure(obj)
+    before, now = champion_record(obj), json.loads(current_record(obj))
     champion = VariantStatus(
         name=CHAMPION,
-        model_uri=str(champion_record(obj).get("model_uri") or "") or None,
+        model_version=before.get("model_version"),
+        model_uri=before.get("model_uri"),
         ready=champion_rev in shares,
         weight=shares.get(champion_rev or "", 0),
         url=_tag_url(predictor, champion_rev, path),
     )
     challenger = VariantStatus(
         name=CHALLENGER,
+        model_version=now.get("model_version"),
+        model_uri=now.get("model_uri"),
         ready=challenger_rev is not None and ready_revision == challenger_rev,
         weight=shares.get(challenger_rev or "", 0),
         last_error=failure,
         url=_tag_url(predictor, challenger_rev, path),
     )
     return TrafficStatus(variants=[champion, challenger])
+
+
+def challenger_revision(obj: dict[str, Any]) -> str | None:
+    """The first revision created after `add_challenger`'s write (see `resource.mark`);
+    None while KServe has not made it yet."""
+    created = resource.predictor_status(obj).get("latestCreatedRevision")
+    marked = _annotations(obj).get(resource.MARK_REVISION)
+    return str(created) if created and created != marked else None
 
 
 def _revision_failure(obj: dict[str, Any]) -> str | None:
