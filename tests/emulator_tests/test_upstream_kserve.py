@@ -366,6 +366,23 @@ def test_knative_canary_traffic_percent_splits_latest_and_prev(up: KubernetesEmu
     )
     assert up.wait_for(lambda: revisions_with_pods(up) == {"iris-predictor-00002"}, 10)
 
+    # KServe's documented rollback: canaryTrafficPercent below 100 on the rolled-out revision
+    # routes `prev` to the previously rolled-out one again
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    back = rec.wait(lambda o: len(traffic(o)) == 2, mark)
+    assert traffic(back) == [
+        ("iris-predictor-00002", 0, "latest"),
+        ("iris-predictor-00001", 100, "prev"),
+    ]
+    assert (
+        back["status"]["components"]["predictor"]["latestRolledoutRevision"]
+        == "iris-predictor-00001"
+    )
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": None}}})
+    rec.wait(lambda o: traffic(o) == [("iris-predictor-00002", 100, "latest")], mark)
+
     up.kserve.fail_when_uri_startswith = "s3://bad"
     mark = len(rec.seen)
     patch(
