@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer
@@ -29,13 +28,7 @@ from modeldeploy.errors import (
     PlatformError,
 )
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
-from modeldeploy.progressive.metrics import (
-    ANY_SERIES,
-    PrometheusSource,
-    VariantFigures,
-    figures_between,
-    scrape,
-)
+from modeldeploy.progressive.figures import baseline, service_figures
 from modeldeploy.progressive.state import (
     RolloutState,
     RolloutStore,
@@ -46,7 +39,13 @@ from modeldeploy.progressive.state import (
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
-from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus, VariantStatus
+from modeldeploy.traffic import (
+    CHALLENGER,
+    MetricQueries,
+    TrafficControl,
+    TrafficStatus,
+    VariantStatus,
+)
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
@@ -73,7 +72,12 @@ def check_rollout(
         config = AnalysisConfig.model_validate(analysis or {})
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
-    config.check_measurable(mirrors=any(s.mirror_percent for s in parsed.steps()))
+    steps = parsed.steps()
+    config.check_measurable(
+        mirrors=any(s.mirror_percent for s in steps),
+        metrics=deployer.metric_queries,
+        live=any(s.challenger_percent or s.mirror_percent for s in steps),
+    )
     return parsed, config
 
 
@@ -287,7 +291,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
         if challenger.last_error:
             _roll_back(deployer, state, registry, f"the challenger failed: {challenger.last_error}")
         elif challenger.ready:
-            _enter_step(control, state, 0)
+            _enter_step(control, state, 0, deployer.metric_queries)
         elif now > state.ready_by:
             _roll_back(deployer, state, registry, "the challenger did not become ready in time")
         else:
@@ -298,7 +302,9 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     status = control.traffic_status()
     result = analyse(
         state.analysis,
-        _service_figures(state, status, now - record.started_at),
+        service_figures(
+            deployer.metric_queries, state.analysis, status, state.baseline, now - record.started_at
+        ),
         status,
         now - record.started_at,
         live_challenger=bool(step.challenger_percent or step.mirror_percent),
@@ -321,7 +327,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     elif result.verdict == "inconclusive":
         _inconclusive(deployer, state, registry, result, now)
     elif state.step_index + 1 < len(state.steps):
-        _enter_step(control, state, state.step_index + 1)
+        _enter_step(control, state, state.step_index + 1, deployer.metric_queries)
     elif state.strategy.promotes:
         _promote(deployer, state, registry, f"every step passed; last: {result.reason}")
     else:
@@ -369,16 +375,14 @@ def _apply(
         time.sleep(_READY_POLL_SECONDS / 10)
 
 
-def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> None:
+def _enter_step(
+    control: TrafficControl, state: RolloutState, index: int, metrics: MetricQueries | None
+) -> None:
     step = state.steps[index]
     status = _apply(
         control, step.challenger_percent, step.mirror_percent, state.strategy.sticky_header
     )
-    state.baseline = (
-        scrape(status.metrics_url)
-        if state.analysis.prometheus_url is None and status.metrics_url
-        else {}
-    )
+    state.baseline = baseline(metrics, state.analysis, status)
     now = time.time()
     state.phase = "baking"
     state.step_index = index
@@ -387,19 +391,6 @@ def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> Non
     state.history.append(StepRecord(index=index, step=step, started_at=now))
     state.message = f"baking {step.bake_seconds:g} s"
     logger.info("%s", state.summary())
-
-
-def _service_figures(
-    state: RolloutState, status: TrafficStatus, window: float
-) -> dict[str, VariantFigures]:
-    if not status.metrics_url:
-        return {}
-    if state.analysis.prometheus_url is not None:
-        source = PrometheusSource(url=state.analysis.prometheus_url, queries=state.analysis.queries)
-        netloc = urlsplit(status.metrics_url).netloc
-        selector = f'instance="{netloc}"' if netloc else ANY_SERIES
-        return source.figures(selector, window)
-    return figures_between(state.baseline, scrape(status.metrics_url))
 
 
 def _promote(
