@@ -17,6 +17,7 @@ from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
 from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
+from modeldeploy.progressive.queries import KNATIVE
 from modeldeploy.traffic import Capability
 
 
@@ -38,6 +39,8 @@ class KServeModelDeployer(KubernetesModelDeployer):
         {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
     )
     why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
+    #: Knative's queue-proxy request metrics, per revision (Standard mode has no rollouts)
+    metric_queries = KNATIVE
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     # What KServe's storage initializer fetches.
     uri_schemes: ClassVar[tuple[str, ...]] = (

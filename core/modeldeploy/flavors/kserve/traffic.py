@@ -27,6 +27,7 @@ from typing import Any
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.flavors.kserve import resource
 from modeldeploy.flavors.kubernetes.records import ANNOTATION_CONFIG, PREFIX
+from modeldeploy.progressive.queries import knative_selector
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
 
 CANARY_FIELD = "canaryTrafficPercent"
@@ -153,8 +154,15 @@ def status(obj: dict[str, Any], path: str, public_url: str | None) -> TrafficSta
     if challenger_rev and ready_revision != challenger_rev:
         failure = resource.model_failure(obj.get("status") or {}) or _revision_failure(obj)
     before, now = champion_record(obj), json.loads(current_record(obj))
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+
+    def selector(revision: str | None) -> str | None:
+        """The revision's series among Knative's queue-proxy metrics (`queries.KNATIVE`)."""
+        return knative_selector(namespace, revision) if revision else None
+
     champion = VariantStatus(
         name=CHAMPION,
+        metric_selector=selector(champion_rev),
         model_version=before.get("model_version"),
         model_uri=before.get("model_uri"),
         ready=champion_rev in shares,
@@ -163,6 +171,7 @@ def status(obj: dict[str, Any], path: str, public_url: str | None) -> TrafficSta
     )
     challenger = VariantStatus(
         name=CHALLENGER,
+        metric_selector=selector(challenger_rev),
         model_version=now.get("model_version"),
         model_uri=now.get("model_uri"),
         ready=challenger_rev is not None and ready_revision == challenger_rev,
