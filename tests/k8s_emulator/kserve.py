@@ -18,9 +18,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from . import deployments
 from .controllers import PROGRESS_DEADLINE, _Controller, _set_condition
+from .dataplane import Backend
+from .dataplane_metrics import knative_labels
 from .errors import ApiError
 from .events import record
 from .runtimes import RuntimeError_, select
@@ -121,6 +124,8 @@ class _Child:
     failure: str = ""  # the latest created revision's failure (Knative: RevisionFailed)
     #: Knative: pods of every revision still created (a routed older revision keeps serving)
     revision_pods: dict[str, list[str]] = field(default_factory=dict)
+    revision_uris: dict[str, str] = field(default_factory=dict)  # storageUri per revision
+    hosts: set[str] = field(default_factory=set)  # routes published to the data plane
 
 
 @dataclass
@@ -179,6 +184,7 @@ class KServeController(_Controller):
             )
 
         was = ready(obj.get("status") or {})
+        self._publish({**obj, "status": status})  # the route applies before it is reported
         out = super().write_status(obj, status)
         name = obj["metadata"]["name"]
         if was and not ready(status):
@@ -193,6 +199,49 @@ class KServeController(_Controller):
                 out, "Normal", "InferenceServiceReady", f"InferenceService [{name}] is Ready"
             )
         return out
+
+    def _publish(self, obj: dict[str, Any]) -> None:
+        """Hand the data plane what the Knative route now does: the InferenceService's and
+        the predictor's hosts split by revision, each tag's host to its revision alone."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        st = self.isvcs.get((ns, name))
+        child = st.child if st is not None else None
+        status = obj.get("status") or {}
+        traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic")
+        if child is None or status.get("deploymentMode") != "Knative" or not traffic:
+            return
+        ksvc = f"{name}-predictor"
+
+        def backends(targets: list[dict[str, Any]]) -> list[Backend]:
+            shares: dict[str, int] = {}
+            for t in targets:
+                shares[t["revisionName"]] = shares.get(t["revisionName"], 0) + t["percent"]
+            return [
+                Backend(
+                    key=rev,
+                    model_uri=child.revision_uris.get(rev, ""),
+                    weight=weight,
+                    metric_labels=knative_labels(ns, ksvc, rev),
+                )
+                for rev, weight in shares.items()
+            ]
+
+        urls = self._urls(obj, "Knative")
+        routes = {urlparse(urls["url"]).hostname: traffic}
+        routes[urlparse(urls["predictor"]).hostname] = traffic
+        for t in traffic:
+            if t.get("url"):
+                routes[urlparse(t["url"]).hostname] = [{**t, "percent": 100}]
+        plane = self.emu.dataplane
+        for host in child.hosts - set(routes):
+            plane.withdraw("kserve", host)
+        for host, targets in routes.items():
+            plane.publish("kserve", str(host), backends(targets), model_name=name)
+        child.hosts = {str(h) for h in routes}
+
+    def _withdraw(self, child: _Child | None) -> None:
+        for host in child.hosts if child is not None else ():
+            self.emu.dataplane.withdraw("kserve", host)
 
     def event(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
         record(self.store, self.rt, obj, etype, reason, message, "v1beta1Controllers")
@@ -229,10 +278,11 @@ class KServeController(_Controller):
         key = (ns, name)
         obj = self.store.get(self.rt, ns, name)
         if obj is None:
-            self.isvcs.pop(key, None)
+            self._withdraw((self.isvcs.pop(key, None) or _Isvc()).child)
             return
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
+            self._withdraw((self.isvcs.get(key) or _Isvc()).child)
             self._delete_child(obj)
             if KSERVE_FINALIZER in (meta.get("finalizers") or []):
                 self.update_meta(
@@ -256,6 +306,7 @@ class KServeController(_Controller):
         if (meta.get("annotations") or {}).get(STOP_ANNOTATION, "").lower() == "true":
             # components/predictor.go: the child is deleted and the status cleared
             if st.child is not None or not st.stopped:
+                self._withdraw(st.child)
                 self._delete_child(obj)
                 st.child, st.stopped = None, True
                 self.write_status(obj, self._stopped_status(obj, mode))
@@ -350,6 +401,7 @@ class KServeController(_Controller):
             }
             child.pods = [self._new_pod(obj, f"{child.revision}-deployment", labels)]
             child.revision_pods[child.revision] = list(child.pods)
+            child.revision_uris[child.revision] = self.storage_uri(obj) or ""
             child.failure = ""
         else:
             dep = self._sync_deployment(obj, child, runtime)
