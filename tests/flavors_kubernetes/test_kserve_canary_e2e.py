@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from modeldeploy.progressive.runner import begin_rollout, check_rollout, run_rollout
-from modeldeploy.progressive.state import FileRolloutStore, RolloutState
+from modeldeploy.progressive.state import RolloutState
 
 from tests.conftest import SavedModels
 from tests.flavors_kubernetes.conftest import Cluster
@@ -44,7 +44,7 @@ def test_clients_see_the_canary_split_then_only_the_promoted_model(
         {"rules": [], "min_requests": 0},
     )
     config = kserve.parse_config(cluster.config("kserve", version=2))
-    store = FileRolloutStore(tmp_path / "rollouts")
+    store = kserve.rollout_store()
     seen: dict[int, set[Any]] = {}
 
     with IngressClient(plane.url, path, {"instances": rows}, {"Host": str(host)}) as client:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.progressive.runner import begin_rollout, check_rollout, run_rollout
-from modeldeploy.progressive.state import FileRolloutStore, RolloutState
+from modeldeploy.progressive.state import RolloutState, RolloutStore
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import CHALLENGER, CHAMPION
 from modeldeploy.waiting import Deadline
@@ -39,23 +39,21 @@ def _predictor(server: Any) -> dict[str, Any]:
 
 
 def _start(
-    cluster: Cluster, kserve: Any, tmp_path: Path, strategy: Any, version: int = 2, **extra: Any
-) -> tuple[Any, FileRolloutStore, RolloutState]:
+    cluster: Cluster, kserve: Any, strategy: Any, version: int = 2, **extra: Any
+) -> tuple[Any, RolloutStore, RolloutState]:
     champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
     parsed, analysis = check_rollout(kserve, strategy, NO_RULES)
     config = kserve.parse_config(cluster.config("kserve", version=version, **extra))
-    store = FileRolloutStore(tmp_path / "rollouts")
+    store = kserve.rollout_store()  # on the cluster: any caller sees the same rollout
     state = begin_rollout(
         kserve, champion, config, parsed, analysis, store=store, timeout=cluster.timeout
     )
     return champion, store, state
 
 
-def test_canary_10_50_100_promotes_the_challengers_revision(
-    cluster: Cluster, kserve: Any, tmp_path: Path
-) -> None:
+def test_canary_10_50_100_promotes_the_challengers_revision(cluster: Cluster, kserve: Any) -> None:
     strategy = {"kind": "canary", "percents": [10, 50], "bake_seconds": 0}
-    champion, store, state = _start(cluster, kserve, tmp_path, strategy)
+    champion, store, state = _start(cluster, kserve, strategy)
     champion_revision = _predictor(champion)["latestRolledoutRevision"]
     seen: list[tuple[int, int, Any]] = []
 
@@ -88,12 +86,10 @@ def test_canary_10_50_100_promotes_the_challengers_revision(
 
 
 def test_a_failing_challenger_is_rolled_back_to_the_champions_model(
-    cluster: Cluster, kserve: Any, tmp_path: Path
+    cluster: Cluster, kserve: Any
 ) -> None:
     strategy = {"kind": "linear", "step_percent": 50, "bake_seconds": 0}
-    champion, store, state = _start(
-        cluster, kserve, tmp_path, strategy, model_uri=cluster.bad_uri(2)
-    )
+    champion, store, state = _start(cluster, kserve, strategy, model_uri=cluster.bad_uri(2))
     served_before = cluster.good_uri("kserve", 1)
 
     done = run_rollout(kserve, state.model_name, store=store, timeout=cluster.timeout * 3)
@@ -112,13 +108,11 @@ def test_a_failing_challenger_is_rolled_back_to_the_champions_model(
     )
 
 
-def test_abort_mid_canary_puts_all_traffic_back_at_once(
-    cluster: Cluster, kserve: Any, tmp_path: Path
-) -> None:
+def test_abort_mid_canary_puts_all_traffic_back_at_once(cluster: Cluster, kserve: Any) -> None:
     from modeldeploy.progressive.runner import abort_rollout, advance_rollout
 
     strategy = {"kind": "canary", "percents": [30], "bake_seconds": 600}
-    champion, store, state = _start(cluster, kserve, tmp_path, strategy)
+    champion, store, state = _start(cluster, kserve, strategy)
     champion_revision = _predictor(champion)["latestRolledoutRevision"]
     while state.phase == "starting":
         state = advance_rollout(kserve, state.model_name, store=store)
@@ -150,15 +144,13 @@ def test_shadow_is_refused_before_anything_changes(cluster: Cluster, kserve: Any
     assert server.obj["metadata"]["resourceVersion"] == before
 
 
-def test_standard_mode_refuses_a_rollout_and_changes_nothing(
-    cluster: Cluster, kserve: Any, tmp_path: Path
-) -> None:
+def test_standard_mode_refuses_a_rollout_and_changes_nothing(cluster: Cluster, kserve: Any) -> None:
     cluster.requires_emulator().kserve.default_deployment_mode = "Standard"
     champion = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
     before = champion.obj["metadata"]["resourceVersion"]
     parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
     config = kserve.parse_config(cluster.config("kserve", version=2))
-    store = FileRolloutStore(tmp_path / "rollouts")
+    store = kserve.rollout_store()
 
     with pytest.raises(InvalidConfigError, match=r"Standard .* canaryTrafficPercent is ignored"):
         begin_rollout(kserve, champion, config, parsed, analysis, store=store)
@@ -219,3 +211,45 @@ def test_the_rollout_cli_shows_aborts_and_promotes_a_kserve_canary(
     server = _settled(cluster, kserve, champion.uuid)
     assert server.config.model_version == "3"
     assert [t["percent"] for t in _predictor(server)["traffic"]] == [100]
+
+
+def test_the_rollout_lock_on_the_cluster_waits_for_its_holder_and_outlives_a_dead_one(
+    cluster: Cluster, kserve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap store: one holder at a time; a lock whose holder died expires."""
+    import threading
+
+    from modeldeploy.flavors.kubernetes import rollout_store
+
+    store = kserve.rollout_store()
+    model = f"lock-{cluster.run}"
+    order: list[str] = []
+    found_busy = threading.Event()
+
+    class Busy(rollout_store._Busy):  # raised when a caller finds the lock held
+        def __init__(self) -> None:
+            super().__init__()
+            found_busy.set()
+
+    monkeypatch.setattr(rollout_store, "_Busy", Busy)
+
+    def second() -> None:
+        with store.locked(model):
+            order.append("second")
+
+    with store.locked(model):
+        order.append("first")
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert found_busy.wait(60), "the second caller never found the lock held"
+        order.append("first done")
+    waiter.join(60)
+    assert order == ["first", "first done", "second"]
+
+    monkeypatch.setattr(rollout_store, "LOCK_SECONDS", -1.0)  # a holder that died long ago
+    dead = store.locked(model)
+    dead.__enter__()  # never released
+    monkeypatch.setattr(rollout_store, "LOCK_SECONDS", 600.0)
+    with store.locked(model):
+        order.append("after the dead one")
+    assert order[-1] == "after the dead one"
