@@ -117,6 +117,8 @@ def test_abort_mid_canary_puts_all_traffic_back_at_once(cluster: Cluster, kserve
     while state.phase == "starting":
         state = advance_rollout(kserve, state.model_name, store=store)
     assert champion.traffic_status().weight_of(CHALLENGER) == 30
+    during = champion.check_status()  # the server serves while its traffic is split
+    assert during.state == ServiceState.ACTIVE and during.revision == champion_revision
 
     aborted = abort_rollout(kserve, state.model_name, store=store)
 
