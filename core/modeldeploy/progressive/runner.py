@@ -73,6 +73,8 @@ def check_rollout(
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
     steps = parsed.steps()
+    if not steps:  # in place: no step is analysed, whatever the flavor can measure
+        return parsed, config
     config.check_measurable(
         mirrors=any(s.mirror_percent for s in steps),
         metrics=deployer.metric_queries,
