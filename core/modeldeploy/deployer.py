@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
@@ -89,6 +89,8 @@ class ModelDeployer(ABC):
     settings_class: ClassVar[type[DeployerSettings]] = DeployerSettings
     #: what the platform can do beyond in-place updates (see `modeldeploy.traffic`)
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: why the platform lacks a capability, said when a strategy needing it is refused
+    why_not: ClassVar[Mapping[Capability, str]] = {}
     #: where the analysis of a progressive rollout reads per-variant request figures
     #: (`modeldeploy.progressive.queries`); None: the flavor exports none. An instance may
     #: set its own (e.g. from its settings).

@@ -189,3 +189,78 @@ def test_gate_deploy_sensor_delete(
             assert SECRET_KEY not in json.dumps(kwargs, default=str)
     else:
         assert triggers == []
+
+
+CANARY_DAG = """
+from airflow.sdk import dag
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+CONN = "__CONN__"
+
+
+@dag(dag_id="k8s_kserve_canary", schedule=None)
+def pipeline():
+    def deploy(task_id, version, **extra):
+        return DeployModelOperator(
+            task_id=task_id,
+            modeldeploy_conn_id=CONN,
+            model_name="iris-canary",
+            model_uri=f"s3://models/iris/{version}",
+            model_type="sklearn",
+            metrics={"accuracy": 0.9 + version / 100},
+            step_name="deploy",  # one server: the second run of the step rolls onto it
+            timeout=60,
+            deferrable=True,
+            **extra,
+        )
+
+    first = deploy("first", 1)
+    canary = deploy(
+        "canary", 2,
+        strategy={"kind": "canary", "percents": [25, 50], "bake_seconds": 0},
+        analysis={"rules": [], "min_requests": 0},
+    )
+    first >> canary
+
+
+pipeline()
+"""
+
+
+@pytest.mark.slow
+def test_a_kserve_canary_through_the_deferrable_operator(
+    run_dag: Any, set_connection: Any, k8s_emulator: KubernetesEmulator, tmp_path: Path
+) -> None:
+    """The same strategy on KServe as on the local flavor: the operator starts the canary,
+    the triggerer bakes and advances it, the candidate is promoted (alias moved); the
+    rollout's state lives on the cluster, where any process finds it."""
+    conn_id = kubernetes_connection(
+        set_connection, k8s_emulator, "kserve", f"sqlite:///{tmp_path / 'registry.db'}"
+    )
+    percents: list[int] = []
+    k8s_emulator.store.add_listener(
+        lambda ev: (
+            percents.append(ev.obj["spec"]["predictor"].get("canaryTrafficPercent", -1))
+            if ev.rkey.endswith("inferenceservices") and ev.type == "MODIFIED"
+            else None
+        )
+    )
+
+    result = run_dag(CANARY_DAG.replace("__CONN__", conn_id))
+
+    assert result.state == "success", result.states
+    canary = result.value("canary")
+    assert canary["action"] == "promoted", canary["message"]
+    assert canary["candidate_version"] == "2" and canary["rollout"]["champion_version"] == "1"
+    assert canary["rollout"]["phase"] == "succeeded"
+    assert [s["challenger_percent"] for s in canary["rollout"]["steps"]] == [25, 50, 100]
+    applied = [p for p in percents if p >= 0]  # the writes of the steps, in order
+    assert [p for i, p in enumerate(applied) if i == 0 or p != applied[i - 1]] == [0, 25, 50, 100]
+    [isvc] = k8s_emulator.list_objects("InferenceService")
+    assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "s3://models/iris/2"
+    [state] = [
+        cm for cm in k8s_emulator.list_objects("configmaps", "default")
+        if cm["metadata"]["name"].startswith("modeldeploy-rollout-iris-canary")
+    ]  # fmt: skip
+    assert '"phase": "succeeded"' in state["data"]["state"]

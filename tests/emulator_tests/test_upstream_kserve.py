@@ -309,3 +309,97 @@ def test_standard_mode_stop_deletes_the_deployment_and_resume_starts_over(
     assert cond(first, "Ready")["status"] == "False" and "observedGeneration" not in first["status"]
     back = rec.wait(ready, mark)
     assert back["metadata"]["generation"] == 2 and back["status"]["observedGeneration"] == 1
+
+
+def traffic(obj: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+    pred = obj["status"]["components"]["predictor"]
+    return [(t["revisionName"], t["percent"], t.get("tag")) for t in pred["traffic"]]
+
+
+def revisions_with_pods(emu: KubernetesEmulator) -> set[str]:
+    pods = emu.kserve.pods_of(NS, emu.kserve.pod_selector("iris"))
+    return {p["metadata"]["labels"]["serving.knative.dev/revision"] for p in pods}
+
+
+def test_knative_canary_traffic_percent_splits_latest_and_prev(up: KubernetesEmulator) -> None:
+    """K-canary: canaryTrafficPercent routes the latest ready revision (tag `latest` with tag
+    routing) and the last rolled-out one (tag `prev`); removing it promotes; a failed canary
+    revision leaves the traffic where it was."""
+    rec = Recorder(up, "serving.kserve.io/inferenceservices", "iris")
+    create_isvc(custom_api(up), isvc("iris"))
+    rec.wait(ready)
+    mark = len(rec.seen)
+    patch(
+        up,
+        "iris",
+        {
+            "metadata": {"annotations": {"serving.kserve.io/enable-tag-routing": "true"}},
+            "spec": {"predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": "s3://v2"}}},
+        },
+    )
+    split = rec.wait(lambda o: ready(o) and revision(o) == "iris-predictor-00002", mark)
+    assert traffic(split) == [
+        ("iris-predictor-00002", 10, "latest"),
+        ("iris-predictor-00001", 90, "prev"),
+    ]
+    pred = split["status"]["components"]["predictor"]
+    assert pred["latestRolledoutRevision"] == "iris-predictor-00001"
+    assert pred["traffic"][1]["url"] == "http://prev-iris-predictor.default.example.com"
+    assert revisions_with_pods(up) == {"iris-predictor-00001", "iris-predictor-00002"}
+
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": 50}}})
+    half = rec.wait(lambda o: traffic(o)[0][1] == 50, mark)
+    assert revision(half) == "iris-predictor-00002" and traffic(half)[1][:2] == (
+        "iris-predictor-00001",
+        50,
+    )
+
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": None}}})
+    done = rec.wait(lambda o: len(traffic(o)) == 1, mark)
+    pred = done["status"]["components"]["predictor"]
+    assert traffic(done) == [("iris-predictor-00002", 100, "latest")]
+    assert (pred["latestRolledoutRevision"], pred["previousRolledoutRevision"]) == (
+        "iris-predictor-00002",
+        "iris-predictor-00001",
+    )
+    assert up.wait_for(lambda: revisions_with_pods(up) == {"iris-predictor-00002"}, 10)
+
+    # KServe's documented rollback: canaryTrafficPercent below 100 on the rolled-out revision
+    # routes `prev` to the previously rolled-out one again
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    back = rec.wait(lambda o: len(traffic(o)) == 2, mark)
+    assert traffic(back) == [
+        ("iris-predictor-00002", 0, "latest"),
+        ("iris-predictor-00001", 100, "prev"),
+    ]
+    assert (
+        back["status"]["components"]["predictor"]["latestRolledoutRevision"]
+        == "iris-predictor-00001"
+    )
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"predictor": {"canaryTrafficPercent": None}}})
+    rec.wait(lambda o: traffic(o) == [("iris-predictor-00002", 100, "latest")], mark)
+
+    up.kserve.fail_when_uri_startswith = "s3://bad"
+    mark = len(rec.seen)
+    patch(
+        up,
+        "iris",
+        {
+            "spec": {
+                "predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": "s3://bad/v3"}}
+            }
+        },
+    )
+    failed = rec.wait(lambda o: cond(o, "Ready").get("status") == "False", mark)
+    assert cond(failed, "PredictorReady")["reason"] == "RevisionFailed"
+    pred = failed["status"]["components"]["predictor"]
+    assert pred["latestCreatedRevision"] == "iris-predictor-00003"
+    assert pred["latestReadyRevision"] == "iris-predictor-00002"
+    assert traffic(failed) == [
+        ("iris-predictor-00002", 10, "latest"),
+        ("iris-predictor-00002", 90, "prev"),
+    ]

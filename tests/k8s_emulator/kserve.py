@@ -18,9 +18,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from . import deployments
 from .controllers import PROGRESS_DEADLINE, _Controller, _set_condition
+from .dataplane import Backend
+from .dataplane_metrics import knative_labels
 from .errors import ApiError
 from .events import record
 from .runtimes import RuntimeError_, select
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 
 KSERVE_FINALIZER = "inferenceservice.finalizers"
 STOP_ANNOTATION = "serving.kserve.io/stop"
+#: pkg/constants/constants.go EnableRoutingTagAnnotationKey: tag the latest revision `latest`
+CANARY_FIELD = "canaryTrafficPercent"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 #: pkg/constants/constants.go StorageInitializerSourceUriInternalAnnotationKey
 SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
@@ -115,6 +121,11 @@ class _Child:
     deadline: float = 0.0
     pods: list[str] = field(default_factory=list)
     populated: bool = False  # the child has reported a status (after a resume: not yet)
+    failure: str = ""  # the latest created revision's failure (Knative: RevisionFailed)
+    #: Knative: pods of every revision still created (a routed older revision keeps serving)
+    revision_pods: dict[str, list[str]] = field(default_factory=dict)
+    revision_uris: dict[str, str] = field(default_factory=dict)  # storageUri per revision
+    hosts: set[str] = field(default_factory=set)  # routes published to the data plane
 
 
 @dataclass
@@ -173,6 +184,7 @@ class KServeController(_Controller):
             )
 
         was = ready(obj.get("status") or {})
+        self._publish({**obj, "status": status})  # the route applies before it is reported
         out = super().write_status(obj, status)
         name = obj["metadata"]["name"]
         if was and not ready(status):
@@ -187,6 +199,49 @@ class KServeController(_Controller):
                 out, "Normal", "InferenceServiceReady", f"InferenceService [{name}] is Ready"
             )
         return out
+
+    def _publish(self, obj: dict[str, Any]) -> None:
+        """Hand the data plane what the Knative route now does: the InferenceService's and
+        the predictor's hosts split by revision, each tag's host to its revision alone."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        st = self.isvcs.get((ns, name))
+        child = st.child if st is not None else None
+        status = obj.get("status") or {}
+        traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic")
+        if child is None or status.get("deploymentMode") != "Knative" or not traffic:
+            return
+        ksvc = f"{name}-predictor"
+
+        def backends(targets: list[dict[str, Any]]) -> list[Backend]:
+            shares: dict[str, int] = {}
+            for t in targets:
+                shares[t["revisionName"]] = shares.get(t["revisionName"], 0) + t["percent"]
+            return [
+                Backend(
+                    key=rev,
+                    model_uri=child.revision_uris.get(rev, ""),
+                    weight=weight,
+                    metric_labels=knative_labels(ns, ksvc, rev),
+                )
+                for rev, weight in shares.items()
+            ]
+
+        urls = self._urls(obj, "Knative")
+        routes = {urlparse(urls["url"]).hostname: traffic}
+        routes[urlparse(urls["predictor"]).hostname] = traffic
+        for t in traffic:
+            if t.get("url"):
+                routes[urlparse(t["url"]).hostname] = [{**t, "percent": 100}]
+        plane = self.emu.dataplane
+        for host in child.hosts - set(routes):
+            plane.withdraw("kserve", host)
+        for host, targets in routes.items():
+            plane.publish("kserve", str(host), backends(targets), model_name=name)
+        child.hosts = {str(h) for h in routes}
+
+    def _withdraw(self, child: _Child | None) -> None:
+        for host in child.hosts if child is not None else ():
+            self.emu.dataplane.withdraw("kserve", host)
 
     def event(self, obj: dict[str, Any], etype: str, reason: str, message: str) -> None:
         record(self.store, self.rt, obj, etype, reason, message, "v1beta1Controllers")
@@ -211,7 +266,10 @@ class KServeController(_Controller):
             for k, v in (meta.get("annotations") or {}).items()
             if k not in DISALLOWED_ANNOTATIONS
         }
-        data = [obj["spec"].get("predictor"), meta.get("labels") or {}, ann, runtime]
+        # canaryTrafficPercent goes into the Knative route, not the revision template
+        # (ksvc_reconciler.go createKnativeService: RouteSpec.Traffic)
+        pred = {k: v for k, v in (obj["spec"].get("predictor") or {}).items() if k != CANARY_FIELD}
+        data = [pred, meta.get("labels") or {}, ann, runtime]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
     # ------------------------------------------------------------------------ reconcile
@@ -220,10 +278,11 @@ class KServeController(_Controller):
         key = (ns, name)
         obj = self.store.get(self.rt, ns, name)
         if obj is None:
-            self.isvcs.pop(key, None)
+            self._withdraw((self.isvcs.pop(key, None) or _Isvc()).child)
             return
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
+            self._withdraw((self.isvcs.get(key) or _Isvc()).child)
             self._delete_child(obj)
             if KSERVE_FINALIZER in (meta.get("finalizers") or []):
                 self.update_meta(
@@ -247,6 +306,7 @@ class KServeController(_Controller):
         if (meta.get("annotations") or {}).get(STOP_ANNOTATION, "").lower() == "true":
             # components/predictor.go: the child is deleted and the status cleared
             if st.child is not None or not st.stopped:
+                self._withdraw(st.child)
                 self._delete_child(obj)
                 st.child, st.stopped = None, True
                 self.write_status(obj, self._stopped_status(obj, mode))
@@ -303,7 +363,11 @@ class KServeController(_Controller):
                 )
                 self.write_status(obj, status)
                 return
-        if child.phase != "progressing" or self.hold:
+        if child.phase != "progressing":
+            if mode == "Knative":  # a canaryTrafficPercent change moves the route only
+                self.write_status(obj, self._settled_status(obj, child, runtime))
+            return
+        if self.hold:
             return
         now = time.monotonic()
         if now < child.due:
@@ -336,6 +400,9 @@ class KServeController(_Controller):
                 "app": child.revision,
             }
             child.pods = [self._new_pod(obj, f"{child.revision}-deployment", labels)]
+            child.revision_pods[child.revision] = list(child.pods)
+            child.revision_uris[child.revision] = self.storage_uri(obj) or ""
+            child.failure = ""
         else:
             dep = self._sync_deployment(obj, child, runtime)
             child.revision = ""
@@ -453,6 +520,7 @@ class KServeController(_Controller):
                 self.enqueue(ns, name, child.deadline - time.monotonic())
                 return
             child.phase = "failed"
+            child.failure = msg
             if mode == "Standard":
                 self._write_deployment_status(obj, child)
             self.write_status(obj, self._failed_status(obj, child, mode, runtime, msg, True))
@@ -465,18 +533,114 @@ class KServeController(_Controller):
                 "INFO:     Uvicorn running on http://0.0.0.0:8080",
             )
             self.set_pod_phase(pod, "running")
-        for pod in self.pods_of(ns, self.pod_selector(name)):
-            if pod["metadata"]["name"] not in child.pods:
-                self.delete_pod(pod)
         child.phase = "ready"
         if mode == "Knative":
             child.ready_revision = child.revision
-            if child.rolled_out != child.revision:
-                child.previous_rolled_out = child.rolled_out
-                child.rolled_out = child.revision
-        else:
-            self._write_deployment_status(obj, child)
+            self.write_status(obj, self._settled_status(obj, child, runtime))
+            return
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            if pod["metadata"]["name"] not in child.pods:
+                self.delete_pod(pod)
+        self._write_deployment_status(obj, child)
         self.write_status(obj, self._ready_status(obj, child, mode, runtime))
+
+    # ------------------------------------------------------------ the Knative route (canary)
+
+    def _settled_status(self, obj: dict[str, Any], child: _Child, runtime: str) -> dict[str, Any]:
+        """Knative mode once the latest revision is ready or failed: the route as the ISVC's
+        canaryTrafficPercent asks; revisions the route no longer names lose their pods."""
+        if child.phase == "failed":
+            status = self._failed_status(obj, child, "Knative", runtime, child.failure, True)
+        else:
+            status = self._ready_status(obj, child, "Knative", runtime)
+        pred = (status.get("components") or {}).get("predictor") or {}
+        keep = {t["revisionName"] for t in pred.get("traffic") or []} | {child.revision}
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        for rev in [r for r in child.revision_pods if r not in keep]:
+            del child.revision_pods[rev]
+        live = {p for pods in child.revision_pods.values() for p in pods}
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            if pod["metadata"]["name"] not in live:
+                self.delete_pod(pod)
+        return status
+
+    def _tag_url(self, obj: dict[str, Any], tag: str) -> str:
+        """Knative's tag route host, default ``tag-template`` ``{{.Tag}}-{{.Name}}`` (the ksvc
+        is ``<isvc>-predictor``)."""
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        return f"http://{tag}-{name}-predictor.{ns}.{self.domain}"
+
+    def _route(self, obj: dict[str, Any], child: _Child) -> list[dict[str, Any]]:
+        """``ksvc_reconciler.go`` createKnativeService: with canaryTrafficPercent and a rolled
+        out revision, the latest ready revision gets the percent (tag ``latest`` with tag
+        routing) and the last rolled-out one, tag ``prev``, the rest; else latest 100 %.
+        Knative resolves ``latestRevision: true`` to the latest *ready* revision."""
+        if not child.ready_revision:
+            return []
+        ctp = (obj["spec"].get("predictor") or {}).get(CANARY_FIELD)
+        ann = (obj["metadata"].get("annotations") or {}).get(TAG_ROUTING_ANNOTATION)
+        latest_tag = "latest" if ann == "true" else None
+
+        def target(rev: str, percent: int, latest: bool, tag: str | None) -> dict[str, Any]:
+            out: dict[str, Any] = {"latestRevision": latest, "percent": percent}
+            out["revisionName"] = rev
+            if tag:
+                out["tag"], out["url"] = tag, self._tag_url(obj, tag)
+            return out
+
+        if ctp is None or not child.rolled_out:
+            return [target(child.ready_revision, 100, True, latest_tag)]
+        traffic = [target(child.ready_revision, int(ctp), True, latest_tag)]
+        if int(ctp) < 100:
+            traffic.append(target(child.rolled_out, 100 - int(ctp), False, "prev"))
+        return traffic
+
+    @staticmethod
+    def _propagate_rollout(child: _Child, traffic: list[dict[str, Any]]) -> None:
+        """``inference_service_status.go`` PropagateStatus: a latest ready revision at 100 %
+        is rolled out (the former one becomes previous); a split over one revision that was
+        already rolled out rolls the record back to the previous one."""
+        per_revision: dict[str, int] = {}
+        for t in traffic:
+            per_revision[t["revisionName"]] = per_revision.get(t["revisionName"], 0) + t["percent"]
+        for t in traffic:
+            if t["revisionName"] != child.ready_revision or not t["latestRevision"]:
+                continue
+            if child.rolled_out != child.ready_revision:
+                if t["percent"] == 100:
+                    child.previous_rolled_out = child.rolled_out
+                    child.rolled_out = child.ready_revision
+            elif (
+                child.ready_revision == child.revision
+                and t["percent"] < 100
+                and per_revision.get(t["revisionName"]) == 100
+                and child.previous_rolled_out
+            ):
+                child.rolled_out = child.previous_rolled_out
+
+    def _traffic(self, obj: dict[str, Any], child: _Child) -> list[dict[str, Any]]:
+        """Route, then PropagateStatus, until the record stops moving (the real controller
+        gets there over consecutive reconciles)."""
+        for _ in range(3):
+            before = (child.rolled_out, child.previous_rolled_out)
+            traffic = self._route(obj, child)
+            self._propagate_rollout(child, traffic)
+            if before == (child.rolled_out, child.previous_rolled_out):
+                break
+        return traffic
+
+    def _knative_predictor(self, obj: dict[str, Any], child: _Child) -> dict[str, Any]:
+        """The revision fields of ``components.predictor`` (Knative mode)."""
+        traffic = self._traffic(obj, child)
+        pred: dict[str, Any] = {"latestCreatedRevision": child.revision}
+        if child.ready_revision:
+            pred["latestReadyRevision"] = child.ready_revision
+            pred["traffic"] = traffic
+        if child.rolled_out:
+            pred["latestRolledoutRevision"] = child.rolled_out
+        if child.previous_rolled_out:
+            pred["previousRolledoutRevision"] = child.previous_rolled_out
+        return pred
 
     # ------------------------------------------------------------- the Standard Deployment
 
@@ -660,7 +824,7 @@ class KServeController(_Controller):
         if not any(c["type"] == "IngressReady" for c in conds) or not child.ready_revision:
             _set_condition(conds, "IngressReady", "Unknown")
         pred = status.setdefault("components", {}).setdefault("predictor", {})
-        pred["latestCreatedRevision"] = child.revision
+        pred.update(self._knative_predictor(obj, child))
         return status
 
     def _resume_status(self, obj: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -710,17 +874,10 @@ class KServeController(_Controller):
             ):
                 _set_condition(conds, ctype, "True")
             pred: dict[str, Any] = {
-                "latestCreatedRevision": child.revision,
-                "latestReadyRevision": child.ready_revision,
-                "latestRolledoutRevision": child.rolled_out,
+                **self._knative_predictor(obj, child),
                 "url": urls["predictor"],
                 "address": {"url": urls["predictor_internal"]},
-                "traffic": [
-                    {"revisionName": child.revision, "percent": 100, "latestRevision": True}
-                ],
             }
-            if child.previous_rolled_out:
-                pred["previousRolledoutRevision"] = child.previous_rolled_out
             status["components"] = {"predictor": pred}
         status["modelStatus"] = {
             "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
@@ -751,7 +908,7 @@ class KServeController(_Controller):
                 conds, "LatestDeploymentReady", "False", "PredictorConfigurationReady not ready"
             )
             pred = status.setdefault("components", {}).setdefault("predictor", {})
-            pred["latestCreatedRevision"] = child.revision
+            pred.update(self._knative_predictor(obj, child))
         ms = status.get("modelStatus") or {}
         states = ms.get("states") or {"activeModelState": ""}
         states["targetModelState"] = "FailedToLoad"

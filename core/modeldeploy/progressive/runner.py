@@ -66,7 +66,7 @@ def check_rollout(
     """Parse and check a strategy and its analysis (or just its rules, comma-separated)
     against the flavor; changes nothing."""
     parsed = parse_strategy(strategy)
-    check_supported(parsed, deployer.flavor, deployer.capabilities)
+    check_supported(parsed, deployer.flavor, deployer.capabilities, deployer.why_not)
     if isinstance(analysis, str):
         analysis = {"rules": analysis}
     try:

@@ -9,6 +9,7 @@ strategy is a new model here and nothing else.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -166,13 +167,20 @@ def parse_strategy(value: Strategy | dict[str, Any] | str | None) -> Strategy:
         ) from None
 
 
-def check_supported(strategy: Strategy, flavor: str, capabilities: frozenset[Capability]) -> None:
-    """Refuse, before anything changes, a strategy the flavor's platform cannot do."""
+def check_supported(
+    strategy: Strategy,
+    flavor: str,
+    capabilities: frozenset[Capability],
+    why_not: Mapping[Capability, str] | None = None,
+) -> None:
+    """Refuse, before anything changes, a strategy the flavor's platform cannot do
+    (`why_not`: the flavor's own reason per missing capability)."""
     missing = strategy.requires - capabilities
     if missing:
+        reasons = "".join(f" ({why_not[c]})" for c in sorted(missing) if why_not and c in why_not)
         raise InvalidConfigError(
             f"the {flavor} flavor cannot do a {strategy.kind} rollout: it needs "
-            f"{', '.join(sorted(missing))}, and {flavor} offers "
+            f"{', '.join(sorted(missing))}{reasons}, and {flavor} offers "
             f"{', '.join(sorted(capabilities)) or 'only in-place updates'}; pick another "
             "strategy (in_place always works) or another flavor"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -11,10 +12,14 @@ from modeldeploy.flavors.kserve import resource, storage
 from modeldeploy.flavors.kserve.config import KServeConfig
 from modeldeploy.flavors.kserve.server import KServeModelServer
 from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
+from modeldeploy.flavors.kserve.traffic import NO_MIRROR
 from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
+from modeldeploy.flavors.kubernetes.rollout_store import ConfigMapRolloutStore
 from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
+from modeldeploy.progressive.queries import KNATIVE
+from modeldeploy.traffic import Capability
 
 
 class KServeModelDeployer(KubernetesModelDeployer):
@@ -30,6 +35,13 @@ class KServeModelDeployer(KubernetesModelDeployer):
     settings_class: ClassVar[type[DeployerSettings]] = KServeDeployerSettings
     server_class: ClassVar[type[KubernetesModelServer]] = KServeModelServer
     kind: ClassVar[ResourceKind] = resource.KIND
+    #: Knative mode's canaryTrafficPercent: two revisions side by side, weighted; no mirroring
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
+    )
+    why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
+    #: Knative's queue-proxy request metrics, per revision (Standard mode has no rollouts)
+    metric_queries = KNATIVE
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     # What KServe's storage initializer fetches.
     uri_schemes: ClassVar[tuple[str, ...]] = (
@@ -43,6 +55,11 @@ class KServeModelDeployer(KubernetesModelDeployer):
         "hdfs",
         "webhdfs",
     )
+
+    def rollout_store(self) -> ConfigMapRolloutStore:
+        """Rollout states in the namespace, so any caller (a triggerer, another worker, the
+        CLI elsewhere) advances, promotes or aborts the same rollout."""
+        return ConfigMapRolloutStore(self.kube, self.flavor)
 
     def validate_flavor(self, config: ServiceConfig) -> None:
         assert isinstance(config, KServeConfig)

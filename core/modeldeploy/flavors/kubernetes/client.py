@@ -68,25 +68,51 @@ class KubeClient:
             read = max(MIN_REQUEST_TIMEOUT, min(read, deadline.remaining()))
         return (min(CONNECT_TIMEOUT, read), read)
 
-    def list_json(self, method: Any, selector: str, what: str) -> list[dict[str, Any]]:
-        """Items of a namespaced list call (`method`, e.g. `core.list_namespaced_pod`) as
-        plain dicts, without deserializing them into client models."""
+    def _json(
+        self, method: Any, *args: Any, doing: str, missing_ok: bool = False, **kw: Any
+    ) -> Any:
+        """One API call answered as plain JSON (no client models); None for a 404 when
+        `missing_ok`."""
         import json
 
-        from modeldeploy.flavors.kubernetes.errors import translate
+        from modeldeploy.flavors.kubernetes.errors import api_status, translate
 
         try:
             resp: Any = self.retry.call(
-                method,
-                self.namespace,
-                label_selector=selector,
-                _preload_content=False,
-                _request_timeout=self.timeout,
+                method, *args, _preload_content=False, _request_timeout=self.timeout, **kw
             )
         except Exception as exc:
-            raise translate(exc, f"listing {what} {selector} in {self.namespace}") from None
-        items: list[dict[str, Any]] = json.loads(resp.data).get("items") or []
+            if missing_ok and api_status(exc) == 404:
+                return None
+            raise translate(exc, doing) from None
+        return json.loads(resp.data)
+
+    def list_json(self, method: Any, selector: str, what: str) -> list[dict[str, Any]]:
+        """Items of a namespaced list call (`method`, e.g. `core.list_namespaced_pod`) as
+        plain dicts, without deserializing them into client models."""
+        found = self._json(
+            method,
+            self.namespace,
+            label_selector=selector,
+            doing=f"listing {what} {selector} in {self.namespace}",
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
         return items
+
+    def read_json(
+        self, method: Any, name: str, what: str, deadline: Any = None
+    ) -> dict[str, Any] | None:
+        """One namespaced object (`method`, e.g. `core.read_namespaced_secret`) as a plain
+        dict; None when it does not exist."""
+        found: dict[str, Any] | None = self._json(
+            method,
+            name,
+            self.namespace,
+            deadline=deadline,
+            doing=f"reading {what} {self.namespace}/{name}",
+            missing_ok=True,
+        )
+        return found
 
     def close(self) -> None:
         close = getattr(self.api_client, "close", None)

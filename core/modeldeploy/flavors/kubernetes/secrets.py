@@ -232,21 +232,7 @@ class StorageSecrets:
         return cast("Callable[..., Any]", getattr(self.kube.core, f"{verb}_namespaced_{kind}"))
 
     def _read(self, plural: str, name: str, deadline: Deadline | None) -> dict[str, Any] | None:
-        fn = self._method("read", plural)
-        try:
-            resp = self.kube.retry.call(
-                fn,
-                name,
-                self.kube.namespace,
-                deadline=deadline,
-                _preload_content=False,
-                _request_timeout=self.kube.timeout,
-            )
-        except Exception as exc:
-            if api_status(exc) == 404:
-                return None
-            raise translate(exc, f"reading {plural} {self.kube.namespace}/{name}") from None
-        return cast("dict[str, Any]", json.loads(resp.data))
+        return self.kube.read_json(self._method("read", plural), name, plural, deadline)
 
     def _write(
         self, verb: str, plural: str, name: str, body: dict[str, Any], deadline: Deadline | None

@@ -1,0 +1,257 @@
+"""Progressive rollouts on KServe (issue 12, item 1): Knative mode's `canaryTrafficPercent`
+driven by the engine's strategies, against the emulator or a real cluster
+(MODELDEPLOY_TEST_KUBECONFIG; tests needing the emulator's controls skip there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modeldeploy.errors import InvalidConfigError
+from modeldeploy.progressive.runner import begin_rollout, check_rollout, run_rollout
+from modeldeploy.progressive.state import RolloutState, RolloutStore
+from modeldeploy.status import ServiceState
+from modeldeploy.traffic import CHALLENGER, CHAMPION
+from modeldeploy.waiting import Deadline
+
+from tests.flavors_kubernetes.conftest import Cluster
+
+#: no service metrics on a cluster without Prometheus: judge the route and readiness only
+NO_RULES = {"rules": [], "min_requests": 0}
+
+
+@pytest.fixture
+def kserve(make_deployer: Any) -> Any:
+    return make_deployer("kserve")
+
+
+def _settled(cluster: Cluster, kserve: Any, uuid: Any) -> Any:
+    """The server once KServe reports the last route write applied (writes return at once)."""
+    server = kserve.get_model_server(uuid)
+    server.wait_for_state(ServiceState.ACTIVE, Deadline(cluster.timeout))
+    return server
+
+
+def _predictor(server: Any) -> dict[str, Any]:
+    server.check_status()
+    return dict(server.obj["status"]["components"]["predictor"])
+
+
+def _start(
+    cluster: Cluster, kserve: Any, strategy: Any, version: int = 2, **extra: Any
+) -> tuple[Any, RolloutStore, RolloutState]:
+    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(kserve, strategy, NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=version, **extra))
+    store = kserve.rollout_store()  # on the cluster: any caller sees the same rollout
+    state = begin_rollout(
+        kserve, champion, config, parsed, analysis, store=store, timeout=cluster.timeout
+    )
+    return champion, store, state
+
+
+def test_canary_10_50_100_promotes_the_challengers_revision(cluster: Cluster, kserve: Any) -> None:
+    strategy = {"kind": "canary", "percents": [10, 50], "bake_seconds": 0}
+    champion, store, state = _start(cluster, kserve, strategy)
+    champion_revision = _predictor(champion)["latestRolledoutRevision"]
+    seen: list[tuple[int, int, Any]] = []
+
+    def on_progress(state: RolloutState) -> None:
+        if state.phase == "baking":
+            split = champion.traffic_status()
+            seen.append((split.weight_of(CHALLENGER), split.weight_of(CHAMPION), champion.obj))
+
+    done = run_rollout(
+        kserve, state.model_name, store=store, timeout=cluster.timeout * 3, on_progress=on_progress
+    )
+
+    assert done.phase == "succeeded", done.message
+    assert [(c, p) for c, p, _ in seen] == [(10, 90), (50, 50), (100, 0)]
+    for percent, _, obj in seen:  # KServe's own route, as its status reports it
+        traffic = obj["status"]["components"]["predictor"]["traffic"]
+        assert obj["spec"]["predictor"]["canaryTrafficPercent"] == percent
+        assert {t.get("tag") for t in traffic} >= {"latest"}
+        if percent < 100:
+            [prev] = [t for t in traffic if t.get("tag") == "prev"]
+            assert (prev["revisionName"], prev["percent"]) == (champion_revision, 100 - percent)
+    server = _settled(cluster, kserve, champion.uuid)
+    assert server.status.state == ServiceState.ACTIVE
+    assert "canaryTrafficPercent" not in server.obj["spec"]["predictor"]
+    predictor = _predictor(server)
+    assert predictor["previousRolledoutRevision"] == champion_revision
+    assert predictor["latestRolledoutRevision"] == predictor["latestReadyRevision"]
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert server.config.model_version == "2"
+
+
+def test_a_failing_challenger_is_rolled_back_to_the_champions_model(
+    cluster: Cluster, kserve: Any
+) -> None:
+    strategy = {"kind": "linear", "step_percent": 50, "bake_seconds": 0}
+    champion, store, state = _start(cluster, kserve, strategy, model_uri=cluster.bad_uri(2))
+    served_before = cluster.good_uri("kserve", 1)
+
+    done = run_rollout(kserve, state.model_name, store=store, timeout=cluster.timeout * 3)
+
+    assert done.phase == "rolled_back" and "challenger failed" in done.message, done.message
+    server = _settled(cluster, kserve, champion.uuid)
+    spec = server.obj["spec"]["predictor"]
+    assert spec["model"]["storageUri"] == served_before and "canaryTrafficPercent" not in spec
+    assert server.config.model_version == "1"
+    assert server.status.state == ServiceState.ACTIVE, server.status.last_error
+    predictor = _predictor(server)
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert predictor["latestRolledoutRevision"] == predictor["latestReadyRevision"]
+    assert not any(
+        k.startswith("modeldeploy.io/champion") for k in server.obj["metadata"]["annotations"]
+    )
+
+
+def test_abort_mid_canary_puts_all_traffic_back_at_once(cluster: Cluster, kserve: Any) -> None:
+    from modeldeploy.progressive.runner import abort_rollout, advance_rollout
+
+    strategy = {"kind": "canary", "percents": [30], "bake_seconds": 600}
+    champion, store, state = _start(cluster, kserve, strategy)
+    champion_revision = _predictor(champion)["latestRolledoutRevision"]
+    while state.phase == "starting":
+        state = advance_rollout(kserve, state.model_name, store=store)
+    assert champion.traffic_status().weight_of(CHALLENGER) == 30
+    during = champion.check_status()  # the server serves while its traffic is split
+    assert during.state == ServiceState.ACTIVE and during.revision == champion_revision
+
+    aborted = abort_rollout(kserve, state.model_name, store=store)
+
+    assert aborted.phase == "rolled_back"
+    server = _settled(cluster, kserve, champion.uuid)
+    predictor = _predictor(server)
+    assert predictor["previousRolledoutRevision"] == champion_revision
+    assert [t["percent"] for t in predictor["traffic"]] == [100]
+    assert server.status.state == ServiceState.ACTIVE
+    assert server.traffic_status().variants[0].weight == 100
+
+
+def test_shadow_is_refused_before_anything_changes(cluster: Cluster, kserve: Any) -> None:
+    server = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
+    before = server.obj["metadata"]["resourceVersion"]
+
+    with pytest.raises(InvalidConfigError) as refused:
+        check_rollout(kserve, "shadow", None)
+    with pytest.raises(InvalidConfigError, match="cannot mirror"):
+        server.set_traffic(0, mirror_percent=100)
+
+    assert "KServe cannot mirror requests" in str(refused.value)
+    assert "canary, linear or blue_green" in str(refused.value)
+    server.check_status()
+    assert server.obj["metadata"]["resourceVersion"] == before
+
+
+def test_standard_mode_refuses_a_rollout_and_changes_nothing(cluster: Cluster, kserve: Any) -> None:
+    cluster.requires_emulator().kserve.default_deployment_mode = "Standard"
+    champion = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
+    before = champion.obj["metadata"]["resourceVersion"]
+    parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=2))
+    store = kserve.rollout_store()
+
+    with pytest.raises(InvalidConfigError, match=r"Standard .* canaryTrafficPercent is ignored"):
+        begin_rollout(kserve, champion, config, parsed, analysis, store=store)
+
+    champion.check_status()
+    assert champion.obj["metadata"]["resourceVersion"] == before
+    assert store.load(config.model_name).phase == "rolled_back"  # type: ignore[union-attr]
+
+
+def test_the_rollout_cli_shows_aborts_and_promotes_a_kserve_canary(
+    cluster: Cluster,
+    kserve: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`modeldeploy rollout status|abort|promote` (in-process `main`) on a rollout another
+    caller started; the state is found where the engine keeps it (MODELDEPLOY_HOME)."""
+    import json
+
+    from modeldeploy.cli.main import main
+    from modeldeploy.progressive.runner import advance_rollout
+
+    emu = cluster.requires_emulator()
+    monkeypatch.setenv("MODELDEPLOY_HOME", str(tmp_path / "home"))
+    common = ["--flavor", "kserve", "--kubeconfig", str(emu.write_kubeconfig(tmp_path / "kc"))]
+    common += ["--context", "emulator", "--namespace", "default"]
+    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    name = champion.config.model_name
+
+    def start(version: int) -> None:
+        parsed, analysis = check_rollout(
+            kserve, {"kind": "canary", "percents": [30], "bake_seconds": 600}, NO_RULES
+        )
+        config = kserve.parse_config(cluster.config("kserve", version=version))
+        server = kserve.get_model_server(champion.uuid)
+        state = begin_rollout(kserve, server, config, parsed, analysis, timeout=cluster.timeout)
+        while state.phase == "starting":
+            state = advance_rollout(kserve, name)
+
+    def cli(*argv: str) -> tuple[int, Any]:
+        capsys.readouterr()
+        code = main(["rollout", *argv, name, "--json", *common])
+        return code, json.loads(capsys.readouterr().out)
+
+    start(2)
+    code, shown = cli("status")
+    assert code == 0 and (shown["phase"], shown["step_index"]) == ("baking", 0)
+    assert kserve.get_model_server(champion.uuid).traffic_status().weight_of(CHALLENGER) == 30
+    code, aborted = cli("abort")
+    assert code == 0 and aborted["phase"] == "rolled_back"
+    server = _settled(cluster, kserve, champion.uuid)
+    assert server.config.model_version == "1" and server.traffic_status().variants[0].weight == 100
+
+    start(3)
+    code, promoted = cli("promote")
+    assert code == 0 and promoted["phase"] == "succeeded", promoted["message"]
+    server = _settled(cluster, kserve, champion.uuid)
+    assert server.config.model_version == "3"
+    assert [t["percent"] for t in _predictor(server)["traffic"]] == [100]
+
+
+def test_the_rollout_lock_on_the_cluster_waits_for_its_holder_and_outlives_a_dead_one(
+    cluster: Cluster, kserve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap store: one holder at a time; a lock whose holder died expires."""
+    import threading
+
+    from modeldeploy.flavors.kubernetes import rollout_store
+
+    store = kserve.rollout_store()
+    model = f"lock-{cluster.run}"
+    order: list[str] = []
+    found_busy = threading.Event()
+
+    class Busy(rollout_store._Busy):  # raised when a caller finds the lock held
+        def __init__(self) -> None:
+            super().__init__()
+            found_busy.set()
+
+    monkeypatch.setattr(rollout_store, "_Busy", Busy)
+
+    def second() -> None:
+        with store.locked(model):
+            order.append("second")
+
+    with store.locked(model):
+        order.append("first")
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert found_busy.wait(60), "the second caller never found the lock held"
+        order.append("first done")
+    waiter.join(60)
+    assert order == ["first", "first done", "second"]
+
+    monkeypatch.setattr(rollout_store, "LOCK_SECONDS", -1.0)  # a holder that died long ago
+    dead = store.locked(model)
+    dead.__enter__()  # never released
+    monkeypatch.setattr(rollout_store, "LOCK_SECONDS", 600.0)
+    with store.locked(model):
+        order.append("after the dead one")
+    assert order[-1] == "after the dead one"
