@@ -9,7 +9,11 @@ from typing import Any, ClassVar
 from modeldeploy.config import ServiceConfig
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, PlatformError
 from modeldeploy.flavors.kubernetes import pods, protocols
-from modeldeploy.flavors.kubernetes.deployments import list_deployments, template_rolled_over
+from modeldeploy.flavors.kubernetes.deployments import (
+    list_deployments,
+    rollout_complete,
+    template_rolled_over,
+)
 from modeldeploy.flavors.kubernetes.logs import list_pods
 from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
@@ -130,6 +134,8 @@ class SeldonModelServer(KubernetesModelServer):
         self._write(split.remove)
 
     def _predictor_ready(self, obj: dict[str, Any], predictor: dict[str, Any]) -> bool:
+        """Available in Seldon's status, and (when we may read Deployments) every one of
+        the predictor's Deployments rolled out: a shadow flag rolls its pods."""
         if not split.predictor_available(obj, predictor):
             return False
         names = set(split.deployment_names(self.name, predictor))
@@ -137,9 +143,21 @@ class SeldonModelServer(KubernetesModelServer):
             found = list_deployments(self.deployer.kube, self.pod_selector())
         except ModelDeployError:  # no RBAC for deployments: the status stands
             return True
-        return all(
-            template_rolled_over(d)[0] for d in found if d["metadata"].get("name") in names
-        ) and names <= {d["metadata"].get("name") for d in found}
+        mine = [d for d in found if d["metadata"].get("name") in names]
+        return len(mine) == len(names) and all(rollout_complete(d)[0] for d in mine)
+
+    def is_current(self, obj: dict[str, Any], from_event: bool) -> bool:
+        """Seldon's status, else (Available, but unchanged since our write) the Deployments:
+        a write they already match changes no status at all (see `traffic.deployments_serve`)."""
+        if super().is_current(obj, from_event):
+            return True
+        if str((obj.get("status") or {}).get("state") or "") != "Available":
+            return False
+        try:
+            found = list_deployments(self.deployer.kube, self.pod_selector())
+        except ModelDeployError:
+            return False
+        return split.deployments_serve(obj, found)
 
     def _predictor_failure(
         self, obj: dict[str, Any], predictor: dict[str, Any], config: ServiceConfig

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
+from modeldeploy.flavors.kubernetes.deployments import rollout_complete
 from modeldeploy.flavors.kubernetes.records import PREFIX
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
 
@@ -188,3 +189,50 @@ def status(
         mirror_to=CHALLENGER if mirror else None,
         mirror_percent=mirror,
     )
+
+
+def deployments_serve(obj: dict[str, Any], found: list[dict[str, Any]]) -> bool:
+    """Do the operator's Deployments already run exactly this spec, rolled out and available?
+
+    A write that needs no Deployment change (a spec restored to what runs, a traffic change)
+    leaves Seldon's status as it was, so no status change ever marks it as seen; the
+    Deployments then are the evidence: one per predictor component and no other, each with
+    its predictor's replicas, model URIs and images, rolled out.
+    """
+    sdep = obj["metadata"]["name"]
+    expected = {
+        name: predictor
+        for predictor in predictors(obj)
+        for name in deployment_names(sdep, predictor)
+    }
+    by_name = {str((d.get("metadata") or {}).get("name")): d for d in found}
+    if set(by_name) != set(expected):
+        return False
+    for name, predictor in expected.items():
+        deployment = by_name[name]
+        if not rollout_complete(deployment)[0]:
+            return False
+        spec = deployment.get("spec") or {}
+        if int(spec.get("replicas") or 0) != int(predictor.get("replicas", 1)):
+            return False
+        pod = (spec.get("template") or {}).get("spec") or {}
+        args = [a for c in pod.get("initContainers") or [] for a in c.get("args") or []]
+        uris = [
+            str(n["modelUri"]) for n in _nodes(predictor.get("graph") or {}) if n.get("modelUri")
+        ]
+        if any(uri not in args for uri in uris):
+            return False
+        images = {c.get("name"): c.get("image") for c in pod.get("containers") or []}
+        for comp in predictor.get("componentSpecs") or []:
+            for c in (comp.get("spec") or {}).get("containers") or []:
+                if c.get("image") and images.get(c.get("name")) != c["image"]:
+                    return False
+    return True
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [node]
+    for child in node.get("children") or []:
+        if isinstance(child, dict):
+            out.extend(_nodes(child))
+    return out
