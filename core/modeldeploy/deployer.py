@@ -18,7 +18,7 @@ from modeldeploy.server import ModelServer, ModelServerInfo, TransitionCallback
 from modeldeploy.settings import DeployerSettings as DeployerSettings
 from modeldeploy.settings import validate_settings
 from modeldeploy.status import ServiceState
-from modeldeploy.traffic import Capability
+from modeldeploy.traffic import Capability, MetricQueries
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout, within
 
 logger = get_logger("modeldeploy")
@@ -89,6 +89,10 @@ class ModelDeployer(ABC):
     settings_class: ClassVar[type[DeployerSettings]] = DeployerSettings
     #: what the platform can do beyond in-place updates (see `modeldeploy.traffic`)
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: where the analysis of a progressive rollout reads per-variant request figures
+    #: (`modeldeploy.progressive.queries`); None: the flavor exports none. An instance may
+    #: set its own (e.g. from its settings).
+    metric_queries: MetricQueries | None = None
 
     def __init__(self, settings: DeployerSettings | dict[str, Any] | None = None) -> None:
         if settings is None:

@@ -48,6 +48,10 @@ class VariantStatus(BaseModel):
     last_error: str | None = None
     #: the variant's own scoring URL, bypassing the router (probe requests of the analysis)
     url: str | None = None
+    #: PromQL label matchers that select this variant's series among the platform's own
+    #: request metrics (`MetricQueries`), e.g. `namespace_name="ns",revision_name="r-00002"`;
+    #: None on the local router, whose series the engine selects by `metrics_url`
+    metric_selector: str | None = None
 
 
 class TrafficStatus(BaseModel):
@@ -62,6 +66,25 @@ class TrafficStatus(BaseModel):
 
     def weight_of(self, variant: str) -> int:
         return next((v.weight for v in self.variants if v.name == variant), 0)
+
+
+class MetricQueries(BaseModel):
+    """Where a platform's per-variant request figures come from: PromQL templates, one per
+    figure, that the analysis asks once per variant with that variant's `metric_selector`.
+
+    Figures: `requests`, `errors` (counts in the window), `p50_seconds`, `p99_seconds`
+    (latency quantiles), `agreed`, `compared` (answers compared with the champion's). A
+    figure without a template is not measured on that platform. Placeholders: `{selector}`
+    (label matchers, never empty) and `{window}` (the step's window in whole seconds).
+    Defaults per platform live in `modeldeploy.progressive.queries`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform: str
+    templates: dict[str, str]
+    #: the server's `TrafficStatus.metrics_url` can be read without a Prometheus
+    scrapable: bool = False
 
 
 @runtime_checkable

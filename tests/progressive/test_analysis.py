@@ -6,6 +6,7 @@ import pytest
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.progressive.analysis import AnalysisConfig, analyse
 from modeldeploy.progressive.metrics import VariantFigures
+from modeldeploy.progressive.queries import ROUTER
 from modeldeploy.traffic import TrafficStatus
 
 RULES = "error_rate<=0.01,p99_ms<=50"
@@ -52,7 +53,7 @@ def test_rules_are_checked_before_anything_changes() -> None:
     with pytest.raises(ValueError, match="METRIC>=NUMBER"):
         AnalysisConfig(rules=["error_rate < 1"])
     with pytest.raises(InvalidConfigError, match="needs labels"):
-        AnalysisConfig(rules=["rmse<=60"]).check_measurable(mirrors=False)
+        AnalysisConfig(rules=["rmse<=60"]).check_measurable(mirrors=False, metrics=ROUTER)
     with pytest.raises(InvalidConfigError, match="shadow strategy"):
-        AnalysisConfig(rules=["agreement>=0.9"]).check_measurable(mirrors=False)
-    AnalysisConfig(rules=["agreement>=0.9"]).check_measurable(mirrors=True)
+        AnalysisConfig(rules=["agreement>=0.9"]).check_measurable(mirrors=False, metrics=ROUTER)
+    AnalysisConfig(rules=["agreement>=0.9"]).check_measurable(mirrors=True, metrics=ROUTER)

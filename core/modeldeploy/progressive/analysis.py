@@ -17,7 +17,8 @@ from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.gate import CheckResult, Gate, MetricThreshold
 from modeldeploy.http import JsonClient
 from modeldeploy.progressive.metrics import VariantFigures
-from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus
+from modeldeploy.progressive.queries import FIGURES, NEEDS
+from modeldeploy.traffic import CHALLENGER, CHAMPION, MetricQueries, TrafficStatus
 
 SERVICE_METRICS = ("requests", "errors", "error_rate", "p50_ms", "p99_ms")
 PROBE_METRICS = ("accuracy", "rmse", "mae")
@@ -58,7 +59,8 @@ class AnalysisConfig(BaseModel):
     max_wait_seconds: float = Field(default=600.0, gt=0)
     #: a Prometheus HTTP API; without one the server's metrics endpoint is scraped directly
     prometheus_url: str | None = None
-    #: PromQL templates replacing the defaults in `modeldeploy.progressive.metrics`
+    #: PromQL templates replacing the flavor's defaults (`modeldeploy.progressive.queries`),
+    #: per figure; placeholders `{selector}` (one variant's label matchers) and `{window}`
     queries: dict[str, str] = {}
     probe: Probe | None = None
 
@@ -81,22 +83,95 @@ class AnalysisConfig(BaseModel):
                 )
         return rules
 
+    @field_validator("queries")
+    @classmethod
+    def _templates(cls, queries: dict[str, str]) -> dict[str, str]:
+        for figure, template in queries.items():
+            if figure not in FIGURES:
+                raise ValueError(
+                    f"unknown Prometheus query {figure!r}; known: {', '.join(FIGURES)}"
+                )
+            try:
+                template.format(selector='variant="x"', window=60)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"query {figure!r} is not a template with only {{selector}} and {{window}} "
+                    f"(write a literal brace twice: {{{{ }}}}): {exc!r}"
+                ) from None
+        return queries
+
     def thresholds(self) -> list[MetricThreshold]:
         return [MetricThreshold.parse(r) for r in self.rules]
 
-    def check_measurable(self, mirrors: bool) -> None:
-        """Refuse rules no step of this rollout could measure, before anything changes."""
-        for t in self.thresholds():
+    def templates(self, metrics: MetricQueries | None) -> dict[str, str]:
+        """The flavor's PromQL templates with this analysis's replacements."""
+        return {**(metrics.templates if metrics is not None else {}), **self.queries}
+
+    def check_measurable(
+        self, mirrors: bool, metrics: MetricQueries | None, live: bool = True
+    ) -> None:
+        """Refuse rules no step of this rollout could measure, before anything changes.
+
+        `metrics` is where the flavor's request figures come from (None: nowhere); `live`
+        says whether any step sends the challenger requests (split or mirror)."""
+        source = self._service_source(metrics)
+        templates = self.templates(metrics) if source else {}
+        for rule, t in zip(self.rules, self.thresholds(), strict=True):
             if t.metric in PROBE_METRICS and (self.probe is None or self.probe.labels is None):
                 raise InvalidConfigError(
                     f"analysis rule on {t.metric} needs labels: give analysis.probe with "
                     "records and labels"
                 )
-            if t.metric == "agreement" and not mirrors and self.probe is None:
+            if t.metric == "agreement":
+                if self.probe is None and not (mirrors and _has(templates, t.metric)):
+                    raise InvalidConfigError(
+                        "analysis rule on agreement needs requests both variants answered: "
+                        + (
+                            "use the shadow strategy (mirrored requests) or give analysis.probe"
+                            if _has(templates, t.metric) or metrics is None or metrics.scrapable
+                            else f"{_platform(metrics)} exports no agreement metric, so give "
+                            "analysis.probe (rows sent to each variant's own URL)"
+                        )
+                    )
+            elif t.metric in SERVICE_METRICS and not source:
+                raise InvalidConfigError(_no_source(f"analysis rule {rule!r}", metrics))
+            elif t.metric in SERVICE_METRICS and not _has(templates, t.metric):
+                missing = [f for f in NEEDS[t.metric] if f not in templates]
                 raise InvalidConfigError(
-                    "analysis rule on agreement needs requests both variants answered: use "
-                    "the shadow strategy (mirrored requests) or give analysis.probe"
+                    f"analysis rule {rule!r} cannot be measured: {_platform(metrics)} exports no "
+                    f"per-variant {' or '.join(missing)}; give analysis.queries."
+                    f"{missing[0]} (a PromQL template) or drop the rule"
                 )
+        if live and self.min_requests > 0 and not source:
+            raise InvalidConfigError(
+                _no_source(f"analysis.min_requests={self.min_requests}", metrics)
+                + ", with min_requests=0"
+            )
+
+    def _service_source(self, metrics: MetricQueries | None) -> bool:
+        return metrics is not None and (metrics.scrapable or self.prometheus_url is not None)
+
+
+def _platform(metrics: MetricQueries | None) -> str:
+    return metrics.platform if metrics is not None else "this flavor"
+
+
+def _has(templates: dict[str, str], metric: str) -> bool:
+    return all(f in templates for f in NEEDS[metric])
+
+
+def _no_source(what: str, metrics: MetricQueries | None) -> str:
+    if metrics is None:
+        return (
+            f"{what} reads request metrics, which this flavor does not export; judge by the "
+            "probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
+        )
+    return (
+        f"{what} reads request metrics, which {metrics.platform} exports only to Prometheus: "
+        "set analysis.prometheus_url to a Prometheus that scrapes them (see "
+        "docs/progressive-delivery.md, Analysis on Kubernetes), or judge by the probe alone "
+        "(analysis.probe, rules on agreement/accuracy/rmse/mae)"
+    )
 
 
 class StepAnalysis(BaseModel):

@@ -6,7 +6,8 @@ Two sources give the same `VariantFigures`:
 - `scrape` + `figures_between` read the flavor's metrics endpoint directly when no
   Prometheus is configured: two scrapes, the counters' difference is the step's traffic.
 
-Metric names are the ones the local router exports (see docs/progressive-delivery.md).
+The templates and the label matchers of each variant come from the flavor
+(`modeldeploy.progressive.queries`); the direct scrape knows the local router's names.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from modeldeploy.errors import InvalidConfigError, PlatformError
+from modeldeploy.errors import PlatformError
 
 REQUESTS = "modeldeploy_requests_total"
 DURATION_BUCKET = "modeldeploy_request_duration_seconds_bucket"
@@ -31,30 +32,6 @@ AGREEMENT = "modeldeploy_agreement_total"
 _OURS = (REQUESTS, DURATION_BUCKET, AGREEMENT)
 _HTTP_TIMEOUT = 10.0
 SCRAPE_PATIENCE = 5.0
-
-#: PromQL per figure; `{selector}` (label matchers, never empty) narrows to one server's
-#: series and `{window}` is the step's window in seconds
-DEFAULT_QUERIES: dict[str, str] = {
-    "requests": "sum by (variant) (increase(modeldeploy_requests_total{{{selector}}}[{window}s]))",
-    "errors": (
-        "sum by (variant) "
-        '(increase(modeldeploy_requests_total{{{selector},code!~"2.."}}[{window}s]))'
-    ),
-    "p50_seconds": (
-        "histogram_quantile(0.5, sum by (variant, le) "
-        "(increase(modeldeploy_request_duration_seconds_bucket{{{selector}}}[{window}s])))"
-    ),
-    "p99_seconds": (
-        "histogram_quantile(0.99, sum by (variant, le) "
-        "(increase(modeldeploy_request_duration_seconds_bucket{{{selector}}}[{window}s])))"
-    ),
-    "agreed": (
-        "sum by (variant) "
-        '(increase(modeldeploy_agreement_total{{{selector},result="agree"}}[{window}s]))'
-    ),
-    "compared": "sum by (variant) (increase(modeldeploy_agreement_total{{{selector}}}[{window}s]))",
-}
-ANY_SERIES = 'variant!=""'
 
 
 class VariantFigures(BaseModel):
@@ -179,29 +156,33 @@ class PrometheusSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str
-    queries: dict[str, str] = DEFAULT_QUERIES
+    #: figure -> template (see `modeldeploy.traffic.MetricQueries`)
+    templates: dict[str, str]
 
-    def figures(self, selector: str, window_seconds: float) -> dict[str, VariantFigures]:
+    def figures(
+        self, selectors: dict[str, str], window_seconds: float
+    ) -> dict[str, VariantFigures]:
+        """Each template asked once per variant (variant -> its label matchers). Counts of
+        several series add up; of several latency quantiles the highest is kept."""
         window = max(1, math.ceil(window_seconds))
         figures: dict[str, VariantFigures] = defaultdict(VariantFigures)
-        unknown = set(self.queries) - set(DEFAULT_QUERIES)
-        if unknown:
-            raise InvalidConfigError(
-                f"unknown Prometheus queries {sorted(unknown)}; known: {sorted(DEFAULT_QUERIES)}"
-            )
-        for figure, template in {**DEFAULT_QUERIES, **self.queries}.items():
-            query = template.format(selector=selector, window=window)
-            for variant, value in self._query(query).items():
-                if math.isnan(value):
+        for variant, selector in selectors.items():
+            fig = figures[variant]
+            for figure, template in self.templates.items():
+                values = [
+                    v
+                    for v in self._query(template.format(selector=selector, window=window))
+                    if not math.isnan(v)
+                ]
+                if not values:
                     continue
-                fig = figures[variant]
                 if figure.endswith("_seconds"):
-                    setattr(fig, figure.replace("_seconds", "_ms"), value * 1000)
+                    setattr(fig, figure.replace("_seconds", "_ms"), max(values) * 1000)
                 else:
-                    setattr(fig, figure, value)
+                    setattr(fig, figure, sum(values))
         return dict(figures)
 
-    def _query(self, query: str) -> dict[str, float]:
+    def _query(self, query: str) -> list[float]:
         address = f"{self.url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": query})
         try:
             with urllib.request.urlopen(address, timeout=_HTTP_TIMEOUT) as response:
@@ -209,14 +190,14 @@ class PrometheusSource(BaseModel):
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise PlatformError(
                 f"Prometheus at {self.url} did not answer {query!r}: {exc}; check "
-                "analysis.prometheus_url or leave it unset to scrape the server directly"
+                "analysis.prometheus_url"
             ) from None
         if body.get("status") != "success":
             raise PlatformError(f"Prometheus at {self.url} refused {query!r}: {body.get('error')}")
-        return {
-            item["metric"].get("variant", ""): float(item["value"][1])
-            for item in body["data"]["result"]
-        }
+        result = body["data"]["result"]
+        if body["data"].get("resultType") == "scalar":
+            return [float(result[1])]
+        return [float(item["value"][1]) for item in result]
 
 
 def _unescape(value: str) -> str:

@@ -30,12 +30,12 @@ from modeldeploy.errors import (
 )
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
 from modeldeploy.progressive.metrics import (
-    ANY_SERIES,
     PrometheusSource,
     VariantFigures,
     figures_between,
     scrape,
 )
+from modeldeploy.progressive.queries import router_selector
 from modeldeploy.progressive.state import (
     RolloutState,
     RolloutStore,
@@ -46,7 +46,13 @@ from modeldeploy.progressive.state import (
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
-from modeldeploy.traffic import CHALLENGER, TrafficControl, TrafficStatus, VariantStatus
+from modeldeploy.traffic import (
+    CHALLENGER,
+    CHAMPION,
+    TrafficControl,
+    TrafficStatus,
+    VariantStatus,
+)
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
@@ -73,7 +79,12 @@ def check_rollout(
         config = AnalysisConfig.model_validate(analysis or {})
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
-    config.check_measurable(mirrors=any(s.mirror_percent for s in parsed.steps()))
+    steps = parsed.steps()
+    config.check_measurable(
+        mirrors=any(s.mirror_percent for s in steps),
+        metrics=deployer.metric_queries,
+        live=any(s.challenger_percent or s.mirror_percent for s in steps),
+    )
     return parsed, config
 
 
@@ -298,7 +309,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     status = control.traffic_status()
     result = analyse(
         state.analysis,
-        _service_figures(state, status, now - record.started_at),
+        _service_figures(deployer, state, status, now - record.started_at),
         status,
         now - record.started_at,
         live_challenger=bool(step.challenger_percent or step.mirror_percent),
@@ -390,16 +401,34 @@ def _enter_step(control: TrafficControl, state: RolloutState, index: int) -> Non
 
 
 def _service_figures(
-    state: RolloutState, status: TrafficStatus, window: float
+    deployer: ModelDeployer, state: RolloutState, status: TrafficStatus, window: float
 ) -> dict[str, VariantFigures]:
-    if not status.metrics_url:
+    """The step's request figures per variant: from Prometheus when one is configured (the
+    flavor's templates, each variant's label matchers), else by scraping `metrics_url`."""
+    metrics = deployer.metric_queries
+    if metrics is None:
         return {}
-    if state.analysis.prometheus_url is not None:
-        source = PrometheusSource(url=state.analysis.prometheus_url, queries=state.analysis.queries)
-        netloc = urlsplit(status.metrics_url).netloc
-        selector = f'instance="{netloc}"' if netloc else ANY_SERIES
-        return source.figures(selector, window)
-    return figures_between(state.baseline, scrape(status.metrics_url))
+    prometheus = state.analysis.prometheus_url
+    if prometheus is None:
+        if metrics.scrapable and status.metrics_url:
+            return figures_between(state.baseline, scrape(status.metrics_url))
+        return {}
+    source = PrometheusSource(url=prometheus, templates=state.analysis.templates(metrics))
+    return source.figures(_selectors(status), window)
+
+
+def _selectors(status: TrafficStatus) -> dict[str, str]:
+    """Label matchers per variant; the local router's are its scrape target and `variant`."""
+    instance = urlsplit(status.metrics_url).netloc if status.metrics_url else None
+    selectors = {}
+    for variant in status.variants:
+        if variant.name not in (CHAMPION, CHALLENGER):
+            continue
+        if variant.metric_selector:
+            selectors[variant.name] = variant.metric_selector
+        elif instance:
+            selectors[variant.name] = router_selector(instance, variant.name)
+    return selectors
 
 
 def _promote(

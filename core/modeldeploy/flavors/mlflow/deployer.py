@@ -30,6 +30,7 @@ from modeldeploy.flavors.mlflow.records import (
 )
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.home import default_home
+from modeldeploy.progressive.queries import ROUTER
 from modeldeploy.redaction import get_logger
 from modeldeploy.traffic import Capability
 from modeldeploy.version import __version__
@@ -47,6 +48,7 @@ class MLflowModelDeployer(ModelDeployer):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
     )
+    metric_queries = ROUTER
     settings_class = MLflowDeployerSettings
     settings: MLflowDeployerSettings
 
