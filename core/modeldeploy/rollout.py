@@ -374,7 +374,6 @@ def rollback(
         step_name,
         deadline.remaining(),
         on_transition,
-
     ).actions
     current = registry.get_champion(model_name)
     previous = registry.version_before(model_name, current.version) if current else None

@@ -109,9 +109,7 @@ def test_flavor_is_invisible_outside_its_subprocesses(installed: Acme) -> None:
 
 def test_python_api_and_cli(acme: Acme) -> None:
     # Python API: settings as text are coerced once, by the engine
-    out = deploy(
-        acme, replicas_cap="3", autoscale="yes", labels='{"team": "ml"}', region="us"
-    )
+    out = deploy(acme, replicas_cap="3", autoscale="yes", labels='{"team": "ml"}', region="us")
     assert "acme" in out["flavors"]
     assert out["settings"] == [3, True, {"team": "ml"}, "us"]
     assert out["state"] == "active"

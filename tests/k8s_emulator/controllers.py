@@ -789,7 +789,7 @@ class SeldonController(_Controller):
         """The operator's Deployments (createDeployments), their pod templates by name. The
         engine container carries the predictor with traffic and replicas zeroed
         (createEngineContainer), so only a change of the graph or pod spec rolls pods."""
-        import hashlib
+        import base64
         import json
 
         from . import deployments
@@ -799,8 +799,7 @@ class SeldonController(_Controller):
         templates: dict[str, dict[str, Any]] = {}
         for pred, dep, containers in self._components(obj):
             uris = self.predictor_uris(pred)
-            engine_copy = {**pred, "traffic": 0, "replicas": 0}
-            digest = hashlib.sha256(json.dumps(engine_copy, sort_keys=True).encode()).hexdigest()
+            engine_copy = json.dumps({**pred, "traffic": 0, "replicas": 0}, sort_keys=True)
             labels = {
                 "seldon-deployment-id": name,
                 "seldon-app": f"{name}-{pred['name']}",
@@ -813,7 +812,9 @@ class SeldonController(_Controller):
                     for c in [*containers, "seldon-container-engine"]
                 ]
             }
-            spec["containers"][-1]["env"] = [{"name": "ENGINE_PREDICTOR", "value": digest}]
+            # the executor reads its predictor from base64 JSON (getEngineVarJson)
+            engine_env = base64.b64encode(engine_copy.encode()).decode()
+            spec["containers"][-1]["env"] = [{"name": "ENGINE_PREDICTOR", "value": engine_env}]
             init = [
                 {
                     "name": f"{c}-model-initializer",

@@ -443,9 +443,7 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
     return out
 
 
-def build_settings(
-    settings_fields: Iterable[str], g: Globals
-) -> tuple[dict[str, Any], list[str]]:
+def build_settings(settings_fields: Iterable[str], g: Globals) -> tuple[dict[str, Any], list[str]]:
     """The settings this flavor accepts (as text: the engine coerces them), and the
     command-line options it ignores.
 

@@ -45,6 +45,7 @@ MAX_CREATE_RACES = 5
 class _EquivalentExists(Exception):
     """Another process created the server of this equivalence class first."""
 
+
 if TYPE_CHECKING:
     from modeldeploy.flavors.kubernetes.aio import AsyncResources
 

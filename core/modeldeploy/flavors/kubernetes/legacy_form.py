@@ -36,8 +36,11 @@ def from_legacy_form(data: Any) -> Any:
     login, password = data.pop("login", None), data.pop("password", None)
     kind = data.pop("storage_type", None) or ("s3" if login or password else None)
     picked = {
-        "s3": {**{core: data.get(key) for key, core in _S3.items()},
-               "access_key_id": login, "secret_access_key": password},
+        "s3": {
+            **{core: data.get(key) for key, core in _S3.items()},
+            "access_key_id": login,
+            "secret_access_key": password,
+        },
         "gcs": {core: data.get(key) for key, core in _GCS.items()},
         "azure": {core: data.get(key) for key, core in _AZURE.items()},
     }

@@ -15,6 +15,7 @@ from modeldeploy.flavors.seldon import resource, storage
 from modeldeploy.flavors.seldon.config import SeldonConfig
 from modeldeploy.flavors.seldon.server import SeldonModelServer
 from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
+from modeldeploy.progressive.queries import SELDON_CORE_1
 from modeldeploy.traffic import Capability
 
 
@@ -37,6 +38,8 @@ class SeldonModelDeployer(KubernetesModelDeployer):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
     )
+    #: the executor's request histogram per predictor (analysis through Prometheus)
+    metric_queries = SELDON_CORE_1
 
     def validate_deploy(self, config: ServiceConfig) -> None:
         scheme = config.model_uri.split("://", 1)[0].lower() if "://" in config.model_uri else ""

@@ -15,7 +15,7 @@ from modeldeploy.flavors.kubernetes.deployments import (
     template_rolled_over,
 )
 from modeldeploy.flavors.kubernetes.logs import list_pods
-from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED
+from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED, read_record
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
 from modeldeploy.flavors.seldon import resource
 from modeldeploy.flavors.seldon import traffic as split
@@ -60,6 +60,14 @@ class SeldonModelServer(KubernetesModelServer):
         config = self.deployer.parse_config(config)
         assert isinstance(config, SeldonConfig)
         self.deployer.validate_deploy(config)
+        if not self.deployer.settings.ingress_base_url:
+            raise InvalidConfigError(
+                "Seldon Core 1 splits and mirrors traffic in the Istio VirtualService of the "
+                "SeldonDeployment, which only requests through the ingress gateway pass; "
+                "status.address is one predictor's own service and bypasses the split. Set "
+                "ingress_base_url to your Istio ingress gateway (and send clients there), "
+                "or use strategy in_place"
+            )
         if config.resolved_protocol() != self.config.resolved_protocol():
             raise InvalidConfigError(
                 f"the challenger speaks protocol {config.resolved_protocol()!r} but the "
@@ -95,10 +103,13 @@ class SeldonModelServer(KubernetesModelServer):
         self.absorb(obj)
         champion, challenger = split.split_predictors(obj)
         record = split.challenger_record(obj)
-        configs: dict[str, ServiceConfig] = {CHAMPION: self.config}
+        ours = read_record(obj, self.deployer.config_class)
+        configs: dict[str, ServiceConfig] = {
+            CHAMPION: ours.config if ours is not None else self.config
+        }
         named = {CHAMPION: champion}
         if challenger is not None and record is not None:
-            configs[CHALLENGER] = self.deployer.parse_config(record["config"])
+            configs[CHALLENGER] = self._challenger_config(record)
             named[CHALLENGER] = challenger
         ready = {v: self._predictor_ready(obj, p) for v, p in named.items()}
         errors = {
@@ -115,7 +126,7 @@ class SeldonModelServer(KubernetesModelServer):
         record = split.challenger_record(self.resources.get(self.name) or {})
         if record is None:
             raise ModelDeployError(f"{self.where()} has no challenger to promote")
-        config = self.deployer.parse_config(record["config"])
+        config = self._challenger_config(record)
         secret = self.deployer.secrets.ensure(server=self.name)
 
         def change(current: dict[str, Any]) -> None:
@@ -133,6 +144,12 @@ class SeldonModelServer(KubernetesModelServer):
     def remove_challenger(self) -> None:
         self._write(split.remove)
 
+    def _challenger_config(self, record: dict[str, Any]) -> SeldonConfig:
+        data = {k: v for k, v in (record.get("config") or {}).items() if k != "flavor"}
+        config = self.deployer.parse_config(data)
+        assert isinstance(config, SeldonConfig)
+        return config
+
     def _predictor_ready(self, obj: dict[str, Any], predictor: dict[str, Any]) -> bool:
         """Available in Seldon's status, and (when we may read Deployments) every one of
         the predictor's Deployments rolled out: a shadow flag rolls its pods."""
@@ -144,7 +161,9 @@ class SeldonModelServer(KubernetesModelServer):
         except ModelDeployError:  # no RBAC for deployments: the status stands
             return True
         mine = [d for d in found if d["metadata"].get("name") in names]
-        return len(mine) == len(names) and all(rollout_complete(d)[0] for d in mine)
+        return len(mine) == len(names) and all(
+            rollout_complete(d)[0] and split.engine_runs(d, predictor) for d in mine
+        )
 
     def is_current(self, obj: dict[str, Any], from_event: bool) -> bool:
         """Seldon's status, else (Available, but unchanged since our write) the Deployments:

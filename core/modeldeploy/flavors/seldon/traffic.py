@@ -16,16 +16,21 @@ and fails to load. This module is pure: specs in, specs and statuses out.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.flavors.kubernetes.deployments import rollout_complete
 from modeldeploy.flavors.kubernetes.records import PREFIX
+from modeldeploy.progressive.queries import seldon_selector
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
 
 #: which predictor is the challenger, and its config (JSON): any process can carry on
 ANNOTATION_CHALLENGER = PREFIX + "challenger"
+#: the operator's executor container (seldondeployment_engine.go EngineContainerName)
+ENGINE_CONTAINER = "seldon-container-engine"
 
 
 def predictors(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,7 +155,7 @@ def predictor_available(obj: dict[str, Any], predictor: dict[str, Any]) -> bool:
 
 def status(
     obj: dict[str, Any],
-    versions: dict[str, tuple[str | None, str | None]],
+    versions: Mapping[str, tuple[str | None, str | None]],
     ready: dict[str, bool],
     errors: dict[str, str | None],
 ) -> TrafficStatus:
@@ -183,8 +188,11 @@ def status(
                 ready=ready[variant],
                 weight=weights[variant],
                 last_error=errors.get(variant),
+                # the executor labels its request metrics with the predictor's name; a
+                # shadow counts its mirrored copies under its own
+                metric_selector=seldon_selector(obj["metadata"]["name"], predictor["name"]),
             )
-            for variant, _ in variants
+            for variant, predictor in variants
         ],
         mirror_to=CHALLENGER if mirror else None,
         mirror_percent=mirror,
@@ -222,12 +230,47 @@ def deployments_serve(obj: dict[str, Any], found: list[dict[str, Any]]) -> bool:
         ]
         if any(uri not in args for uri in uris):
             return False
+        if not engine_runs(deployment, predictor):
+            return False
         images = {c.get("name"): c.get("image") for c in pod.get("containers") or []}
         for comp in predictor.get("componentSpecs") or []:
             for c in (comp.get("spec") or {}).get("containers") or []:
                 if c.get("image") and images.get(c.get("name")) != c["image"]:
                     return False
     return True
+
+
+def engine_runs(deployment: dict[str, Any], predictor: dict[str, Any]) -> bool:
+    """Does the Deployment's executor run this predictor as routed or shadow? The operator
+    hands the executor its predictor as base64 JSON in `ENGINE_PREDICTOR`, with traffic and
+    replicas zeroed so a traffic change rolls nothing (seldondeployment_engine.go
+    createEngineContainer), but the `shadow` flag and the graph's model URIs are there: a
+    Deployment not rewritten yet for our write still carries the previous ones. Without an
+    executor (no-engine predictors) there is nothing to compare."""
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    encoded = next(
+        (
+            e.get("value")
+            for c in pod.get("containers") or []
+            if c.get("name") == ENGINE_CONTAINER
+            for e in c.get("env") or []
+            if e.get("name") == "ENGINE_PREDICTOR"
+        ),
+        None,
+    )
+    if not encoded:
+        return True
+    try:
+        running = json.loads(base64.b64decode(encoded))
+    except ValueError:
+        return True
+    if not isinstance(running, dict):
+        return True
+    if bool(running.get("shadow")) != bool(predictor.get("shadow")):
+        return False
+    ran = sorted(str(n.get("modelUri")) for n in _nodes(running.get("graph") or {}))
+    want = sorted(str(n.get("modelUri")) for n in _nodes(predictor.get("graph") or {}))
+    return ran == want
 
 
 def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
