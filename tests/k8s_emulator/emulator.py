@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .controllers import SeldonController
+from .dataplane import DataPlane
 from .faults import Faults, RequestLog
 from .gc import GarbageCollector
 from .kserve import KServeController, default_isvc
@@ -72,6 +73,7 @@ class KubernetesEmulator:
         self._port = port
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._dataplane: DataPlane | None = None
 
     def progress_deadline(self, seconds: float) -> KubernetesEmulator:
         """Scale both controllers' Deployment progress deadlines (600 s upstream) to
@@ -102,6 +104,8 @@ class KubernetesEmulator:
         self.stopping.set()
         self.kserve.stop()
         self.seldon.stop()
+        if self._dataplane is not None:
+            self._dataplane.close()
         self.gc.stop()
         self.store.close_all_watches()
         with self.store.logs.cond:
@@ -129,6 +133,14 @@ class KubernetesEmulator:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self._host}:{self.port}"
+
+    @property
+    def dataplane(self) -> DataPlane:
+        """Ingress, scoring servers and request metrics (created on first use; its parts
+        start only when a route is served or a model registered)."""
+        if self._dataplane is None:
+            self._dataplane = DataPlane()
+        return self._dataplane
 
     @property
     def openapi(self) -> OpenAPI:
