@@ -8,6 +8,7 @@ Istio when MODELDEPLOY_TEST_KUBECONFIG is set (emulator-only checks are guarded)
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from modeldeploy.progressive.runner import (
     advance_rollout,
     begin_rollout,
     check_rollout,
+    promote_rollout,
     run_rollout,
 )
 from modeldeploy.progressive.state import RolloutState
@@ -228,3 +230,53 @@ def test_a_webhook_refusal_is_an_error_that_names_the_rule(cluster: Cluster, sel
         "default",
         "manual",
     ]
+
+
+def test_real_predictions_follow_the_split_through_the_ingress(
+    cluster: Cluster, make_deployer: Any, md_home: Any, saved_models: Any
+) -> None:
+    """The emulator's data plane serves each predictor with a real MLflow scoring server
+    behind the loopback ingress that honours the routes Seldon applies: at a 50 % step both
+    models answer; after promotion only the challenger, with no failed request."""
+    emu = cluster.requires_emulator()
+    plane = emu.dataplane
+    first, second = cluster.good_uri("seldon", 1), cluster.good_uri("seldon", 2)
+    plane.register_model(first, str(saved_models.first))
+    plane.register_model(second, str(saved_models.second))
+    deployer = make_deployer("seldon", ingress_base_url=plane.url)
+    champion, state = _start(
+        cluster, deployer, {"kind": "canary", "percents": [50], "bake_seconds": 600}
+    )
+    plane.wait_ready(first)
+    plane.wait_ready(second)
+    rows = saved_models.sample_rows[:1]
+    step = _advance_until(deployer, state.model_name, "baking", cluster.timeout)
+    assert step.phase == "baking" and step.steps[step.step_index].challenger_percent == 50
+    answers = [champion.predict(rows)[0] for _ in range(100)]
+    assert set(answers) == {0, 2}  # the constant model (challenger) answers 2, the first 0
+    assert 20 <= answers.count(2) <= 80  # ~50 % (p of leaving this band < 1e-9)
+
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def steady() -> None:
+        while not stop.is_set():
+            try:
+                champion.predict(rows)
+            except Exception as exc:  # every failed client request is a finding
+                failures.append(exc)
+
+    client = threading.Thread(target=steady, daemon=True)
+    client.start()
+    try:
+        final = promote_rollout(deployer, state.model_name)
+        assert final.phase == "succeeded", final.message
+        deadline = Deadline(cluster.timeout)
+        while emu.seldon.routes[("default", champion.name)][0][0] == "default":
+            assert not deadline.expired, "the promotion was never applied"
+            time.sleep(0.05)
+        assert {champion.predict(rows)[0] for _ in range(20)} == {2}
+    finally:
+        stop.set()
+        client.join(timeout=60)
+    assert failures == []

@@ -523,7 +523,8 @@ class SeldonController(_Controller):
         if obj is None:
             self.state.pop(key, None)
             self.deployments.pop(key, None)
-            self.routes.pop(key, None)
+            if self.routes.pop(key, None) is not None:
+                self.emu.dataplane.withdraw("seldon", f"{ns}/{name}")
             return
         if obj["metadata"].get("deletionTimestamp"):
             return
@@ -755,8 +756,40 @@ class SeldonController(_Controller):
         if self.routes.get((ns, name)) == routes:
             return
         self.routes[(ns, name)] = routes
+        self._publish(obj, routes)
         for callback in list(self.on_routes):
             callback(ns, name, routes, obj)
+
+    def _publish(self, obj: dict[str, Any], routes: list[tuple[str, int, bool]]) -> None:
+        """The data plane follows the VirtualService: `/seldon/<ns>/<name>/` split by weight
+        (one routed predictor takes everything: Istio's lone destination), the shadow
+        mirrored, each predictor counted under the executor's labels."""
+        from .dataplane import Backend
+        from .dataplane_metrics import seldon_labels
+
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        preds = {p["name"]: p for p in obj["spec"].get("predictors") or []}
+        routed = [r for r in routes if not r[2]]
+        backends = []
+        for pred_name, traffic, shadow in routes:
+            uris = list(self.predictor_uris(preds[pred_name]).values())
+            labels = seldon_labels(name, pred_name)
+            if shadow:
+                backends.append(
+                    Backend(
+                        pred_name,
+                        uris[0] if uris else "",
+                        mirror=True,
+                        mirror_percent=traffic or 100,
+                        metric_labels=labels,
+                    )
+                )
+            else:
+                weight = 100 if len(routed) == 1 else traffic
+                backends.append(
+                    Backend(pred_name, uris[0] if uris else "", weight, metric_labels=labels)
+                )
+        self.emu.dataplane.publish("seldon", f"{ns}/{name}", backends)
 
     def _addresses(self, obj: dict[str, Any]) -> dict[str, Any]:
         """`address.url` of the first predictor, `serviceStatus` per predictor
