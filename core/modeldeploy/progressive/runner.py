@@ -80,6 +80,8 @@ def check_rollout(
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
     steps = parsed.steps()
+    if not steps:  # in_place: no step is analysed, so no rule needs a source
+        return parsed, config
     config.check_measurable(
         mirrors=any(s.mirror_percent for s in steps),
         metrics=deployer.metric_queries,
