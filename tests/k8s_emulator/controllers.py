@@ -689,15 +689,14 @@ class SeldonController(_Controller):
             statuses[dep_name] = {"replicas": len(pods), "availableReplicas": ready}
             if not ready:
                 statuses[dep_name] = {"replicas": len(pods)}
-        not_ready = [
-            deps[d] for d in wanted if d not in deps or deps[d].phase != "ready" or not deps[d].pods
-        ]
+        known = [deps.get(d) for d in wanted]
+        not_ready = [d for d in known if d is None or d.phase != "ready" or not d.pods]
         conds = status.setdefault("conditions", [])
         _set_condition(conds, "ServicesReady", "True")
         spec_replicas = self._replicas_of(obj, (obj["spec"].get("predictors") or [{}])[0])
         status["replicas"] = spec_replicas
         if not_ready:
-            failed = any(d.phase == "failed" for d in not_ready)
+            failed = any(d is not None and d.phase == "failed" for d in not_ready)
             status["state"] = "Failed" if failed else "Creating"
             if failed:
                 status["description"] = "Deployment is no longer progressing and not available."
