@@ -94,28 +94,162 @@ def test_the_scale_subresource_reads_and_writes_spec_replicas(
     assert exc.status == 422
 
 
+def _predictors(body: dict[str, Any], predictors: list[tuple[str, int, bool]]) -> None:
+    graph = body["spec"]["predictors"][0]["graph"]
+    body["spec"]["predictors"] = [
+        {"name": n, "traffic": t, "shadow": s, "replicas": 1, "graph": graph}
+        for n, t, s in predictors
+    ]
+
+
 @pytest.mark.parametrize(
     ("predictors", "message"),
     [
-        ([("a", 50, False)], "Traffic must be zero or 100 for a single predictor"),
+        ([("a", 50, False)], "Traffic must sum be 100 for a single predictor when set"),
         ([("a", 60, False), ("b", 30, False)], "Traffic must sum to 100"),
         ([("a", 100, False), ("b", 0, True), ("c", 0, True)], "Multiple shadows"),
-        ([("a", 100, True)], "Shadow can not exist alone"),
+        ([("a", 100, True)], "Shadow can not exist as only predictor"),
+        ([("a", 100, False), ("b", 150, True)], "shadow traffic is illegal"),
+        ([("a", 50, False), ("a", 50, False)], "Duplicate predictor name"),
     ],
 )
 def test_the_validating_webhook_checks_traffic_and_shadows(
     k8s_emulator: KubernetesEmulator, predictors: list[tuple[str, int, bool]], message: str
 ) -> None:
     body = sdep("iris")
-    graph = body["spec"]["predictors"][0]["graph"]
-    body["spec"]["predictors"] = [
-        {"name": n, "traffic": t, "shadow": s, "replicas": 1, "graph": graph}
-        for n, t, s in predictors
-    ]
+    _predictors(body, predictors)
     exc = raises(create, k8s_emulator, body)
     st = status_of(exc)
     assert exc.status == 422 and message in st["message"]
     assert 'admission webhook "v1.vseldondeployment.kb.io" denied the request' in st["message"]
+
+
+@pytest.mark.parametrize(
+    "predictors",
+    [
+        [("a", 100, False), ("b", 0, False)],  # a new predictor at 0 beside the champion
+        [("a", 50, False), ("b", 30, True)],  # a lone routed predictor's sum is not checked
+        [("a", 0, False), ("b", 0, True)],  # (upstream counts the shadow in len(predictors))
+        [("a", 100, False), ("b", 100, True)],
+    ],
+)
+def test_the_webhook_accepts_what_upstream_accepts(
+    k8s_emulator: KubernetesEmulator, predictors: list[tuple[str, int, bool]]
+) -> None:
+    body = sdep("iris")
+    _predictors(body, predictors)
+    created = create(k8s_emulator, body)
+    assert [p["name"] for p in created["spec"]["predictors"]] == [n for n, _, _ in predictors]
+
+
+def _pods(emu: KubernetesEmulator) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["status"]["phase"] for p in emu.list_objects("Pod", NS)}
+
+
+def _patch_predictors(emu: KubernetesEmulator, predictors: list[dict[str, Any]]) -> None:
+    obj = emu.get(SDEP, "iris")
+    assert obj is not None
+    obj["spec"]["predictors"] = predictors
+    custom_api(emu).replace_namespaced_custom_object(SELDON[0], "v1", NS, SDEP, "iris", obj)
+
+
+def _predictor(name: str, uri: str, traffic: int, shadow: bool = False) -> dict[str, Any]:
+    graph = {"name": "classifier", "implementation": "SKLEARN_SERVER", "modelUri": uri}
+    out: dict[str, Any] = {"name": name, "replicas": 1, "traffic": traffic, "graph": graph}
+    if shadow:
+        out["shadow"] = True
+    return out
+
+
+def test_each_predictor_has_its_deployment_and_traffic_alone_rolls_nothing(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    emu = k8s_emulator
+    rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
+    create(emu, sdep("iris"))
+    rec.wait(lambda o: state(o) == "Available")
+    champion_pods = _pods(emu)
+    since = len(rec.seen)
+    _patch_predictors(
+        emu,
+        [_predictor("default", "gs://models/iris", 100), _predictor("g2", "gs://models/v2", 0)],
+    )
+    both = rec.wait(
+        lambda o: state(o) == "Available" and len(o["status"].get("deploymentStatus", {})) == 2,
+        since,
+    )
+    assert set(both["status"]["deploymentStatus"]) == {
+        "iris-default-0-classifier",
+        "iris-g2-0-classifier",
+    }
+    assert set(both["status"]["serviceStatus"]) == {"iris-default", "iris-g2"}
+    assert {n for n in _pods(emu) if n.startswith("iris-default")} == set(champion_pods)
+    assert emu.seldon.routes[(NS, "iris")] == [("default", 100, False), ("g2", 0, False)]
+    pods_before = _pods(emu)
+    generations = {
+        d["metadata"]["name"]: d["metadata"]["generation"]
+        for d in emu.list_objects("Deployment", NS)
+    }
+    _patch_predictors(
+        emu,
+        [_predictor("default", "gs://models/iris", 60), _predictor("g2", "gs://models/v2", 40)],
+    )
+    assert emu.seldon.wait_idle(5)
+    assert emu.seldon.routes[(NS, "iris")] == [("default", 60, False), ("g2", 40, False)]
+    assert _pods(emu) == pods_before  # the engine's predictor copy has traffic zeroed
+    assert generations == {
+        d["metadata"]["name"]: d["metadata"]["generation"]
+        for d in emu.list_objects("Deployment", NS)
+    }
+    # a shadow mirrors its traffic as a percentage; the flag is in the engine's copy: rolls
+    since = len(rec.seen)
+    _patch_predictors(
+        emu,
+        [
+            _predictor("default", "gs://models/iris", 100),
+            _predictor("g2", "gs://models/v2", 30, shadow=True),
+        ],
+    )
+    creating = rec.wait(lambda o: state(o) == "Creating", since)
+    rec.wait(lambda o: state(o) == "Available", rec.seen.index(creating))
+    assert emu.seldon.routes[(NS, "iris")] == [("default", 100, False), ("g2", 30, True)]
+    assert not {n for n in _pods(emu) if n.startswith("iris-g2")} & set(pods_before)
+
+
+def test_a_predictor_that_cannot_load_fails_the_deployment_but_not_the_routes(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    emu = k8s_emulator.progress_deadline(0.5)
+    emu.seldon.fail_when_uri_startswith = "gs://bad"
+    rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
+    create(emu, sdep("iris"))
+    rec.wait(lambda o: state(o) == "Available")
+    routes = emu.seldon.routes[(NS, "iris")]
+    _patch_predictors(
+        emu, [_predictor("default", "gs://models/iris", 100), _predictor("g2", "gs://bad/m", 0)]
+    )
+    failed = rec.wait(lambda o: state(o) == "Failed")
+    assert failed["status"]["description"].startswith("Deployment is no longer progressing")
+    assert {state(o) for o in rec.seen} <= {"", "Creating", "Available", "Failed"}
+    # the routes wait for every predictor (completeServiceCreation): the champion keeps all
+    assert emu.seldon.routes[(NS, "iris")] == routes
+    # an existing Deployment is reported with its replicas; none of the challenger's is
+    # available (availableReplicas is omitted when 0)
+    assert failed["status"]["deploymentStatus"]["iris-g2-0-classifier"] == {"replicas": 1}
+    champion = [p for p in emu.list_objects("Pod", NS) if "-default-" in p["metadata"]["name"]]
+    assert [p["status"]["phase"] for p in champion] == ["Running"]
+    # removing the failing predictor: Available again, its Deployment and pods deleted
+    since = len(rec.seen)
+    _patch_predictors(emu, [_predictor("default", "gs://models/iris", 0)])
+    back = rec.wait(lambda o: state(o) == "Available", since)
+    assert set(back["status"]["deploymentStatus"]) == {"iris-default-0-classifier"}
+    assert emu.seldon.wait_idle(5)
+    assert [d["metadata"]["name"] for d in emu.list_objects("Deployment", NS)] == [
+        "iris-default-0-classifier"
+    ]
+    assert all("-g2-" not in n for n in _pods(emu))
+    reasons = {e["reason"] for e in emu.list_objects("Event", NS)}
+    assert "DeleteDeployment" in reasons
 
 
 def test_the_webhook_requires_a_model_uri_for_prepackaged_servers(

@@ -412,9 +412,38 @@ def _set_condition(
 
 # ================================================================================== Seldon
 
+#: (namespace, name, [(predictor, traffic, shadow)], the SeldonDeployment)
+RoutesCallback = Callable[[str, str, list[tuple[str, int, bool]], dict[str, Any]], None]
+
+
+@dataclass
+class _SeldonDeployment:
+    """One Deployment the operator made for a predictor component, and its rollout."""
+
+    predictor: str
+    digest: str  # the pod template (the engine's predictor copy has traffic and replicas zeroed)
+    replicas: int
+    uris: list[str]
+    phase: str = "progressing"  # progressing, ready, failed, scaled-to-zero
+    pods: list[str] = field(default_factory=list)
+    due: float = 0.0
+    started: float = 0.0
+    crashing: bool = False
+    #: written in this reconcile: upstream reports only "identical" Deployments in
+    #: status.deploymentStatus (createDeployments), so not until the next one
+    fresh: bool = True
+
 
 class SeldonController(_Controller):
-    """SeldonDeployment (machinelearning.seldon.io/v1), Seldon Core 1.17 behaviour."""
+    """SeldonDeployment (machinelearning.seldon.io/v1), Seldon Core 1.17 behaviour.
+
+    Each predictor component gets its own Deployment, rolled only when its pod template
+    changes; a change of `traffic` alone rolls nothing (the engine container's copy of the
+    predictor has traffic and replicas zeroed, seldondeployment_engine.go
+    createEngineContainer). The SeldonDeployment is Available only when every Deployment is
+    (createDeployments); only then are the Istio routes (traffic weights, shadow mirror)
+    applied and the Deployments of removed predictors deleted (completeServiceCreation).
+    """
 
     group = "machinelearning.seldon.io"
     plural = "seldondeployments"
@@ -428,43 +457,49 @@ class SeldonController(_Controller):
         #: :1800-1829, 2137-2150); the cause is only on the pods
         self.progress_deadline = PROGRESS_DEADLINE
         self.deploy_rt = emu.registry.by_key("apps/deployments")
+        #: per SeldonDeployment: its Deployments by name
+        self.deployments: dict[tuple[str, str], dict[str, _SeldonDeployment]] = {}
+        #: per SeldonDeployment: the routes last applied (what Istio's VirtualService says):
+        #: [(predictor, weight, shadow)]
+        self.routes: dict[tuple[str, str], list[tuple[str, int, bool]]] = {}
+        #: called with (namespace, name, routes, obj) whenever routes are applied
+        self.on_routes: list[RoutesCallback] = []
 
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"seldon-deployment-id": name}
 
     @staticmethod
-    def model_uris(obj: dict[str, Any]) -> list[tuple[str, str]]:
-        """(graph node name, modelUri) for every node of every predictor graph."""
-        out: list[tuple[str, str]] = []
-
-        def walk(node: dict[str, Any]) -> None:
-            if node.get("modelUri"):
-                out.append((node.get("name", "model"), node["modelUri"]))
-            for child in node.get("children") or []:
-                walk(child)
-
-        for pred in (obj.get("spec") or {}).get("predictors") or []:
-            walk(pred.get("graph") or {})
+    def _walk(node: dict[str, Any], out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out.append(node)
+        for child in node.get("children") or []:
+            if isinstance(child, dict):
+                SeldonController._walk(child, out)
         return out
 
-    @staticmethod
-    def _graph_names(pred: dict[str, Any]) -> list[str]:
-        names: list[str] = []
+    @classmethod
+    def predictor_uris(cls, pred: dict[str, Any]) -> dict[str, str]:
+        """graph node name -> modelUri, for one predictor."""
+        return {
+            n.get("name", "model"): n["modelUri"]
+            for n in cls._walk(pred.get("graph") or {}, [])
+            if n.get("modelUri")
+        }
 
-        def walk(node: dict[str, Any]) -> None:
-            if node.get("name"):
-                names.append(node["name"])
-            for child in node.get("children") or []:
-                walk(child)
+    @classmethod
+    def model_uris(cls, obj: dict[str, Any]) -> list[tuple[str, str]]:
+        """(graph node name, modelUri) for every node of every predictor graph."""
+        return [
+            item
+            for pred in (obj.get("spec") or {}).get("predictors") or []
+            for item in cls.predictor_uris(pred).items()
+        ]
 
-        walk(pred.get("graph") or {})
-        return names
-
-    def _deployments(self, obj: dict[str, Any]) -> list[tuple[dict[str, Any], str, list[str]]]:
+    def _components(self, obj: dict[str, Any]) -> list[tuple[dict[str, Any], str, list[str]]]:
         """(predictor, deployment name, container names) as the operator would create."""
         sdep = obj["metadata"]["name"]
         out = []
         for pred in obj["spec"].get("predictors") or []:
+            names = [n["name"] for n in self._walk(pred.get("graph") or {}, []) if n.get("name")]
             comps = pred.get("componentSpecs") or []
             if comps:
                 for i, comp in enumerate(comps):
@@ -472,124 +507,153 @@ class SeldonController(_Controller):
                         c.get("name", "c")
                         for c in ((comp.get("spec") or {}).get("containers") or [])
                     ]
-                    cs = cs or self._graph_names(pred)[:1]
+                    cs = cs or names[:1]
                     out.append((pred, f"{sdep}-{pred['name']}-{i}-{'-'.join(cs)}", cs))
             else:
-                cs = self._graph_names(pred)[:1] or ["model"]
+                cs = names[:1] or ["model"]
                 out.append((pred, f"{sdep}-{pred['name']}-0-{'-'.join(cs)}", cs))
         return out
+
+    def _replicas_of(self, obj: dict[str, Any], pred: dict[str, Any]) -> int:
+        return int(pred.get("replicas", (obj.get("spec") or {}).get("replicas", 1)))
 
     def reconcile(self, ns: str, name: str) -> None:
         key = (ns, name)
         obj = self.store.get(self.rt, ns, name)
         if obj is None:
             self.state.pop(key, None)
+            self.deployments.pop(key, None)
+            if self.routes.pop(key, None) is not None:
+                self.emu.dataplane.withdraw("seldon", f"{ns}/{name}")
             return
         if obj["metadata"].get("deletionTimestamp"):
             return
         gen = int(obj["metadata"].get("generation", 1))
         st = self.state.get(key)
+        if st is not None and st.phase == "manual" and st.generation == gen:
+            return
         if st is None or st.generation != gen:
-            pods = []
-            uris = dict(self.model_uris(obj))
-            templates = self._apply_deployments(obj)
-            for pred, dep, containers in self._deployments(obj):
-                if int(pred.get("replicas", obj["spec"].get("replicas", 1))) == 0:
-                    continue
+            self._write_generation(obj, st is None)
+            st = self.state[key] = _State(gen, "progressing")
+            if self.hold:
+                return
+        elif self.hold:
+            return
+        deps = self.deployments.setdefault(key, {})
+        now = time.monotonic()
+        wake: list[float] = []
+        for dep_name, dep in deps.items():
+            dep.fresh = False
+            if dep.phase == "progressing":
+                wake.extend(self._progress(obj, dep_name, dep, now))
+        self._sync_deployments(obj)
+        if wake:
+            self.enqueue(ns, name, max(min(wake), 0.0))
+        status = self._status(obj)
+        st.phase = {"Available": "ready", "Failed": "failed"}.get(status["state"], "progressing")
+        if status != (obj.get("status") or {}):
+            self.write_status(obj, status)
+
+    def _write_generation(self, obj: dict[str, Any], first: bool) -> None:
+        """A new generation: apply the Deployments; roll those whose template changed."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        deps = self.deployments.setdefault((ns, name), {})
+        templates = self._apply_deployments(obj)
+        now = time.monotonic()
+        for pred, dep_name, containers in self._components(obj):
+            template = templates[dep_name]
+            digest = _template_digest(template)
+            replicas = self._replicas_of(obj, pred)
+            cur = deps.get(dep_name)
+            if cur is not None and cur.digest == digest and cur.replicas == replicas:
+                continue
+            uris = self.predictor_uris(pred)
+            rollout = _SeldonDeployment(
+                pred["name"],
+                digest,
+                replicas,
+                [uris[c] for c in containers if c in uris],
+                due=now + self.delay,
+                started=now,
+            )
+            rescale = cur is not None and cur.digest == digest and bool(cur.pods) and replicas > 0
+            if rescale:  # the same pods serve (a scale starts or stops no pods here)
+                assert cur is not None
+                rollout.pods, rollout.phase, rollout.crashing = cur.pods, cur.phase, cur.crashing
+                rollout.due, rollout.started = cur.due, cur.started
+            elif replicas == 0:
+                rollout.phase = "scaled-to-zero"
+                for pod in self.pods_of(ns, {"app": dep_name}):
+                    self.delete_pod(pod)
+            else:
                 logs = {
                     f"{c}-model-initializer": [f"Downloading {uris[c]}"]
                     for c in containers
                     if c in uris
                 }
-                # the ReplicaSet's pods: the Deployment's template, args included
-                pod = self.create_pod(
-                    obj,
-                    f"{dep}-{random_suffix(10)}-{random_suffix(5)}",
-                    {"pod-template-hash": f"{gen}"},
-                    templates[dep],
-                    logs,
-                )
-                self.set_pod_phase(pod, "starting")
-                pods.append(pod["metadata"]["name"])
-            verb = "Created" if st is None else "Updated"
-            for _pred, dep, _ in self._deployments(obj):
-                # seldondeployment_controller.go createDeployments / createServices
+                for _ in range(replicas):
+                    pod = self.create_pod(
+                        obj,
+                        f"{dep_name}-{digest[:10]}-{random_suffix(5)}",
+                        {"pod-template-hash": digest[:10]},
+                        template,
+                        logs,
+                    )
+                    self.set_pod_phase(pod, "starting")
+                    rollout.pods.append(pod["metadata"]["name"])
+            deps[dep_name] = rollout
+            # seldondeployment_controller.go createDeployments (fn)
+            verb = "Created" if cur is None else "Updated"
+            record(
+                self.store,
+                self.rt,
+                obj,
+                "Normal",
+                f"{verb[:-1]}Deployment",
+                f'{verb} Deployment "{dep_name}"',
+                "seldon-controller-manager",
+            )
+        if first:
+            for pred in obj["spec"].get("predictors") or []:
                 record(
                     self.store,
                     self.rt,
                     obj,
                     "Normal",
-                    f"{verb[:-1]}Deployment",
-                    f'{verb} Deployment "{dep}"',
+                    "CreateService",
+                    f'Created Service "{name}-{pred["name"]}"',
                     "seldon-controller-manager",
                 )
-            if st is None:
-                for pred in obj["spec"].get("predictors") or []:
-                    record(
-                        self.store,
-                        self.rt,
-                        obj,
-                        "Normal",
-                        "CreateService",
-                        f'Created Service "{name}-{pred["name"]}"',
-                        "seldon-controller-manager",
-                    )
-            status = clone(obj.get("status") or {})
-            status["state"] = "Creating"
-            status.pop("description", None)
-            # seldon_deployment_status.go: a living condition set over the components
-            conds = status.setdefault("conditions", [])
-            _set_condition(conds, "ServicesReady", "True")
-            for ctype in ("DeploymentsReady", "Ready"):
-                _set_condition(
-                    conds,
-                    ctype,
-                    "False",
-                    "DeploymentsNotReady" if ctype == "DeploymentsReady" else "",
-                    "Deployment does not have minimum availability.",
-                )
-            status["replicas"] = self._replicas(obj)
+        self._sync_deployments(obj)
+        status = self._status(obj)
+        if status != (obj.get("status") or {}):
             self.write_status(obj, status)
-            self.state[key] = _State(
-                gen, "progressing", due=time.monotonic() + self.delay, pods=pods
-            )
-            self._sync_deployments(obj, self.state[key])
-            self.enqueue(ns, name, self.delay)
-            return
-        if st.phase != "progressing" or self.hold:
-            return
-        now = time.monotonic()
-        if now < st.due:
-            self.enqueue(ns, name, st.due - now)
-            return
+        self.enqueue(ns, name, self.delay)
+
+    def _progress(
+        self, obj: dict[str, Any], dep_name: str, dep: _SeldonDeployment, now: float
+    ) -> list[float]:
+        """Move one rolling Deployment on; returns when to look again (empty: settled)."""
+        ns = obj["metadata"]["namespace"]
+        if now < dep.due:
+            return [dep.due - now]
         current = [
-            p for p in self.pods_of(ns, self.pod_selector(name)) if p["metadata"]["name"] in st.pods
+            p for p in self.pods_of(ns, {"app": dep_name}) if p["metadata"]["name"] in dep.pods
         ]
-        failing = [(n, u) for n, u in self.model_uris(obj) if self.uri_fails(u)]
+        failing = [u for u in dep.uris if self.uri_fails(u)]
         if failing:
-            node, uri = failing[0]
-            msg = (
-                f'Init container "{node}-model-initializer" failed: {self.failure_message} ({uri})'
-            )
-            if st.ready_revision != "crashing":  # the init container starts crash-looping
-                st.ready_revision = "crashing"
+            if not dep.crashing:  # the init container starts crash-looping
+                dep.crashing = True
                 for pod in current:
-                    self.store.logs.append(
-                        ns, pod["metadata"]["name"], f"{node}-model-initializer", f"ERROR {msg}"
-                    )
+                    init = (pod["spec"].get("initContainers") or [{}])[0].get("name", "init")
+                    msg = f'Init container "{init}" failed: {self.failure_message} ({failing[0]})'
+                    self.store.logs.append(ns, pod["metadata"]["name"], init, f"ERROR {msg}")
                     self.set_pod_phase(pod, "init-failed", msg)
-            left = st.due - self.delay + self.progress_deadline - time.monotonic()
-            if left > 0:  # still "Creating": the Deployment is progressing
-                self.enqueue(ns, name, left)
-                return
-            st.phase = "failed"
-            self._sync_deployments(obj, st)
-            status = clone(obj.get("status") or {})
-            status["state"] = "Failed"
-            status["description"] = "Deployment is no longer progressing and not available."
-            self.write_status(obj, status)
-            st.phase = "failed"
-            return
+            left = dep.started + self.progress_deadline - now
+            if left > 0:  # still progressing: the Deployment's deadline has not passed
+                return [left]
+            dep.phase = "failed"
+            return []
         for pod in current:
             self.store.logs.append(
                 ns,
@@ -598,30 +662,176 @@ class SeldonController(_Controller):
                 "Starting Seldon model server",
             )
             self.set_pod_phase(pod, "running")
-        for pod in self.pods_of(ns, self.pod_selector(name)):
-            if pod["metadata"]["name"] not in st.pods:
+        # the rolling update is over: the old ReplicaSet's pods go
+        for pod in self.pods_of(ns, {"app": dep_name}):
+            if pod["metadata"]["name"] not in dep.pods:
                 self.delete_pod(pod)
-        st.phase = "ready"
-        self._sync_deployments(obj, st)
-        if self._replicas(obj) == 0:
-            # ReadyReplicas == 0: never "Available" (seldondeployment_controller.go:1800-1814)
+        dep.phase = "ready"
+        return []
+
+    def _status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """createDeployments + the state switch (seldondeployment_controller.go:1714-1829,
+        2137-2150): Available only when every Deployment has ready and no unavailable
+        replicas; Failed when one is no longer progressing; else Creating. Once Available,
+        completeServiceCreation applies the routes and deletes removed Deployments."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        key = (ns, name)
+        deps = self.deployments.get(key, {})
+        wanted = [d for _, d, _ in self._components(obj)]
+        status = clone(obj.get("status") or {})
+        statuses = dict(status.get("deploymentStatus") or {})
+        for dep_name in wanted:
+            dep = deps.get(dep_name)
+            if dep is None or dep.fresh:
+                continue
+            pods = self.pods_of(ns, {"app": dep_name})
+            ready = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+            statuses[dep_name] = {"replicas": len(pods), "availableReplicas": ready}
+            if not ready:
+                statuses[dep_name] = {"replicas": len(pods)}
+        known = [deps.get(d) for d in wanted]
+        not_ready = [d for d in known if d is None or d.phase != "ready" or not d.pods]
+        conds = status.setdefault("conditions", [])
+        _set_condition(conds, "ServicesReady", "True")
+        spec_replicas = self._replicas_of(obj, (obj["spec"].get("predictors") or [{}])[0])
+        status["replicas"] = spec_replicas
+        if not_ready:
+            failed = any(d is not None and d.phase == "failed" for d in not_ready)
+            status["state"] = "Failed" if failed else "Creating"
+            if failed:
+                status["description"] = "Deployment is no longer progressing and not available."
+            else:
+                status.pop("description", None)
+            for ctype in ("DeploymentsReady", "Ready"):
+                _set_condition(
+                    conds,
+                    ctype,
+                    "False",
+                    "DeploymentsNotReady" if ctype == "DeploymentsReady" else "",
+                    "Deployment does not have minimum availability.",
+                )
+            status["deploymentStatus"] = statuses
+            return status
+        # completeServiceCreation: routes applied, removed Deployments deleted
+        self._apply_routes(obj)
+        for dep_name in list(statuses):
+            if dep_name not in wanted:
+                statuses.pop(dep_name)
+        for dep_name in [d for d in deps if d not in wanted]:
+            deps.pop(dep_name)
+            for pod in self.pods_of(ns, {"app": dep_name}):
+                self.delete_pod(pod)
+            try:
+                self.store.delete(self.deploy_rt, ns, dep_name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+            record(
+                self.store,
+                self.rt,
+                obj,
+                "Normal",
+                "DeleteDeployment",
+                f'Deleted Deployment "{dep_name}"',
+                "seldon-controller-manager",
+            )
+        for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
+            _set_condition(conds, ctype, "True")
+        status.pop("description", None)
+        status.update(self._addresses(obj))
+        status["state"] = "Available"
+        status["deploymentStatus"] = statuses
+        return status
+
+    def _apply_routes(self, obj: dict[str, Any]) -> None:
+        """The Istio VirtualService (seldondeployment_controller.go:303-411): one weighted
+        destination per non-shadow predictor; the shadow is a mirror, `mirrorPercentage`
+        = its traffic when above 0 (else every request is mirrored)."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        routes = [
+            (p["name"], int(p.get("traffic") or 0), bool(p.get("shadow")))
+            for p in obj["spec"].get("predictors") or []
+        ]
+        if self.routes.get((ns, name)) == routes:
             return
-        self.write_status(obj, self._available_status(obj))
+        self.routes[(ns, name)] = routes
+        self._publish(obj, routes)
+        for callback in list(self.on_routes):
+            callback(ns, name, routes, obj)
+
+    def _publish(self, obj: dict[str, Any], routes: list[tuple[str, int, bool]]) -> None:
+        """The data plane follows the VirtualService: `/seldon/<ns>/<name>/` split by weight
+        (one routed predictor takes everything: Istio's lone destination), the shadow
+        mirrored, each predictor counted under the executor's labels."""
+        from .dataplane import Backend
+        from .dataplane_metrics import seldon_labels
+
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        preds = {p["name"]: p for p in obj["spec"].get("predictors") or []}
+        routed = [r for r in routes if not r[2]]
+        backends = []
+        for pred_name, traffic, shadow in routes:
+            uris = list(self.predictor_uris(preds[pred_name]).values())
+            labels = seldon_labels(name, pred_name)
+            if shadow:
+                backends.append(
+                    Backend(
+                        pred_name,
+                        uris[0] if uris else "",
+                        mirror=True,
+                        mirror_percent=traffic or 100,
+                        metric_labels=labels,
+                    )
+                )
+            else:
+                weight = 100 if len(routed) == 1 else traffic
+                backends.append(
+                    Backend(pred_name, uris[0] if uris else "", weight, metric_labels=labels)
+                )
+        self.emu.dataplane.publish("seldon", f"{ns}/{name}", backends)
+
+    def _addresses(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`address.url` of the first predictor, `serviceStatus` per predictor
+        (seldondeployment_controller.go:153-167, 265-295)."""
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        spec = obj["spec"]
+        first = spec["predictors"][0]
+        protocol = spec.get("protocol", "seldon")
+        graph_name = (first.get("graph") or {}).get("name", "model")
+        if protocol in ("v2", "kfserving"):
+            path = f"/v2/models/{graph_name}/infer"
+        elif protocol == "tensorflow":
+            path = f"/v1/models/{graph_name}:predict"
+        else:
+            path = "/api/v1.0/predictions"
+        services = {}
+        for pred in spec["predictors"]:
+            s = f"{name}-{pred['name']}"
+            services[s] = {
+                "svcName": s,
+                "httpEndpoint": f"{s}.{ns}:8000",
+                "grpcEndpoint": f"{s}.{ns}:5001",
+            }
+        return {
+            "address": {"url": f"http://{name}-{first['name']}.{ns}.svc.cluster.local:8000{path}"},
+            "serviceStatus": services,
+        }
 
     def _apply_deployments(self, obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """The operator's Deployments (createDeployments), their pod templates by name; the
-        template follows the predictor, so a spec change rolls it."""
-        import hashlib
+        """The operator's Deployments (createDeployments), their pod templates by name. The
+        engine container carries the predictor with traffic and replicas zeroed
+        (createEngineContainer), so only a change of the graph or pod spec rolls pods."""
+        import base64
         import json
 
         from . import deployments
 
         meta = obj["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        uris = dict(self.model_uris(obj))
         templates: dict[str, dict[str, Any]] = {}
-        for pred, dep, containers in self._deployments(obj):
-            digest = hashlib.sha256(json.dumps(pred, sort_keys=True).encode()).hexdigest()
+        for pred, dep, containers in self._components(obj):
+            uris = self.predictor_uris(pred)
+            engine_copy = json.dumps({**pred, "traffic": 0, "replicas": 0}, sort_keys=True)
             labels = {
                 "seldon-deployment-id": name,
                 "seldon-app": f"{name}-{pred['name']}",
@@ -634,7 +844,9 @@ class SeldonController(_Controller):
                     for c in [*containers, "seldon-container-engine"]
                 ]
             }
-            spec["containers"][-1]["env"] = [{"name": "PREDICTOR_DIGEST", "value": digest}]
+            # the executor reads its predictor from base64 JSON (getEngineVarJson)
+            engine_env = base64.b64encode(engine_copy.encode()).decode()
+            spec["containers"][-1]["env"] = [{"name": "ENGINE_PREDICTOR", "value": engine_env}]
             init = [
                 {
                     "name": f"{c}-model-initializer",
@@ -655,70 +867,29 @@ class SeldonController(_Controller):
                 {"labels": labels},
                 {"app": dep},
                 {"metadata": {"labels": labels}, "spec": spec},
-                int(pred.get("replicas", obj["spec"].get("replicas", 1))),
+                self._replicas_of(obj, pred),
             )
             templates[dep] = applied["spec"]["template"]
         return templates
 
-    def _sync_deployments(self, obj: dict[str, Any], st: _State) -> None:
+    def _sync_deployments(self, obj: dict[str, Any]) -> None:
         """What the Deployment controller writes on the operator's Deployments."""
         from . import deployments
 
         ns = obj["metadata"]["namespace"]
-        for _pred, dep, _containers in self._deployments(obj):
+        for dep_name, dep in self.deployments.get((ns, obj["metadata"]["name"]), {}).items():
+            if self.store.get(self.deploy_rt, ns, dep_name) is None:
+                continue
             deployments.write_status(
                 self.store,
                 self.deploy_rt,
                 ns,
-                dep,
-                self.pods_of(ns, {"app": dep}),
-                set(st.pods),
-                f"{st.generation}",
-                st.phase,
+                dep_name,
+                self.pods_of(ns, {"app": dep_name}),
+                set(dep.pods),
+                dep.digest[:10],
+                "ready" if dep.phase == "scaled-to-zero" else dep.phase,
             )
-
-    def _replicas(self, obj: dict[str, Any]) -> int:
-        spec = obj.get("spec") or {}
-        preds = spec.get("predictors") or [{}]
-        return int(preds[0].get("replicas", spec.get("replicas", 1)) if preds else 1)
-
-    def _available_status(self, obj: dict[str, Any]) -> dict[str, Any]:
-        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        spec = obj["spec"]
-        first = spec["predictors"][0]
-        svc = f"{name}-{first['name']}"
-        protocol = spec.get("protocol", "seldon")
-        graph_name = (first.get("graph") or {}).get("name", "model")
-        if protocol in ("v2", "kfserving"):
-            path = f"/v2/models/{graph_name}/infer"
-        elif protocol == "tensorflow":
-            path = f"/v1/models/{graph_name}:predict"
-        else:
-            path = "/api/v1.0/predictions"
-        replicas = self._replicas(obj)
-        deployments = {
-            dep: {"replicas": replicas, "availableReplicas": replicas}
-            for _, dep, _ in self._deployments(obj)
-        }
-        services = {}
-        for pred in spec["predictors"]:
-            s = f"{name}-{pred['name']}"
-            services[s] = {
-                "svcName": s,
-                "httpEndpoint": f"{s}.{ns}:8000",
-                "grpcEndpoint": f"{s}.{ns}:5001",
-            }
-        conds = clone((obj.get("status") or {}).get("conditions") or [])
-        for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
-            _set_condition(conds, ctype, "True")
-        return {
-            "state": "Available",
-            "conditions": conds,
-            "address": {"url": f"http://{svc}.{ns}.svc.cluster.local:8000{path}"},
-            "deploymentStatus": deployments,
-            "serviceStatus": services,
-            "replicas": replicas,
-        }
 
     def set_state(
         self, name: str, state: str, description: str = "", *, namespace: str = "default"
@@ -729,9 +900,12 @@ class SeldonController(_Controller):
         st = self.state.get((namespace, name)) or _State(gen, "manual")
         st.generation, st.phase = gen, "manual"
         self.state[(namespace, name)] = st
-        status = (
-            self._available_status(obj) if state == "Available" else clone(obj.get("status") or {})
-        )
+        status = clone(obj.get("status") or {})
+        if state == "Available":
+            status.update(self._addresses(obj))
+            conds = status.setdefault("conditions", [])
+            for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
+                _set_condition(conds, ctype, "True")
         status["state"] = state
         if description:
             status["description"] = description
@@ -745,3 +919,10 @@ class SeldonController(_Controller):
         return self.set_state(
             name, "Available" if ready else "Failed", "" if ready else message, namespace=namespace
         )
+
+
+def _template_digest(template: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()

@@ -15,13 +15,17 @@ from modeldeploy.flavors.seldon import resource, storage
 from modeldeploy.flavors.seldon.config import SeldonConfig
 from modeldeploy.flavors.seldon.server import SeldonModelServer
 from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
+from modeldeploy.progressive.queries import SELDON_CORE_1
+from modeldeploy.traffic import Capability
 
 
 class SeldonModelDeployer(KubernetesModelDeployer):
     """Seldon Core 1 `SeldonDeployment`s in one namespace.
 
     Storage credentials become a Secret of rclone environment variables that the graph
-    references with `envSecretRefName`.
+    references with `envSecretRefName`. Progressive rollouts run the challenger as a second
+    predictor (traffic split) or a shadow predictor (mirror), which Seldon routes through
+    Istio; blue/green is a split at 0 % then 100 %.
     """
 
     flavor: ClassVar[str] = "seldon"
@@ -31,6 +35,11 @@ class SeldonModelDeployer(KubernetesModelDeployer):
     kind: ClassVar[ResourceKind] = resource.KIND
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     uri_schemes: ClassVar[tuple[str, ...]] = storage.URI_SCHEMES
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
+    )
+    #: the executor's request histogram per predictor (analysis through Prometheus)
+    metric_queries = SELDON_CORE_1
 
     def validate_deploy(self, config: ServiceConfig) -> None:
         scheme = config.model_uri.split("://", 1)[0].lower() if "://" in config.model_uri else ""
