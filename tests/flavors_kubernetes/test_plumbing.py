@@ -20,7 +20,7 @@ from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
 from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
 from modeldeploy.waiting import Deadline
 
-from tests.flavors_kubernetes.conftest import S3_CREDENTIALS, Cluster
+from tests.flavors_kubernetes.conftest import PLURAL, S3_CREDENTIALS, Cluster, controller_of
 from tests.k8s_emulator import KubernetesEmulator
 
 SECRET = S3_CREDENTIALS["secret_access_key"]
@@ -137,7 +137,7 @@ def test_objects_not_managed_by_modeldeploy_are_never_listed_or_changed(
     cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
 ) -> None:
     server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
-    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    plural = PLURAL[flavor]
     foreign = emu.get(plural, server.name)
     foreign["metadata"] = {
         "name": "someone-elses",
@@ -163,7 +163,7 @@ def test_a_conflicting_write_is_re_read_and_re_applied(
     cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
 ) -> None:
     server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
-    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    plural = PLURAL[flavor]
     # Someone else labels the object between our read and our write: our write conflicts.
     original = deployer.resources.get
 
@@ -227,10 +227,7 @@ def test_a_create_whose_answer_was_lost_is_not_repeated(
     server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
 
     assert lost == [True] and server.is_running
-    assert (
-        len(cluster.managed("seldondeployments" if flavor == "seldon" else "inferenceservices"))
-        == 1
-    )
+    assert len(cluster.managed(PLURAL[flavor])) == 1
     posts = [
         r.status
         for r in emu.requests.entries
@@ -404,7 +401,7 @@ def test_secret_values_never_reach_annotations_labels_logs_exceptions_or_repr(
     with pytest.raises(InvalidConfigError) as caught:
         rotated.deploy_model(cluster.config(flavor, version=2), timeout=cluster.timeout)
 
-    plural = "seldondeployments" if flavor == "seldon" else "inferenceservices"
+    plural = PLURAL[flavor]
     texts = [
         json.dumps(emu.list_objects(plural)),
         json.dumps(emu.list_objects("serviceaccounts")),
@@ -423,7 +420,7 @@ def test_logs_come_from_the_servers_pods(
     cluster: Cluster, emu: KubernetesEmulator, deployer: Any, flavor: str
 ) -> None:
     server = deployer.deploy_model(cluster.config(flavor), timeout=cluster.timeout)
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     container = server.container_name
     for i in range(3):
         assert controller.append_log(server.name, f"request {i} served", container=container)
