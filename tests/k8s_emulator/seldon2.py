@@ -216,10 +216,63 @@ class Seldon2Controller(_Controller):
         reason = "" if known else f"ServerConfig {obj['spec'].get('serverConfig')} not found"
         for ctype in ("StatefulSetReady", "Ready"):
             _set_condition(conds, ctype, "True" if known else "False", "", reason)
+        if known:
+            self._ensure_pods(obj)
         status["loadedModels"] = sum(
             1 for (n, _), st in self.models.items() if n == ns and st.server == name
         )
         self._write(self.server_rt, obj, status)
+
+    def _ensure_pods(self, server: dict[str, Any]) -> None:
+        """The Server's StatefulSet pods `<server>-<i>`, labelled `seldon-server-name`, with
+        the rclone, agent and server containers (operator/pkg/constants: ServerLabelNameKey)."""
+        meta = server["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        have = {p["metadata"]["name"] for p in self.pods_of(ns, self.pod_selector(name))}
+        for i in range(self._server_replicas(server)):
+            pod_name = f"{name}-{i}"
+            if pod_name in have:
+                continue
+            containers = ["rclone", "agent", server["spec"]["serverConfig"]]
+            template = {
+                "metadata": {"labels": {"app": "seldon-server", "seldon-server-name": name}},
+                "spec": {
+                    "containers": [{"name": c, "image": f"seldonio/{c}:2.6.0"} for c in containers]
+                },
+            }
+            owner = {
+                **self.owner_ref(server),
+                "apiVersion": self.server_rt.api_version,
+                "kind": "Server",
+            }
+            pod, _ = self.store.create(
+                self.pod_rt,
+                ns,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod_name,
+                        "labels": template["metadata"]["labels"],
+                        "ownerReferences": [owner],
+                    },
+                    "spec": {**template["spec"], "nodeName": "emulated-node"},
+                },
+            )
+            self.set_pod_phase(pod, "running")
+
+    def append_log(
+        self, name: str, line: str, *, namespace: str = "default", container: str | None = None
+    ) -> list[str]:
+        """Append a log line to the pods of the Server model `name` is scheduled on."""
+        st = self.models.get((namespace, name))
+        server = st.server if st is not None and st.server else name
+        out = []
+        for pod in self.pods_of(namespace, self.pod_selector(server)):
+            c = container or "agent"
+            self.store.logs.append(namespace, pod["metadata"]["name"], c, line)
+            out.append(pod["metadata"]["name"])
+        return out
 
     # --------------------------------------------------------------------------- models
 
