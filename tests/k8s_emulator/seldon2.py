@@ -433,14 +433,20 @@ class Seldon2Controller(_Controller):
                 self.experiments[key] = _ExperimentState(gen, False, {})
                 record(self.store, self.exp_rt, obj, "Warning", "StartFailed", refused, MANAGER)
                 return
-            # a new generation restarts the experiment (StartExperiment, active=false)
+            # a new generation restarts the experiment (StartExperiment, active=false); the
+            # scheduler activates it once its routes are synced
             st = self.experiments[key] = _ExperimentState(gen, False, clone(spec))
+            super().enqueue(ns, f"experiment/{name}", self.delay)
+            restarted = True
+        else:
+            restarted = False
         if not st.spec:
             return  # refused generation
         candidates = all(self.model_available(ns, c["name"]) for c in spec["candidates"])
         mirror = spec.get("mirror")
         mirror_ready = mirror is None or self.model_available(ns, mirror["name"])
-        st.active = st.active or (candidates and mirror_ready)
+        if not restarted and not self.hold:
+            st.active = st.active or (candidates and mirror_ready)
         status = clone(obj.get("status") or {})
         conds = status.setdefault("conditions", [])
         _set_condition(conds, "ExperimentReady", "True" if st.active else "False")

@@ -113,7 +113,8 @@ def experiment_spec(
 
 
 def applied_split(experiment: dict[str, Any] | None, challenger: str) -> tuple[int, int]:
-    """(challenger percent, mirror percent) of an Experiment the mesh applies, else (0, 0)."""
+    """(challenger percent, mirror percent) the mesh applies by an Experiment whose status
+    is known to describe its current spec, else (0, 0)."""
     if experiment is None or (experiment.get("metadata") or {}).get("deletionTimestamp"):
         return 0, 0
     if not all(is_true(experiment, c) for c in ("ExperimentReady", "CandidatesReady")):

@@ -9,12 +9,20 @@ so any process can continue a rollout.
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
-from modeldeploy.errors import ConflictError, InvalidConfigError, ModelDeployError, PlatformError
+from modeldeploy.errors import (
+    ConflictError,
+    InvalidConfigError,
+    ModelDeployError,
+    ModelServerNotFoundError,
+    PlatformError,
+)
 from modeldeploy.flavors.kubernetes import protocols
+from modeldeploy.flavors.kubernetes.freshness import Freshness, generation, mark_write
 from modeldeploy.flavors.kubernetes.naming import label_value
 from modeldeploy.flavors.kubernetes.records import (
     ANNOTATION_CONFIG,
@@ -28,11 +36,13 @@ from modeldeploy.flavors.kubernetes.records import (
 )
 from modeldeploy.flavors.kubernetes.resources import CustomResources
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
+from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
 from modeldeploy.flavors.seldon2 import resource
 from modeldeploy.flavors.seldon2.config import Seldon2Config
 from modeldeploy.flavors.seldon2.settings import Seldon2DeployerSettings
 from modeldeploy.status import ServiceState, utcnow
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
+from modeldeploy.waiting import Deadline
 
 #: what a modeldeploy object beside a model server is for (challenger Model, Experiment)
 LABEL_ROLE = PREFIX + "role"
@@ -40,6 +50,10 @@ LABEL_ROLE = PREFIX + "role"
 LABEL_BELONGS_TO = PREFIX + "challenger-of"
 ROLE_CHALLENGER = "challenger"
 ROLE_EXPERIMENT = "rollout"
+#: longest a `traffic_status()` replays the Experiment's history to judge its status
+REPLAY_SECONDS = 1.0
+#: longest `add_challenger` waits for the previous challenger to be unloaded
+GONE_SECONDS = 60.0
 
 
 class Seldon2ModelServer(KubernetesModelServer):
@@ -47,6 +61,7 @@ class Seldon2ModelServer(KubernetesModelServer):
 
     flavor: ClassVar[str] = "seldon2"
     config: Seldon2Config
+    _experiment_freshness: Freshness | None = None
 
     @property
     def settings(self) -> Seldon2DeployerSettings:
@@ -142,13 +157,17 @@ class Seldon2ModelServer(KubernetesModelServer):
         labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
         return labels.get(LABEL_ROLE) == role and labels.get(LABEL_BELONGS_TO) == str(self.uuid)
 
-    def _challenger(self) -> dict[str, Any] | None:
+    def _challenger(self, deleting: bool = False) -> dict[str, Any] | None:
+        """The challenger Model (one being deleted only with `deleting`: Seldon's finalizer
+        keeps it until the model is unloaded)."""
         obj = self.resources.get(self.challenger_name)
         if obj is not None and not self._ours(obj, ROLE_CHALLENGER):
             raise ConflictError(
                 f"{self.resources.where(self.challenger_name)} exists but is not the "
                 f"challenger of model server {self.uuid}; delete or rename it"
             )
+        if obj is not None and not deleting and obj["metadata"].get("deletionTimestamp"):
+            return None
         return obj
 
     def challenger_config(self) -> Seldon2Config | None:
@@ -169,6 +188,9 @@ class Seldon2ModelServer(KubernetesModelServer):
         self.deployer.validate_deploy(parsed)
         secret = self.deployer.secrets.ensure(server=self.name)
         spec = resource.build_spec(parsed, secret)
+        leaving = self._challenger(deleting=True)
+        if leaving is not None and leaving["metadata"].get("deletionTimestamp"):
+            self._wait_gone(self.challenger_name)
         existing = self._challenger()
         if existing is not None:
             if existing.get("spec", {}).get("storageUri") == spec["storageUri"]:
@@ -219,6 +241,8 @@ class Seldon2ModelServer(KubernetesModelServer):
             self.name, self.challenger_name, challenger_percent, mirror_percent
         )
 
+        replaced: list[dict[str, Any]] = []
+
         def change(current: dict[str, Any]) -> dict[str, Any] | None:
             if not self._ours(current, ROLE_EXPERIMENT):
                 raise ConflictError(
@@ -227,12 +251,16 @@ class Seldon2ModelServer(KubernetesModelServer):
                 )
             if current.get("spec") == spec:
                 return None
+            replaced[:] = [copy.deepcopy(current)]
+            mark_write(current, replaced[0])  # lets any process replay what followed
             current["spec"] = spec
             return current
 
         experiments = self.experiments
         if experiments.get(self.experiment_name) is not None:
-            experiments.update(self.experiment_name, change)
+            written = experiments.update(self.experiment_name, change)
+            if replaced:
+                self.experiment_freshness.wrote(replaced[0], written)
             return
         kind = resource.EXPERIMENT_KIND
         experiments.create(
@@ -253,7 +281,7 @@ class Seldon2ModelServer(KubernetesModelServer):
         `CandidatesReady`, `MirrorReady`); readiness of each Model from `ModelReady`."""
         self.check_status()
         challenger = self._challenger()
-        experiment = self.experiments.get(self.experiment_name)
+        experiment = self._applied_experiment()
         percent, mirrored = resource.applied_split(experiment, self.challenger_name)
         variants = [
             VariantStatus(
@@ -283,6 +311,44 @@ class Seldon2ModelServer(KubernetesModelServer):
             mirror_percent=mirrored,
         )
 
+    @property
+    def experiment_freshness(self) -> Freshness:
+        if self._experiment_freshness is None:
+            self._experiment_freshness = Freshness()
+        return self._experiment_freshness
+
+    def _applied_experiment(self) -> dict[str, Any] | None:
+        """The Experiment, if its conditions describe its current spec; else None.
+
+        The operator copies the scheduler's experiment events only for the current
+        generation and writes no observedGeneration (operator/scheduler/experiment.go,
+        SubscribeExperimentEvents), and restarting an experiment for a new spec makes it
+        inactive first (scheduler/pkg/store/experiment/utils.go: `Active: false`), so, as for
+        Seldon Core 1 Models, the first status that differs from the one our write replaced
+        is current; the history since our write is replayed by a short watch."""
+        freshness = self.experiment_freshness
+
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> dict[str, Any] | None:
+            if obj is None:
+                return {}
+            if not from_event:
+                freshness.begin_wait(obj)
+            current = freshness.observed_generation(obj, from_event) >= generation(obj)
+            return obj if current else None
+
+        try:
+            found = watch_until(
+                self.experiments,
+                self.experiment_name,
+                judge,
+                Deadline(REPLAY_SECONDS),
+                start_from=freshness.start_version,
+                on_gone=freshness.forget,
+            )
+        except (WatchTimeout, ModelServerNotFoundError):
+            return None
+        return found or None
+
     def promote_challenger(self) -> None:
         """The champion Model takes the challenger's spec (Seldon keeps the old version
         serving until the new one is available), then the Experiment and the challenger go."""
@@ -299,6 +365,20 @@ class Seldon2ModelServer(KubernetesModelServer):
         self._delete_experiment()
         if self._challenger() is not None:
             self.resources.delete(self.challenger_name)
+
+    def _wait_gone(self, name: str) -> None:
+        """Until Seldon has unloaded the previous challenger and released its finalizer."""
+
+        def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
+            return True if obj is None else None
+
+        try:
+            watch_until(self.resources, name, judge, Deadline(GONE_SECONDS))
+        except WatchTimeout:
+            raise ConflictError(
+                f"{self.resources.where(name)} is still being deleted after {GONE_SECONDS:g}s "
+                "(Seldon's finalizer waits for the model to unload); try again later"
+            ) from None
 
     def _delete_experiment(self) -> None:
         experiments = self.experiments
