@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .controllers import SeldonController
+from .dataplane import DataPlane
 from .faults import Faults, RequestLog
 from .gc import GarbageCollector
 from .kserve import KServeController, default_isvc
@@ -74,6 +75,7 @@ class KubernetesEmulator:
         self._port = port
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._dataplane: DataPlane | None = None
 
     def progress_deadline(self, seconds: float) -> KubernetesEmulator:
         """Scale both controllers' Deployment progress deadlines (600 s upstream) to
@@ -106,6 +108,8 @@ class KubernetesEmulator:
         self.kserve.stop()
         self.seldon.stop()
         self.seldon2.stop()
+        if self._dataplane is not None:
+            self._dataplane.close()
         self.gc.stop()
         self.store.close_all_watches()
         with self.store.logs.cond:
@@ -133,6 +137,14 @@ class KubernetesEmulator:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self._host}:{self.port}"
+
+    @property
+    def dataplane(self) -> DataPlane:
+        """Ingress, scoring servers and request metrics (created on first use; its parts
+        start only when a route is served or a model registered)."""
+        if self._dataplane is None:
+            self._dataplane = DataPlane()
+        return self._dataplane
 
     @property
     def openapi(self) -> OpenAPI:

@@ -77,6 +77,8 @@ class _ModelState:
     due: float = 0.0
     #: the URI of the last version that became available (keeps serving during an update)
     serving: str = ""
+    #: that version's number (the scheduler counts a Model's versions from 1)
+    version: int = 0
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Route:
     weight: int
     mirror: bool = False
     mirror_percent: int = 0
+    version: int = 1
+    server: str = ""
 
 
 @dataclass
@@ -113,6 +117,7 @@ class Seldon2Controller(_Controller):
         self.experiments: dict[tuple[str, str], _ExperimentState] = {}
         #: called with (namespace, routes) whenever the routing table of a namespace changes
         self.route_listeners: list[Any] = []
+        self._published: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------------- plumbing
 
@@ -334,12 +339,17 @@ class Seldon2Controller(_Controller):
         replicas = int(spec.get("replicas", 1))
         if st is None or st.generation != gen:
             serving = st.serving if st is not None else ""
+            version = st.version if st is not None else 0
             server, why = self._schedule(ns, spec) if replicas > 0 else ("", "")
             if replicas == 0:
-                st = _ModelState(gen, "unscheduled", spec["storageUri"], serving="")
+                st = _ModelState(
+                    gen, "unscheduled", spec["storageUri"], serving="", version=version
+                )
                 status = self._model_status(obj, False, "ScheduleFailed", "model has 0 replicas", 0)
             elif not server:
-                st = _ModelState(gen, "unscheduled", spec["storageUri"], serving=serving)
+                st = _ModelState(
+                    gen, "unscheduled", spec["storageUri"], serving=serving, version=version
+                )
                 status = self._model_status(obj, False, "ScheduleFailed", why, 0)
             else:
                 st = _ModelState(
@@ -349,6 +359,7 @@ class Seldon2Controller(_Controller):
                     server,
                     time.monotonic() + self.delay,
                     serving,
+                    version,
                 )
                 status = self._model_status(obj, False, "ModelProgressing", "", replicas)
             self.models[key] = st
@@ -388,7 +399,7 @@ class Seldon2Controller(_Controller):
                 MANAGER,
             )
             return
-        st.phase, st.serving = "available", st.uri
+        st.phase, st.serving, st.version = "available", st.uri, st.version + 1
         self._write(self.rt, obj, self._model_status(obj, True, "ModelAvailable", "", replicas))
 
     def model_available(self, ns: str, name: str) -> bool:
@@ -473,7 +484,7 @@ class Seldon2Controller(_Controller):
         out: dict[str, list[Route]] = {}
         for (mns, model), st in sorted(self.models.items()):
             if mns == ns and st.serving:
-                out[model] = [Route(model, st.serving, 100)]
+                out[model] = [Route(model, st.serving, 100, version=st.version, server=st.server)]
         for (ens, ename), exp in sorted(self.experiments.items()):
             if ens != ns or not exp.active or not exp.spec:
                 continue
@@ -489,7 +500,14 @@ class Seldon2Controller(_Controller):
             if spec.get("mirror") and self._serving(ns, spec["mirror"]["name"]):
                 m = spec["mirror"]
                 backends.append(
-                    Route(m["name"], self._serving(ns, m["name"]), 0, True, int(m["percent"]))
+                    Route(
+                        m["name"],
+                        self._serving(ns, m["name"]),
+                        0,
+                        True,
+                        int(m["percent"]),
+                        **self._placement(ns, m["name"]),
+                    )
                 )
             out[f"{ename}.experiment"] = backends
             if spec.get("default"):
@@ -500,8 +518,37 @@ class Seldon2Controller(_Controller):
         st = self.models.get((ns, model))
         return st.serving if st is not None else ""
 
+    def _placement(self, ns: str, model: str) -> dict[str, Any]:
+        st = self.models.get((ns, model))
+        return {"version": st.version, "server": st.server} if st is not None else {}
+
     def _publish(self, ns: str) -> None:
-        if self.route_listeners:
-            table = self.routes(ns)
-            for listener in list(self.route_listeners):
-                listener(ns, table)
+        """Hand the mesh's routing table to the emulator's data plane (route key = the
+        `Seldon-Model` header), withdrawing routes that no longer exist."""
+        from .dataplane import Backend
+        from .dataplane_metrics import seldon2_labels
+
+        table = self.routes(ns)
+        published = self._published.setdefault(ns, set())
+        plane = self.emu.dataplane
+        for key, routes in table.items():
+            plane.publish(
+                "seldon2",
+                key,
+                [
+                    Backend(
+                        key=r.model,
+                        model_uri=r.model_uri,
+                        weight=r.weight,
+                        mirror=r.mirror,
+                        mirror_percent=r.mirror_percent if r.mirror else 100,
+                        metric_labels=seldon2_labels(f"{r.model}_{r.version}", r.server),
+                    )
+                    for r in routes
+                ],
+            )
+        for key in published - set(table):
+            plane.withdraw("seldon2", key)
+        self._published[ns] = set(table)
+        for listener in list(self.route_listeners):
+            listener(ns, table)
