@@ -537,7 +537,8 @@ class Seldon2Controller(_Controller):
                 key,
                 [
                     Backend(
-                        key=r.model,
+                        # a model may be a candidate and the mirror at once: two backends
+                        key=f"{r.model} (mirror)" if r.mirror else r.model,
                         model_uri=r.model_uri,
                         weight=r.weight,
                         mirror=r.mirror,
