@@ -40,6 +40,7 @@ from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
 from modeldeploy.flavors.seldon2 import resource
 from modeldeploy.flavors.seldon2.config import Seldon2Config
 from modeldeploy.flavors.seldon2.settings import Seldon2DeployerSettings
+from modeldeploy.redaction import get_logger
 from modeldeploy.status import ServiceState, utcnow
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
 from modeldeploy.waiting import Deadline
@@ -54,6 +55,10 @@ ROLE_EXPERIMENT = "rollout"
 REPLAY_SECONDS = 1.0
 #: longest `add_challenger` waits for the previous challenger to be unloaded
 GONE_SECONDS = 60.0
+#: longest `promote_challenger` waits for the champion to have the promoted version
+PROMOTE_SECONDS = 120.0
+
+logger = get_logger("modeldeploy.seldon2")
 
 
 class Seldon2ModelServer(KubernetesModelServer):
@@ -350,13 +355,25 @@ class Seldon2ModelServer(KubernetesModelServer):
         return found or None
 
     def promote_challenger(self) -> None:
-        """The champion Model takes the challenger's spec (Seldon keeps the old version
-        serving until the new one is available), then the Experiment and the challenger go."""
+        """The champion Model takes the challenger's spec; once Seldon has the new version
+        available (it keeps the old one serving until then), the Experiment and the
+        challenger go. Removing the Experiment earlier would hand the champion's requests
+        back to the old version for the length of the load, so this waits for it, bounded:
+        the challenger already loaded the same model, so the load is short."""
         config = self.challenger_config()
         if config is None:
             raise ModelDeployError(f"model server {self.uuid} has no challenger to promote")
         merged = config.model_copy(update={"name": self.config.name})
         self.update(merged)
+        try:
+            self.wait_until_ready(Deadline(PROMOTE_SECONDS))
+        except ModelDeployError as exc:  # the old version serves until the new one loads
+            logger.warning(
+                "%s: the promoted model is not available yet (%s); removing the Experiment "
+                "anyway, so the previous version answers until it is",
+                self.where(),
+                exc,
+            )
         self._delete_experiment()
         self.resources.delete(self.challenger_name)
 
