@@ -197,8 +197,10 @@ class Seldon2ModelServer(KubernetesModelServer):
         if leaving is not None and leaving["metadata"].get("deletionTimestamp"):
             self._wait_gone(self.challenger_name)
         existing = self._challenger()
+        record = record_annotations(parsed, utcnow())[ANNOTATION_CONFIG]
         if existing is not None:
-            if existing.get("spec", {}).get("storageUri") == spec["storageUri"]:
+            annotations = (existing.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(ANNOTATION_CONFIG) == record:
                 return  # written by an earlier attempt of this rollout
             raise ConflictError(
                 f"model server {self.uuid} already has a challenger "
