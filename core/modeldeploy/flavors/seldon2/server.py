@@ -191,21 +191,21 @@ class Seldon2ModelServer(KubernetesModelServer):
         parsed = self.deployer.parse_config(config)
         assert isinstance(parsed, Seldon2Config)
         self.deployer.validate_deploy(parsed)
-        secret = self.deployer.secrets.ensure(server=self.name)
-        spec = resource.build_spec(parsed, secret)
         leaving = self._challenger(deleting=True)
         if leaving is not None and leaving["metadata"].get("deletionTimestamp"):
             self._wait_gone(self.challenger_name)
         existing = self._challenger()
-        record = record_annotations(parsed, utcnow())[ANNOTATION_CONFIG]
+        annotations = record_annotations(parsed, utcnow())
         if existing is not None:
-            annotations = (existing.get("metadata") or {}).get("annotations") or {}
-            if annotations.get(ANNOTATION_CONFIG) == record:
+            have = (existing.get("metadata") or {}).get("annotations") or {}
+            if have.get(ANNOTATION_CONFIG) == annotations[ANNOTATION_CONFIG]:
                 return  # written by an earlier attempt of this rollout
             raise ConflictError(
                 f"model server {self.uuid} already has a challenger "
                 f"({existing['spec'].get('storageUri')}); promote or abort that rollout first"
             )
+        secret = self.deployer.secrets.ensure(server=self.name)
+        spec = resource.build_spec(parsed, secret)
         kind = resource.KIND
         self.resources.create(
             {
@@ -215,7 +215,7 @@ class Seldon2ModelServer(KubernetesModelServer):
                     "name": self.challenger_name,
                     "namespace": self.namespace,
                     "labels": self._side_labels(ROLE_CHALLENGER, secret),
-                    "annotations": record_annotations(parsed, utcnow()),
+                    "annotations": annotations,
                 },
                 "spec": spec,
             }
