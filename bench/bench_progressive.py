@@ -129,6 +129,21 @@ def bad_challenger(deployer: Any, registry: Any, url: str, body: dict, bad: Path
     }
 
 
+def share_rows(
+    shares: list[tuple[int, float, int]], prefix: str = ""
+) -> list[tuple[str, str, str, bool | None]]:
+    """(asked, measured, requests) per step, as table rows against the tolerance."""
+    return [
+        (
+            f"{prefix}share at the {asked}% step ({count} requests)",
+            f"{share:.1f}%",
+            f"{asked} +/- {SHARE_TOLERANCE:.0f}",
+            abs(share - asked) <= SHARE_TOLERANCE and count >= SHARE_REQUESTS,
+        )
+        for asked, share, count in shares
+    ]
+
+
 def main() -> int:
     warnings.simplefilter("ignore")
     from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
@@ -165,15 +180,7 @@ def main() -> int:
             canary_client.longest_gap() < 1.0,
         ),
     ]
-    for asked, share, count in shares:
-        rows.append(
-            (
-                f"share at the {asked}% step ({count} requests)",
-                f"{share:.1f}%",
-                f"{asked} +/- {SHARE_TOLERANCE:.0f}",
-                abs(share - asked) <= SHARE_TOLERANCE and count >= SHARE_REQUESTS,
-            )
-        )
+    rows += share_rows(shares)
     rows += [
         (
             "abort at 50%: failed requests",

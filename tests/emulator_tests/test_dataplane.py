@@ -77,14 +77,18 @@ def scrape(plane: DataPlane) -> str:
         return str(response.read().decode())
 
 
-def seldon_route(main: int, canary: int, *, shadow: bool = False) -> list[Backend]:
+def seldon_route(
+    main: int, canary: int, *, shadow: bool = False, deployment: str = "iris"
+) -> list[Backend]:
     backends = [
-        Backend("main", FIRST, main, metric_labels=seldon_labels("iris", "main")),
-        Backend("canary", SECOND, canary, metric_labels=seldon_labels("iris", "canary")),
+        Backend("main", FIRST, main, metric_labels=seldon_labels(deployment, "main")),
+        Backend("canary", SECOND, canary, metric_labels=seldon_labels(deployment, "canary")),
     ]
     if shadow:
         backends.append(
-            Backend("shadow", SECOND, mirror=True, metric_labels=seldon_labels("iris", "shadow"))
+            Backend(
+                "shadow", SECOND, mirror=True, metric_labels=seldon_labels(deployment, "shadow")
+            )
         )
     return backends
 
@@ -109,8 +113,10 @@ def test_split_and_mirror_seen_by_prometheus_as_the_clients_saw_them(
 ) -> None:
     """90/10 across two predictors plus a shadow: Prometheus counts per predictor exactly
     what the clients were answered, near the asked shares, and every mirrored copy."""
-    plane.rng.seed(20261202)
-    plane.publish("seldon", "default/sharing", seldon_route(90, 10, shadow=True))
+    plane.rng.seed(20261202)  # draws are taken per request in order: the same split every run
+    plane.publish(
+        "seldon", "default/sharing", seldon_route(90, 10, shadow=True, deployment="sharing")
+    )
     prometheus = Prometheus(tmp_path / "prometheus")
     try:
         prometheus.scrape(plane.metrics_url)
@@ -130,16 +136,50 @@ def test_split_and_mirror_seen_by_prometheus_as_the_clients_saw_them(
         share = 100 * answers[SECOND_ANSWER] / total
         assert abs(share - 10) <= 5, f"canary share {share:.1f}% for 10% asked"
 
-        counts = 'sum by (predictor_name) (seldon_api_executor_server_requests_seconds_count{deployment_name="iris",code="200"})'  # noqa: E501
+        counts = 'sum by (predictor_name) (seldon_api_executor_server_requests_seconds_count{deployment_name="sharing",code="200"})'  # noqa: E501
         expected = {
             "main": float(answers[FIRST_ANSWER]),
             "canary": float(answers[SECOND_ANSWER]),
             "shadow": float(total),  # every client request copied once
         }
         until(lambda: query(prometheus, counts) == expected, f"Prometheus to count {expected}")
+
+        # Every platform's families in one exposition, all read by Prometheus.
+        labels = knative_labels("default", "k-predictor", "k-predictor-00001")
+        plane.publish(
+            "kserve", "k.default.example.com", [Backend("k", FIRST, 100, metric_labels=labels)]
+        )
+        plane.publish(
+            "seldon2",
+            "s2",
+            [Backend("s2_1", FIRST, 100, metric_labels=seldon2_labels("s2_1", "triton"))],
+        )
+        status, _ = post(
+            plane, "/v1/models/k:predict", {"instances": rows}, {"Host": "k.default.example.com"}
+        )
+        assert status == 200
+        tensor = {"name": "x", "shape": [1, len(rows[0])], "datatype": "FP64", "data": rows[0]}
+        status, _ = post(plane, "/v2/models/s2/infer", {"inputs": [tensor]}, {"Seldon-Model": "s2"})
+        assert status == 200
+        k, s2 = 'service_name="k-predictor"', 'model="s2"'
+        per_platform = {
+            f"sum by (revision_name) (revision_app_request_count{{{k}}})": "k-predictor-00001",
+            f"sum by (revision_name) (revision_app_request_latencies_count{{{k}}})": (
+                "k-predictor-00001"
+            ),
+            f"sum by (model_internal) (seldon_model_infer_total{{{s2}}})": "s2_1",
+            'sum by (server) (seldon_model_infer_api_seconds_count{server="triton"})': "triton",
+        }
+        for promql, key in per_platform.items():
+            until(lambda q=promql, w={key: 1.0}: query(prometheus, q) == w, f"{promql} == 1")
     finally:
         prometheus.close()
-        plane.withdraw("seldon", "default/sharing")
+        for platform, key in (
+            ("seldon", "default/sharing"),
+            ("kserve", "k.default.example.com"),
+            ("seldon2", "s2"),
+        ):
+            plane.withdraw(platform, key)
 
 
 def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
@@ -174,6 +214,19 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
         )
         assert status == 200 and answer["outputs"][0]["data"] == [FIRST_ANSWER], answer
         assert answer["model_name"] == "flowers"
+        # no header: the mesh takes the model from the /v2 path, and names who answered
+        request = urllib.request.Request(
+            plane.url + "/v2/models/flowers/infer",
+            json.dumps({"inputs": [tensor]}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.headers["x-seldon-route"] == ":flowers_1:"
+        # the mesh routes /v2 paths only
+        status, _ = post(
+            plane, "/v1/models/flowers:predict", {"instances": rows}, {"Seldon-Model": "flowers"}
+        )
+        assert status == 404
 
         # What the gateway does not know is 404; what the protocol does not allow is 400
         # in the protocol's own error shape, before any model sees it.
@@ -184,7 +237,8 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
         status, answer = post(plane, "/seldon/default/nowhere/api/v1.0/predictions", {})
         assert status == 404
 
-        until(lambda: "flowers2_1" in scrape(plane), "the mirrored copy to be counted")
+        mirrored = 'model_internal="flowers2_1",server="mlserver",server_replica="0"} 2'
+        until(lambda: mirrored in scrape(plane), "both mirrored copies to be counted")
         text = scrape(plane)
         assert (
             'revision_app_request_count{configuration_name="flowers-predictor",'
@@ -194,14 +248,14 @@ def test_each_platform_routes_its_own_way_and_counts_under_its_own_names(
             'service_name="flowers-predictor"} 1'
         ) in text
         assert "revision_app_request_latencies_bucket{" in text
-        for internal in ("flowers_1", "flowers2_1"):  # client answer and mirror copy
+        for internal in ("flowers_1", "flowers2_1"):  # client answers and mirror copies
             assert (
                 f'seldon_model_infer_total{{code="200",method_type="rest",model="flowers",'
-                f'model_internal="{internal}",server="mlserver",server_replica="0"}} 1'
+                f'model_internal="{internal}",server="mlserver",server_replica="0"}} 2'
             ) in text
         assert (
             'seldon_model_infer_api_seconds_count{code="200",method="post",server="mlserver",'
-            'server_replica="0"} 2'
+            'server_replica="0"} 4'
         ) in text
     finally:
         plane.withdraw("kserve", host)
@@ -216,6 +270,17 @@ def test_bad_routes_are_refused_before_anything_changes(plane: DataPlane) -> Non
     with pytest.raises(ValueError, match="takes no client traffic"):
         Backend("b", SECOND, 10, mirror=True)
     assert plane.route("kserve", "h") is None
+
+
+def test_a_model_folder_is_checked_before_anything_serves(
+    plane: DataPlane, saved_models: SavedModels
+) -> None:
+    with pytest.raises(ValueError, match="no MLflow model folder"):
+        plane.register_model("s3://models/none", str(saved_models.not_a_model))
+    with pytest.raises(ValueError, match="already served from"):
+        plane.register_model(FIRST, str(saved_models.second))
+    assert plane.servers.get("s3://models/none") is None
+    assert plane.ready(FIRST)
 
 
 def test_unregistered_model_answers_503_saying_so(

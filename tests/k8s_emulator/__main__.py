@@ -1,6 +1,8 @@
-"""``python -m tests.k8s_emulator --kubeconfig PATH [--port N]``: an emulator for people and
-tools (kubectl, k9s, the CLI). It serves HTTPS with its own CA, writes a kubeconfig with
-context ``emulator``, prints where it listens and runs until interrupted."""
+"""``python -m tests.k8s_emulator --kubeconfig PATH [--port N] [--model URI=DIR ...]``: an
+emulator for people and tools (kubectl, k9s, the CLI). It serves HTTPS with its own CA,
+writes a kubeconfig with context ``emulator``, prints where it listens and runs until
+interrupted. Each ``--model`` serves a storage URI from a local MLflow model folder behind
+the data plane's ingress, so predictions work as on a cluster."""
 
 from __future__ import annotations
 
@@ -19,7 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--namespace", action="append", default=None, help="namespace to create (repeatable)"
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="URI=DIR",
+        help="serve storage URI from a local MLflow model folder (repeatable)",
+    )
     args = parser.parse_args(argv)
+    models = [m.split("=", 1) for m in args.model]
+    bad = [m for m, pair in zip(args.model, models, strict=True) if len(pair) != 2]
+    if bad:
+        parser.error(f"--model takes URI=DIR (e.g. s3://bucket/iris=./model), got {bad}")
     namespaces = args.namespace or ["default"]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -27,6 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         path = emu.write_kubeconfig(args.kubeconfig, namespace=namespaces[0])
         print(f"Kubernetes API emulator listening on {emu.url}", flush=True)
         print(f"kubeconfig: {path} (context emulator)", flush=True)
+        for uri, folder in models:
+            try:
+                emu.dataplane.register_model(uri, folder)
+                emu.dataplane.wait_ready(uri)
+            except (ValueError, RuntimeError, TimeoutError) as exc:
+                print(f"cannot serve {uri}: {exc}", file=sys.stderr, flush=True)
+                return 2
+            print(f"serving {uri} from {folder}", flush=True)
+        if models:
+            print(f"ingress (ingress_base_url): {emu.dataplane.url}", flush=True)
+            print(f"request metrics: {emu.dataplane.metrics_url}", flush=True)
         try:
             while not stop.wait(0.5):
                 pass

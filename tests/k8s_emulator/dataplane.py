@@ -41,7 +41,7 @@ class Backend:
     mirror: bool = False  # receives a copy of each client request; its answer is discarded
     mirror_percent: int = 100  # share of client requests copied when `mirror`
     #: labels the platform puts on this variant's request metrics (see dataplane_metrics)
-    metric_labels: Mapping[str, str] = field(default_factory=dict)
+    metric_labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.weight < 0:

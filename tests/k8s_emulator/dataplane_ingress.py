@@ -39,16 +39,18 @@ METRICS_PATH = "/metrics"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
 
 
-def _response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+def _response(
+    status: int, body: bytes, content_type: str = "application/json", extra: str = ""
+) -> bytes:
     reason = REASONS.get(status, "Service Unavailable" if status == 503 else "Error")
     return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n{extra}"
         f"content-length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 
-def _json(status: int, payload: Any) -> bytes:
-    return _response(status, json.dumps(payload).encode())
+def _json(status: int, payload: Any, extra: str = "") -> bytes:
+    return _response(status, json.dumps(payload).encode(), extra=extra)
 
 
 class Ingress:
@@ -104,19 +106,27 @@ class Ingress:
     # ---------------------------------------------------------------------------- routing
 
     def find(self, request: Request) -> tuple[Route | None, str, str]:
-        """(route, what was asked for, the path inside the route)."""
+        """(route, what was asked for, the path inside the route), in the gateways' order:
+        Istio's `/seldon/<ns>/<name>/` prefix, the mesh's `seldon-model` header on `/v2`
+        paths, the KServe host, then the mesh's model name taken from a `/v2/models/` path
+        when no header was sent (Seldon 2's Lua filter)."""
         path = request.target.split("?", 1)[0]
         if path.startswith("/seldon/"):
             parts = path.split("/", 4)
             key = "/".join(parts[2:4])
             inner = "/" + parts[4] if len(parts) > 4 else "/"
             return self.plane.route("seldon", key), key, inner
-        model = request.header("seldon-model")
-        if model is not None:
-            name = model.decode("latin-1").strip()
-            return self.plane.route("seldon2", name), name, path
+        header = request.header("seldon-model")
+        if header is not None:
+            name = header.decode("latin-1").strip()
+            found = self.plane.route("seldon2", name) if path.startswith("/v2") else None
+            return found, name, path
         host = (request.header("host") or b"").decode("latin-1").rsplit(":", 1)[0].lower()
-        return self.plane.route("kserve", host), host, path
+        route = self.plane.route("kserve", host)
+        if route is None and path.startswith("/v2/models/"):
+            name = path.removeprefix("/v2/models/").split("/", 1)[0]
+            return self.plane.route("seldon2", name), name, path
+        return route, host, path
 
     async def handle(self, request: Request) -> bytes:
         route, asked, inner = self.find(request)
@@ -134,11 +144,16 @@ class Ingress:
         backend = route.pick(self.rng)
         if backend is None:
             return _response(503, b"no healthy upstream", "text/plain")
+        # every draw of a request is taken before it waits: a seeded split is reproducible
+        copies = [m for m in route.mirrors if self.rng.random() * 100 < m.mirror_percent]
         status, payload = await self.exchange(route, backend, call, rows, asked)
-        for mirror in route.mirrors:
-            if self.rng.random() * 100 < mirror.mirror_percent:
-                self._start_mirror(route, mirror, call, rows, asked)
-        return _json(status, payload)
+        for mirror in copies:
+            self._start_mirror(route, mirror, call, rows, asked)
+        extra = ""
+        if route.platform == "seldon2":  # Envoy names the model version that answered
+            served = backend.metric_labels.get("model_internal", backend.key)
+            extra = f"x-seldon-route: :{served}:\r\n"
+        return _json(status, payload, extra)
 
     async def exchange(
         self, route: Route, backend: Backend, call: Call, rows: list[list[Any]], asked: str
@@ -217,8 +232,10 @@ class IngressThread:
     async def _stop(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self.ingress.mirrors):
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:  # open client connections and mirror copies
             task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         for pool in self.ingress.pools.values():
             pool.close()
 
