@@ -15,7 +15,7 @@ import pytest
 
 from tests.k8s_emulator import KubernetesEmulator
 
-KINDS = {"seldon": "SeldonDeployment", "kserve": "InferenceService"}
+KINDS = {"seldon": "SeldonDeployment", "kserve": "InferenceService", "seldon2": "Model"}
 INGRESS = "http://ingress.example.test"
 ACCESS_KEY = "AKIA-AIRFLOW-TEST"
 SECRET_KEY = "airflow-s3-secret-that-must-never-leak"
@@ -97,7 +97,7 @@ def kubernetes_connection(
 
 
 def pipeline_dag(flavor: str, conn_id: str, deferrable: bool) -> str:
-    replicas = {"seldon": '"replicas"', "kserve": '"min_replicas"'}[flavor]
+    replicas = {"seldon": '"replicas"', "kserve": '"min_replicas"', "seldon2": '"replicas"'}[flavor]
     return (
         PIPELINE_DAG.replace("__CONN__", conn_id)
         .replace("__DEFERRABLE__", str(deferrable))
@@ -120,7 +120,7 @@ def our_triggers() -> dict[int, tuple[str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
-@pytest.mark.parametrize("flavor", ["seldon", "kserve"])
+@pytest.mark.parametrize("flavor", ["seldon", "kserve", "seldon2"])
 def test_gate_deploy_sensor_delete(
     flavor: str,
     deferrable: bool,
@@ -132,6 +132,8 @@ def test_gate_deploy_sensor_delete(
     conn_id = kubernetes_connection(
         set_connection, k8s_emulator, flavor, f"sqlite:///{tmp_path / 'registry.db'}"
     )
+    # Seldon Core 2 serves on a runtime's Servers; two replicas fit the model's two
+    k8s_emulator.seldon2.install_runtime("default", replicas=2)
     seen: list[dict[str, Any]] = []
     k8s_emulator.store.add_listener(
         lambda ev: seen.append(ev.obj) if ev.rkey.endswith(KINDS[flavor].lower() + "s") else None
@@ -165,6 +167,8 @@ def test_gate_deploy_sensor_delete(
     assert "s3://models/iris/2" in spec  # model_uri rendered from params
     if flavor == "seldon":
         assert written[0]["spec"]["predictors"][0]["replicas"] == 2
+    elif flavor == "seldon2":
+        assert written[0]["spec"]["replicas"] == 2
     else:
         assert written[0]["spec"]["predictor"]["minReplicas"] == 2
     assert not k8s_emulator.list_objects(KINDS[flavor]), "delete left the resource behind"

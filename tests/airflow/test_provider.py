@@ -14,7 +14,12 @@ import modeldeploy_provider  # only the provider info: importing it does not imp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONN_TYPES = ("modeldeploy_mlflow", "modeldeploy_kserve", "modeldeploy_seldon")  # default first
+CONN_TYPES = (  # default first, then every flavor found by entry point
+    "modeldeploy_mlflow",
+    "modeldeploy_kserve",
+    "modeldeploy_seldon",
+    "modeldeploy_seldon2",
+)
 HEAVY = ("mlflow", "kubernetes", "sklearn", "pandas", "numpy")
 
 

@@ -47,6 +47,12 @@ FORMS = {
         ["Namespace", "Kubeconfig (YAML or JSON)", "Ingress base URL", "Storage credentials"],
         ["element_kubeconfig", "element_storage_credentials"],
     ),
+    # found by entry point only: its form comes from its settings, with no provider code
+    "seldon2": (
+        "modeldeploy: Seldon2",
+        ["Namespace", "Kubeconfig (YAML or JSON)", "Seldon mesh URL", "Storage credentials"],
+        ["element_kubeconfig", "element_storage_credentials"],
+    ),
 }
 
 
@@ -71,7 +77,7 @@ def test_hook_meta_api_lists_our_connection_types(api_server: ApiServer) -> None
     assert mlflow["extra_fields"]["home"]["schema"]["title"] == "State directory"
     for hidden in ("host", "port", "login", "password", "url_schema"):
         assert mlflow["standard_fields"][hidden]["hidden"] is True, hidden
-    for flavor in ("seldon", "kserve"):
+    for flavor in ("seldon", "kserve", "seldon2"):
         entry = meta[f"modeldeploy_{flavor}"]
         fields = entry["extra_fields"]
         assert fields["kubeconfig"]["schema"]["format"] == "password"

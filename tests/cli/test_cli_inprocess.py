@@ -405,6 +405,8 @@ def test_flavors_lists_installed_entry_points(capsys: pytest.CaptureFixture[str]
     assert rows["mlflow"]["status"] == "ok"
     assert rows["mlflow"]["settings"] == ["home", "tracking_uri"]
     assert rows["mlflow"]["deployer"] == "modeldeploy.flavors.mlflow.deployer:MLflowModelDeployer"
+    # a flavor found by entry point only (no CLI code of its own), with its own settings
+    assert rows["seldon2"]["status"] == "ok" and "mesh_url" in rows["seldon2"]["settings"]
     code, out, _ = run(capsys, "flavors", "--flavor", "mlflow")
     assert out.splitlines()[0].split() == ["FLAVOR", "DEPLOYER", "SETTINGS", "STATUS"]
     assert any(line.startswith("mlflow *") for line in out.splitlines())

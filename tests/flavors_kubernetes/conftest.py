@@ -23,7 +23,7 @@ from tests.k8s_emulator.fixtures import k8s_emulator  # noqa: F401 - re-exported
 
 REAL_KUBECONFIG = os.environ.get("MODELDEPLOY_TEST_KUBECONFIG")
 REAL_NAMESPACE = os.environ.get("MODELDEPLOY_TEST_NAMESPACE", "modeldeploy-test")
-FLAVORS = ("seldon", "kserve")
+FLAVORS = ("seldon", "kserve", "seldon2")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 # Model URIs the emulator's controllers accept or fail (like an unreachable bucket).
@@ -33,6 +33,7 @@ BAD_URI = "s3://unreachable-bucket/iris/{version}"
 REAL_URIS = {
     "seldon": "gs://seldon-models/v1.17.0/sklearn/iris",
     "kserve": "gs://kfserving-examples/models/sklearn/1.0/model",
+    "seldon2": "gs://seldon-models/scv2/samples/mlserver_1.3.5/iris-sklearn",
 }
 
 S3_CREDENTIALS = {
@@ -129,6 +130,8 @@ class Cluster:
                 group, version = {
                     "seldondeployments": ("machinelearning.seldon.io", "v1"),
                     "inferenceservices": ("serving.kserve.io", "v1beta1"),
+                    "models": ("mlops.seldon.io", "v1alpha1"),
+                    "experiments": ("mlops.seldon.io", "v1alpha1"),
                 }[plural]
                 objects = client.CustomObjectsApi(api).list_namespaced_custom_object(
                     group, version, self.namespace, plural
@@ -144,7 +147,7 @@ class Cluster:
         return out
 
 
-PLURAL = {"seldon": "seldondeployments", "kserve": "inferenceservices"}
+PLURAL = {"seldon": "seldondeployments", "kserve": "inferenceservices", "seldon2": "models"}
 
 
 @pytest.fixture
@@ -162,6 +165,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     # upstream): the flavor must find the cause on the pods before then.
     emu.seldon.fail_when_uri_startswith = "s3://unreachable-bucket"
     emu.kserve.fail_when_uri_startswith = "s3://unreachable-bucket"
+    emu.seldon2.fail_when_uri_startswith = "s3://unreachable-bucket"
+    # the Servers a Seldon Core 2 runtime installs (mlserver, triton)
+    emu.seldon2.install_runtime("default")
     yield Cluster(emulator=emu, namespace="default", timeout=20.0, kubeconfig=emu.kubeconfig_dict())
 
 
@@ -185,7 +191,8 @@ def make_deployer(cluster: Cluster) -> Iterator[Callable[..., Any]]:
     yield make
     if cluster.emulator is not None:
         cluster.emulator.faults.reset()
-        cluster.emulator.kserve.hold = cluster.emulator.seldon.hold = False
+        emu = cluster.emulator
+        emu.kserve.hold = emu.seldon.hold = emu.seldon2.hold = False
     for deployer in made:
         try:
             for server in deployer.find_model_server(pipeline_name=cluster.pipeline):
@@ -198,3 +205,8 @@ def make_deployer(cluster: Cluster) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def deployer(make_deployer: Callable[..., Any], flavor: str) -> Any:
     return make_deployer(flavor)
+
+
+def controller_of(emu: KubernetesEmulator, flavor: str) -> Any:
+    """The emulator's controller simulator behind `flavor`."""
+    return {"seldon": emu.seldon, "kserve": emu.kserve, "seldon2": emu.seldon2}[flavor]

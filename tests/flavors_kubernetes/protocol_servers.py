@@ -28,10 +28,14 @@ def predict_rows(rows: list[list[float]]) -> list[int]:
 class ProtocolServer:
     """One server answering all three protocols for one model server name."""
 
-    def __init__(self, namespace: str, name: str, host: str | None = None) -> None:
+    def __init__(
+        self, namespace: str, name: str, host: str | None = None, mesh: bool = False
+    ) -> None:
         self.namespace = namespace
         self.name = name
         self.expected_host = host
+        #: route like Seldon Core 2's mesh: by the `Seldon-Model` header only
+        self.mesh = mesh
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -46,10 +50,19 @@ class ProtocolServer:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
+                model = self.headers.get("Seldon-Model")
                 outer.requests.append(
-                    {"path": self.path, "host": self.headers.get("Host"), "body": body}
+                    {
+                        "path": self.path,
+                        "host": self.headers.get("Host"),
+                        "seldon_model": model,
+                        "body": body,
+                    }
                 )
-                code, answer = outer.route(self.path, self.headers.get("Host"), body)
+                if outer.mesh and model != outer.name:
+                    code, answer = 404, {"error": f"no route for Seldon-Model {model}"}
+                else:
+                    code, answer = outer.route(self.path, self.headers.get("Host"), body)
                 data = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from modeldeploy.cli.main import main
 
-from tests.flavors_kubernetes.conftest import Cluster
+from tests.flavors_kubernetes.conftest import Cluster, controller_of
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -53,7 +53,7 @@ def test_the_cli_lists_stops_starts_shows_logs_and_deletes(
     assert _run(capsys, "models", "start", str(server.uuid))[0] == 0
     assert deployer.get_model_server(server.uuid).is_running
 
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     controller.append_log(server.name, "served one request", container=server.container_name)
     code, out, _ = _run(capsys, "models", "logs", str(server.uuid), "--tail", "1")
     assert code == 0 and out.strip() == "served one request"

@@ -20,7 +20,7 @@ from modeldeploy.status import ServiceState
 from modeldeploy.version import __version__
 from modeldeploy.waiting import Deadline
 
-from tests.flavors_kubernetes.conftest import PLURAL, Cluster
+from tests.flavors_kubernetes.conftest import PLURAL, Cluster, controller_of
 
 
 def _transitions() -> tuple[list[ServiceState], Any]:
@@ -79,6 +79,11 @@ def test_update_in_place_keeps_the_url_and_waits_for_the_new_generation(
             assert obj["status"]["observedGeneration"] == 2
             predictor = obj["status"]["components"]["predictor"]
             assert predictor["latestReadyRevision"].endswith("-00002")
+        elif flavor == "seldon2":
+            model = cluster.emulator.seldon2.models[("default", second.name)]
+            assert (model.generation, model.phase) == (2, "available")
+            [ready] = [c for c in obj["status"]["conditions"] if c["type"] == "ModelReady"]
+            assert (ready["status"], ready["message"]) == ("True", "ModelAvailable")
         else:
             state = cluster.emulator.seldon.state[("default", second.name)]
             assert (state.generation, state.phase) == (2, "ready")
@@ -91,7 +96,7 @@ def test_a_stale_ready_is_never_taken_for_the_generation_we_wrote(
     """With the controller down, the old generation's Ready stays in place; waiting for the
     new generation must time out at the deadline, even though no event ever arrives."""
     emu = cluster.requires_emulator()
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
     controller.stop()
     try:
@@ -186,6 +191,8 @@ def test_stop_and_start_keep_the_server_and_its_url(
         obj = cluster.emulator.get(PLURAL[flavor], server.name)
         if flavor == "kserve":
             assert obj["metadata"]["annotations"]["serving.kserve.io/stop"] == "true"
+        elif flavor == "seldon2":
+            assert obj["spec"]["replicas"] == 0
         else:
             assert obj["spec"]["predictors"][0]["replicas"] == 0
 
@@ -373,7 +380,7 @@ def test_an_operator_restart_after_a_timed_out_rollout_restores_the_previous_mod
     cluster: Cluster, deployer: Any, flavor: str
 ) -> None:
     emu = cluster.requires_emulator()
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
     controller.stop()
     # The operator comes back while the engine restores the previous spec.
@@ -417,6 +424,13 @@ RICH = {
             "limits": {"nvidia.com/gpu": 1},
         },
     },
+    "seldon2": {
+        "model_type": "xgboost",
+        "requirements": ["mlserver"],
+        "replicas": 1,
+        "server": "mlserver",
+        "memory": "200Mi",
+    },
 }
 
 
@@ -429,7 +443,16 @@ def test_every_config_field_is_accepted_by_the_platforms_crd_schema(
 
     assert server.is_running
     [obj] = cluster.managed(PLURAL[flavor])
-    if flavor == "seldon":
+    if flavor == "seldon2":
+        assert obj["spec"] == {
+            "storageUri": cluster.good_uri(flavor),
+            "modelType": "xgboost",
+            "requirements": ["mlserver"],
+            "replicas": 1,
+            "server": "mlserver",
+            "memory": "200Mi",
+        }
+    elif flavor == "seldon":
         predictor = obj["spec"]["predictors"][0]
         assert predictor["replicas"] == 2 and "implementation" not in predictor["graph"]
         [container] = predictor["componentSpecs"][0]["spec"]["containers"]

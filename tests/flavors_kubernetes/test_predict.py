@@ -71,6 +71,25 @@ def test_seldon_v2_protocol_predictions(
     assert tensor["shape"] == [2, 4] and tensor["datatype"] == "FP64"
 
 
+def test_seldon2_predictions_through_the_mesh_with_the_seldon_model_header(
+    emulated: Cluster, make_deployer: Any, servers: list
+) -> None:
+    mesh = ProtocolServer("default", "iris-mesh", mesh=True)
+    servers.append(mesh.__enter__())
+    deployer = make_deployer("seldon2", mesh_url=mesh.url)
+    model = deployer.deploy_model(
+        emulated.config("seldon2", name="iris-mesh"), timeout=emulated.timeout
+    )
+
+    assert model.predict(np.array(ROWS)) == [[1], [0]]
+    assert model.prediction_url == f"{mesh.url}/v2/models/iris-mesh/infer"
+    [request] = mesh.requests
+    assert (
+        request["seldon_model"] == "iris-mesh" and request["path"] == "/v2/models/iris-mesh/infer"
+    )
+    assert request["body"]["inputs"][0]["shape"] == [2, 4]
+
+
 def test_kserve_v1_predictions_through_the_ingress(
     emulated: Cluster, make_deployer: Any, servers: list
 ) -> None:

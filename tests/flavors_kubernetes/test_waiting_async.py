@@ -14,7 +14,7 @@ from modeldeploy.status import ServiceState
 from modeldeploy.waiting import Deadline
 from modeldeploy.waiting_async import wait_for_server
 
-from tests.flavors_kubernetes.conftest import Cluster
+from tests.flavors_kubernetes.conftest import Cluster, controller_of
 
 
 def ready(server: Any, timeout: float) -> Any:
@@ -60,7 +60,7 @@ def test_async_watch_re_reads_after_410_gone(cluster: Cluster, deployer: Any, fl
 
 def test_async_wait_never_takes_a_stale_ready(cluster: Cluster, deployer: Any, flavor: str) -> None:
     emu = cluster.requires_emulator()
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     server = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
     controller.stop()
     try:
@@ -114,7 +114,7 @@ def test_async_wait_resumes_dropped_watches_and_reports_failures(
     versions = [r.query.get("resourceVersion") for r in watches]
     assert len(set(versions)) == len(versions)  # each resumed from the last version seen
 
-    controller = emu.seldon if flavor == "seldon" else emu.kserve
+    controller = controller_of(emu, flavor)
     controller.fail_when_uri_startswith = "s3://unreachable-bucket"
     controller.failure_message = "failed to download model: bucket unreachable"
     server.update(deployer.parse_config({**cluster.config(flavor), "model_uri": cluster.bad_uri()}))

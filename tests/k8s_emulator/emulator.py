@@ -23,6 +23,7 @@ from .gc import GarbageCollector
 from .kserve import KServeController, default_isvc
 from .openapi import OpenAPI
 from .resources import Registry, ResourceType
+from .seldon2 import Seldon2Controller
 from .server import EmulatorHTTPServer
 from .store import Store, clone
 
@@ -64,6 +65,7 @@ class KubernetesEmulator:
         self.gc = GarbageCollector(self.store, self.internal_errors.append)
         self.kserve = KServeController(self, controller_delay)
         self.seldon = SeldonController(self, controller_delay)
+        self.seldon2 = Seldon2Controller(self, controller_delay)
         self.registry.by_key("serving.kserve.io/inferenceservices").mutator = lambda obj: (
             default_isvc(obj, self.kserve.default_deployment_mode)
         )
@@ -98,12 +100,14 @@ class KubernetesEmulator:
         if self._start_controllers:
             self.kserve.start()
             self.seldon.start()
+            self.seldon2.start()
         return self
 
     def stop(self) -> None:
         self.stopping.set()
         self.kserve.stop()
         self.seldon.stop()
+        self.seldon2.stop()
         if self._dataplane is not None:
             self._dataplane.close()
         self.gc.stop()

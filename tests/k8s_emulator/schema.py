@@ -98,13 +98,25 @@ def load_crds(directory: Path | str | None = None) -> list[CRDVersion]:
         out: list[CRDVersion] = []
         if not d.is_dir():
             raise FileNotFoundError(f"CRD directory {d} does not exist (set MODELDEPLOY_CRD_DIR)")
-        for path in sorted(d.glob("*.y*ml")):
-            with path.open("rb") as fh:
-                for doc in yaml.load_all(fh, Loader=_Loader):
-                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                        out.extend(_versions(doc))
+        out.extend(_crd_versions(d))
+        # CRDs the chosen folder lacks (e.g. the Seldon Core 2 Server, vendored only in
+        # tests/crds) still come from the repository's own copy.
+        own = Path(__file__).resolve().parents[1] / "crds"
+        if directory is None and own.resolve() != d.resolve() and own.is_dir():
+            have = {(c.group, c.plural) for c in out}
+            out.extend(c for c in _crd_versions(own) if (c.group, c.plural) not in have)
         _CACHE[key] = out
         return out
+
+
+def _crd_versions(d: Path) -> list[CRDVersion]:
+    out: list[CRDVersion] = []
+    for path in sorted(d.glob("*.y*ml")):
+        with path.open("rb") as fh:
+            for doc in yaml.load_all(fh, Loader=_Loader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    out.extend(_versions(doc))
+    return out
 
 
 def _versions(doc: dict[str, Any]) -> list[CRDVersion]:

@@ -266,3 +266,21 @@ def test_save_and_load_round_trip_keeps_secrets_secret(name: str) -> None:
         assert secret not in shown
     if name != "mlflow":
         assert "********" in shown
+
+
+def test_a_flavor_found_by_entry_point_gets_its_block_without_code_of_its_own() -> None:
+    """The seldon2 flavor ships no Prefect code: its block is generated from its settings."""
+    from modeldeploy.flavors.seldon2.deployer import Seldon2ModelDeployer
+    from prefect_modeldeploy import Seldon2Deployer
+
+    assert Seldon2Deployer in BLOCK_TYPES
+    block = Seldon2Deployer(mesh_url="http://127.0.0.1:9000", namespace="models")
+    deployer = block.get_deployer()
+    try:
+        assert isinstance(deployer, Seldon2ModelDeployer)
+        assert (deployer.settings.mesh_url, deployer.settings.namespace) == (
+            "http://127.0.0.1:9000",
+            "models",
+        )
+    finally:
+        deployer.close()
