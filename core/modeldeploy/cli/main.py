@@ -4,6 +4,7 @@
     modeldeploy [global options] rollback MODEL_NAME [--pipeline P] [--step S]
     modeldeploy [global options] gate MODEL_NAME --metric rmse=56.1 [--champion-metric rmse]
     modeldeploy [global options] rollout status|promote|abort MODEL_NAME [--json]
+    modeldeploy [global options] history MODEL_NAME [--limit N] [--json]
     modeldeploy flavors
 
 Global options may also follow the command (`modeldeploy models list --flavor kserve`),
@@ -347,6 +348,10 @@ def build_parser() -> Parser:
 
     add_rollout_parser(commands, common)
 
+    from modeldeploy.cli.history import add_parser as add_history_parser
+
+    add_history_parser(commands, common)
+
     p = commands.add_parser(
         "gate",
         parents=[common],
@@ -443,9 +448,7 @@ def resolve_globals(args: argparse.Namespace, environ: dict[str, str] | None = N
     return out
 
 
-def build_settings(
-    settings_fields: Iterable[str], g: Globals
-) -> tuple[dict[str, Any], list[str]]:
+def build_settings(settings_fields: Iterable[str], g: Globals) -> tuple[dict[str, Any], list[str]]:
     """The settings this flavor accepts (as text: the engine coerces them), and the
     command-line options it ignores.
 

@@ -45,6 +45,7 @@ MAX_CREATE_RACES = 5
 class _EquivalentExists(Exception):
     """Another process created the server of this equivalence class first."""
 
+
 if TYPE_CHECKING:
     from modeldeploy.flavors.kubernetes.aio import AsyncResources
 
@@ -72,6 +73,9 @@ class KubernetesModelDeployer(ModelDeployer):
     def location(self) -> str:
         kube = self.kube
         return f"namespace {kube.namespace} of cluster {kube.host or kube.source}"
+
+    def scope(self) -> str:
+        return self.namespace
 
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 
