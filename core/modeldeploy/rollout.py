@@ -358,7 +358,7 @@ def finish_rollout(
         from modeldeploy.progressive.runner import run_rollout
 
         state = run_rollout(deployer, outcome.model_name, registry, timeout=timeout)
-        return progressive_outcome(state, outcome.decision, outcome.server)
+        return progressive_outcome(state, outcome.decision, outcome.server, deployer)
     if outcome.pending is None:
         return outcome
     deadline = Deadline(check_timeout(timeout))
