@@ -23,8 +23,6 @@ EVENT_NAMES = {
     "rejected": "modeldeploy.model.gate.rejected",
     "reported": "modeldeploy.model.reported",
 }
-#: the state name of a task whose outcome is a rollback (its state type stays Completed)
-ROLLED_BACK_STATE = "RolledBack"
 
 _NOT_KEY = re.compile(r"[^a-z0-9-]+")
 
@@ -73,13 +71,3 @@ def publish_record(record: DeploymentRecord | None) -> None:
         key=artifact_key(record.model_name),
         description=record.summary()[:500],
     )
-
-
-def completed(record: DeploymentRecord | None, result: Any) -> Any:
-    """`result`, as a Completed state named "RolledBack" when the record is a rollback, so
-    the run page shows it (callers of the task still get `result`)."""
-    if record is None or record.action != "rolled_back":
-        return result
-    from prefect.states import Completed
-
-    return Completed(name=ROLLED_BACK_STATE, message=record.summary()[:500], data=result)

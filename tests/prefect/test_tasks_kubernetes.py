@@ -181,8 +181,7 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
     assert [o for o in k8s_emulator.list_objects(plural, "default")] == []
     assert k8s_emulator.list_objects("secrets", "default") == []  # removed with its last user
 
-    # Each rollout and the rollback: an event about the model, an artifact on the run page,
-    # and the rollback task's state says so.
+    # Each rollout and the rollback: an event about the model, an artifact on the run page.
     events = model_events(f"modeldeploy.model.{flavor}.{model}", 3)
     assert [(e.event, e.payload["version"], e.payload.get("serving_version")) for e in events] == [
         ("modeldeploy.model.deployed", "1", "1"),
@@ -217,9 +216,6 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
         t.model_dump_json() for t in task_runs
     )
     assert "kubeconfig" in api_view  # the block is among the stored parameters
-    (rollback_run,) = [t for t in task_runs if t.flow_run_id == flow_run_id(state)
-                       and t.name.startswith("rollback_model")]  # fmt: skip
-    assert rollback_run.state.name == "RolledBack" and rollback_run.state.is_completed()
     api_view += json.dumps([e.model_dump(mode="json") for e in events])
     api_view += "".join(a.data for a in artifacts)
     token = k8s_emulator.kubeconfig_dict()["users"][0]["user"]["token"]

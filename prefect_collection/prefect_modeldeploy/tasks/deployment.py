@@ -15,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.records import completed, publish_record
+from prefect_modeldeploy.records import publish_record
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -219,8 +219,8 @@ def rollback_model(
 ) -> RolloutOutcome:
     """Redeploy the previous champion of `model_name` in place and move the `champion` alias
     back (`modeldeploy.rollout.rollback`). `pipeline_name`/`step_name` narrow which model server is
-    updated when several serve the same model. The task run's state is named "RolledBack",
-    with a `modeldeploy.model.rolled_back` event and a markdown artifact."""
+    updated when several serve the same model. Emits a `modeldeploy.model.rolled_back` event
+    and a markdown artifact headed "Rolled back"."""
     from modeldeploy.rollout import rollback
 
     logger = run_logger()
@@ -238,4 +238,4 @@ def rollback_model(
         )
     logger.info("%s", outcome.message)
     publish_record(outcome.record)
-    return completed(outcome.record, outcome)  # type: ignore[no-any-return]
+    return outcome

@@ -18,7 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.records import completed, publish_record
+from prefect_modeldeploy.records import publish_record
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -142,8 +142,8 @@ def follow_rollout(
 ) -> RolloutState:
     """Advance the saved rollout of `model_name` until it ends, logging every step's
     analysis; raises `RolloutRolledBack` when the analysis rolled it back (unless
-    `fail_on_rollback=False`: then the task run's state is named "RolledBack"). Its end
-    is a Prefect event and a markdown artifact with the report."""
+    `fail_on_rollback=False`). Its end is a Prefect event and a markdown artifact with the
+    report, headed "Rolled back" when it was."""
     from modeldeploy.progressive.report import latest_analysis, render_state
     from modeldeploy.progressive.runner import run_rollout
 
@@ -167,7 +167,9 @@ def follow_rollout(
     publish_record(record)
     if state.phase == "rolled_back" and fail_on_rollback:
         raise RolloutRolledBack(f"{state.message}; the champion serves all traffic")
-    return completed(record, state)  # type: ignore[no-any-return]
+    if state.phase == "rolled_back":
+        logger.warning("rolled back: %s", state.message)
+    return state
 
 
 def _record(engine: Any, state: RolloutState) -> Any:
