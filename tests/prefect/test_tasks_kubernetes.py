@@ -189,7 +189,7 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
         ("modeldeploy.model.rolled_back", "3", "1"),
     ]
     assert events[2].payload["url"] == created.server.prediction_url
-    assert flow_run_id(state) in {r.id.rsplit(".", 1)[-1] for r in events[2].related}
+    assert str(flow_run_id(state)) in {r.id.rsplit(".", 1)[-1] for r in events[2].related}
     artifacts = artifacts_of(f"modeldeploy-{model}", flow_run_id(state))
     assert [a.data.splitlines()[0] for a in artifacts] == [
         f"# Deployed: {model}",
