@@ -54,12 +54,11 @@ def artifacts_of(key: str, flow_run: Any) -> list[Any]:
     from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        return list(
-            client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=[key]),
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]),
-                ),
-                sort=ArtifactSort.CREATED_ASC,
-            )
+        newest_first = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]),
+            ),
+            sort=ArtifactSort.CREATED_DESC,
         )
+    return list(reversed(newest_first))
