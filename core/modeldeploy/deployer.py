@@ -120,6 +120,11 @@ class ModelDeployer(ABC):
         directory, a cluster and namespace); flavors override it."""
         return f"the {self.flavor} flavor's default location"
 
+    def scope(self) -> str:
+        """The namespace (or home) servers live in, for a model's deployment identity
+        (`modeldeploy.records`); flavors override it."""
+        return "default"
+
     async def aclose(self) -> None:
         """`close` for an event loop; flavors with async clients override it."""
         self.close()

@@ -189,7 +189,19 @@ def _restore(
             f"{champion.version} of {name}: it served version {version}, whose rollout was "
             "interrupted before the champion alias moved"
         )
-    registry.mark_rolled_back(name, version, done)
+    from modeldeploy.records import build_record
+
+    champion_version = champion.version if champion else None
+    record = build_record(
+        "rolled_back",
+        name,
+        version=version,
+        serving_version=champion_version,
+        previous_version=champion_version,
+        reason=done,
+        deployer=deployer,
+    )
+    registry.add_record(record)  # also tags the version rolled back, as before
     return done
 
 

@@ -8,6 +8,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from modeldeploy.errors import InvalidConfigError, RegistryError
 from modeldeploy.home import default_tracking_uri
+from modeldeploy.records import DeploymentRecord, parse_entry
 from modeldeploy.redaction import redact_uri as _redact
 from modeldeploy.redaction import register_uri
 from modeldeploy.waiting import Deadline, current_deadline
@@ -30,6 +32,13 @@ GATE_TAG = TAG_PREFIX + "gate"
 ROLLOUT_TAG = TAG_PREFIX + "rollout"
 ROLLED_BACK_AT_TAG = TAG_PREFIX + "rolled_back_at"
 ROLLED_BACK_REASON_TAG = TAG_PREFIX + "rolled_back_reason"
+#: where and since when a version serves (written each time it is deployed or restored)
+SERVER_UUID_TAG = TAG_PREFIX + "server_uuid"
+URL_TAG = TAG_PREFIX + "url"
+DEPLOYED_AT_TAG = TAG_PREFIX + "deployed_at"
+FLAVOR_TAG = TAG_PREFIX + "flavor"
+#: one tag per deployment record, `modeldeploy.history.<microseconds since the epoch>`
+HISTORY_ENTRY_PREFIX = TAG_PREFIX + "history."
 _tracking_lock = threading.RLock()
 _MLFLOW_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 #: MLflow's HTTP retries for our calls (its default, 7 with backoff 2, takes minutes)
@@ -352,19 +361,66 @@ class ModelRegistry:
         index = len(history) - 1 - history[::-1].index(str(version))
         return self.get_version(model_name, history[index - 1]) if index > 0 else None
 
-    def mark_rolled_back(self, model_name: str, version: str, reason: str) -> None:
+    def mark_rolled_back(
+        self, model_name: str, version: str, reason: str, at: datetime | None = None
+    ) -> None:
         """Tag a version that was taken out of service: when, why, and no more `gate: passed`."""
-        from datetime import UTC, datetime
-
         self.set_version_tags(
             model_name,
             version,
             {
                 GATE_TAG: "rolled_back",
-                ROLLED_BACK_AT_TAG: datetime.now(UTC).isoformat(timespec="seconds"),
+                ROLLED_BACK_AT_TAG: (at or datetime.now(UTC)).isoformat(timespec="seconds"),
                 ROLLED_BACK_REASON_TAG: reason[:5000],
             },
         )
+
+    # --- deployment records (see modeldeploy.records) --------------------------------
+
+    def add_record(self, record: DeploymentRecord) -> None:
+        """Keep `record` as a history entry of the version it is about, and tag versions
+        with where they serve (deployed, restored) or why they stopped (rolled back)."""
+        name, about = record.model_name, record.version or record.serving_version
+        if about is None:
+            return
+        stamp = int(record.at.timestamp() * 1_000_000)
+        entry = json.dumps(record.entry(), separators=(",", ":"))
+        self.set_version_tags(name, about, {f"{HISTORY_ENTRY_PREFIX}{stamp:016d}": entry})
+        if record.action == "rolled_back" and record.version is not None:
+            self.mark_rolled_back(name, record.version, record.reason, record.at)
+        if record.action in ("deployed", "rolled_back") and record.serving_version is not None:
+            serving = {
+                SERVER_UUID_TAG: record.server_uuid,
+                URL_TAG: record.url,
+                FLAVOR_TAG: record.flavor,
+                DEPLOYED_AT_TAG: record.at.isoformat(timespec="seconds"),
+            }
+            tags = {k: v for k, v in serving.items() if v}
+            self.set_version_tags(name, record.serving_version, tags)
+
+    def deployment_history(self, model_name: str) -> list[DeploymentRecord]:
+        """Every deployment record of `model_name`, oldest first (empty for an unknown model)."""
+        records: list[DeploymentRecord] = []
+        token: str | None = None
+        query = "name = '{}'".format(model_name.replace("'", "\\'"))
+        while True:
+            page = self._call(
+                f"read the versions of model {model_name}",
+                self.client.search_model_versions,
+                query,
+                1000,
+                None,
+                token,
+            )
+            for mv in page:
+                for key, value in (mv.tags or {}).items():
+                    if key.startswith(HISTORY_ENTRY_PREFIX):
+                        record = parse_entry(value)
+                        if record is not None:
+                            records.append(record)
+            token = page.token
+            if not token:
+                return sorted(records, key=lambda r: r.at)
 
     def _write_history(self, model_name: str, history: list[str]) -> None:
         self._call(

@@ -8,6 +8,7 @@ be further strategies behind the same outcome type.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +22,7 @@ from modeldeploy.progressive.analysis import AnalysisConfig
 from modeldeploy.progressive.state import RolloutState
 from modeldeploy.progressive.strategies import InPlace, Strategy
 from modeldeploy.reconcile import reconcile_serving, rollout_marker
+from modeldeploy.records import DeploymentRecord, build_record, record_for_rollout
 from modeldeploy.redaction import get_logger
 from modeldeploy.registry import GATE_TAG, ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServerInfo, TransitionCallback
@@ -60,6 +62,9 @@ class RolloutOutcome(BaseModel):
     reconciled: list[str] = []
     #: a progressive rollout's state (strategy other than in_place), see modeldeploy.progressive
     rollout: RolloutState | None = None
+    #: what this did to the model, as kept in the registry's history (modeldeploy.records);
+    #: None while a rollout is still in progress
+    record: DeploymentRecord | None = None
 
 
 def continuous_deploy(
@@ -148,6 +153,20 @@ def continuous_deploy(
                 f"(version {server.config.model_version}) serving"
                 + (" after restarting it" if restarted else "")
             )
+        info = server.info() if server else None
+        record = build_record(
+            "rejected",
+            config.model_name,
+            version=candidate_version,
+            serving_version=info.model_version if info else None,
+            previous_version=champion.version if champion else None,
+            reason=decision.reason,
+            deployer=deployer,
+            server=info,
+            decision=decision,
+            run_id=config.run_id,
+        )
+        _keep(registry, record)
         return RolloutOutcome(
             action=action,
             message=message,
@@ -155,8 +174,9 @@ def continuous_deploy(
             candidate_version=candidate_version,
             champion_version=champion.version if champion else None,
             decision=decision,
-            server=server.info() if server else None,
+            server=info,
             reconciled=reconciled,
+            record=record,
         )
 
     if not isinstance(progressive[0], InPlace):
@@ -179,7 +199,7 @@ def continuous_deploy(
             )
             if wait:
                 state = runner.run_rollout(deployer, config.model_name, registry, timeout=None)
-            return progressive_outcome(state, decision, serving[0].info())
+            return progressive_outcome(state, decision, serving[0].info(), deployer)
 
     if not wait:
         pending = deployer.begin_deploy(config, replace=replace)
@@ -204,23 +224,50 @@ def continuous_deploy(
             config, replace=replace, timeout=deadline.remaining(), on_transition=on_transition
         )
     except ModelDeployError as exc:
-        _tag_failed(registry, config.model_name, candidate_version, exc)
+        previous = champion.version if champion else None
+        failed = (config.model_name, candidate_version, config.run_id)
+        _tag_failed(deployer, registry, failed, previous, exc)
         raise
     crash_point("ready")
-    outcome = _deployed(result, decision, config.model_name, candidate_version, registry)
+    previous = champion.version if champion else None
+    outcome = _deployed(deployer, result, decision, candidate_version, previous, registry)
     return outcome.model_copy(update={"reconciled": reconciled})
 
 
 def _tag_failed(
-    registry: ModelRegistry | None, name: str, version: str | None, error: Exception
+    deployer: ModelDeployer,
+    registry: ModelRegistry | None,
+    failed: tuple[str, str | None, str | None],
+    previous: str | None,
+    error: Exception,
 ) -> None:
-    """Tag a candidate whose rollout failed (and was undone); never hide the failure."""
+    """Record a candidate (model, version, run) whose rollout failed and was undone;
+    never hide the failure."""
+    name, version, run_id = failed
     if registry is None or version is None:
         return
+    record = build_record(
+        "rolled_back",
+        name,
+        version=version,
+        serving_version=previous,
+        previous_version=previous,
+        reason=f"its rollout failed: {error}",
+        deployer=deployer,
+        run_id=run_id,
+    )
+    _keep(registry, record)
+
+
+def _keep(registry: ModelRegistry | None, record: DeploymentRecord) -> None:
+    """Add `record` to the registry's history; a registry that fails then is logged, since
+    what the record tells has happened already (and the outcome still carries it)."""
+    if registry is None:
+        return
     try:
-        registry.mark_rolled_back(name, version, f"its rollout failed: {error}")
-    except Exception as exc:  # the rollout's own error is the one to raise
-        logger.warning("could not tag version %s of %s as rolled back: %s", version, name, exc)
+        registry.add_record(record)
+    except Exception as exc:
+        logger.warning("could not record in the registry that %s: %s", record.summary(), exc)
 
 
 def _check_signature(
@@ -259,9 +306,13 @@ def _check_signature(
 
 
 def progressive_outcome(
-    state: RolloutState, decision: GateDecision | None, server: ModelServerInfo | None
+    state: RolloutState,
+    decision: GateDecision | None,
+    server: ModelServerInfo | None,
+    deployer: ModelDeployer | None = None,
 ) -> RolloutOutcome:
-    """The outcome of a progressive rollout as far as it got."""
+    """The outcome of a progressive rollout as far as it got (with its record once done;
+    `deployer` tells the record's namespace or home)."""
     action: RolloutAction = {
         "succeeded": "promoted",
         "rolled_back": "rolled_back",
@@ -277,6 +328,15 @@ def progressive_outcome(
         decision=decision,
         server=server,
         rollout=state,
+        record=record_for_rollout(
+            state,
+            state.phase,
+            state.message,
+            deployer=deployer,
+            server=server,
+            decision=decision,
+            at=datetime.fromtimestamp(state.finished_at or state.updated_at, UTC),
+        ),
     )
 
 
@@ -298,7 +358,7 @@ def finish_rollout(
         from modeldeploy.progressive.runner import run_rollout
 
         state = run_rollout(deployer, outcome.model_name, registry, timeout=timeout)
-        return progressive_outcome(state, outcome.decision, outcome.server)
+        return progressive_outcome(state, outcome.decision, outcome.server, deployer)
     if outcome.pending is None:
         return outcome
     deadline = Deadline(check_timeout(timeout))
@@ -306,7 +366,9 @@ def finish_rollout(
     try:
         result = deployer.finish_deploy(outcome.pending, deadline.remaining(), on_transition)
     except ModelDeployError as exc:
-        _tag_failed(registry, outcome.model_name, outcome.candidate_version, exc)
+        run_id = outcome.server.run_id if outcome.server else None
+        failed = (outcome.model_name, outcome.candidate_version, run_id)
+        _tag_failed(deployer, registry, failed, outcome.champion_version, exc)
         raise
     serving = result.server.config.model_version
     if outcome.candidate_version is not None and serving != outcome.candidate_version:
@@ -316,17 +378,24 @@ def finish_rollout(
             "it meanwhile, so the champion alias was not moved"
         )
     return _deployed(
-        result, outcome.decision, outcome.model_name, outcome.candidate_version, registry
+        deployer,
+        result,
+        outcome.decision,
+        outcome.candidate_version,
+        outcome.champion_version,
+        registry,
     ).model_copy(update={"reconciled": outcome.reconciled})
 
 
 def _deployed(
+    deployer: ModelDeployer,
     result: DeployResult,
     decision: GateDecision | None,
-    model_name: str,
     candidate_version: str | None,
+    previous: str | None,
     registry: ModelRegistry | None,
 ) -> RolloutOutcome:
+    model_name = result.server.config.model_name
     if registry is not None and candidate_version is not None:
         registry.promote(model_name, candidate_version)
         crash_point("promoted")
@@ -337,6 +406,19 @@ def _deployed(
         else "created a new model server"
     )
     reason = decision.reason if decision is not None else "passed"
+    info = result.server.info()
+    record = build_record(
+        "deployed",
+        model_name,
+        version=candidate_version or info.model_version,
+        serving_version=candidate_version or info.model_version,
+        previous_version=previous,
+        reason=f"gate {reason}; {did}",
+        deployer=deployer,
+        server=info,
+        decision=decision,
+    )
+    _keep(registry, record)
     return RolloutOutcome(
         action=result.action,
         message=f"gate {reason}; {did} at {where}",
@@ -344,8 +426,9 @@ def _deployed(
         candidate_version=candidate_version,
         champion_version=candidate_version if registry is not None else None,
         decision=decision,
-        server=result.server.info(),
+        server=info,
         retired=result.retired,
+        record=record,
     )
 
 
@@ -358,11 +441,13 @@ def rollback(
     timeout: float = DEFAULT_TIMEOUT,
     on_transition: TransitionCallback | None = None,
     reason: str = "rolled back on request",
+    run_id: str | None = None,
 ) -> RolloutOutcome:
     """Redeploy the champion before the one serving, then move the alias back to it.
 
     Serving and `champion` are reconciled first, so the target is always the version
-    before the one that really serves. The version taken out is tagged with `reason`.
+    before the one that really serves. The version taken out is tagged with `reason`;
+    `run_id` names the pipeline run that asked, in the registry's history.
     """
     deadline = Deadline(check_timeout(timeout))
     registry = registry.bounded(deadline)
@@ -404,7 +489,18 @@ def rollback(
         f"rolled {model_name} back to version {champion.version} (from version "
         f"{current.version}) at {result.server.prediction_url}"
     )
-    registry.mark_rolled_back(model_name, current.version, f"{reason}: {message}")
+    info = result.server.info()
+    record = build_record(
+        "rolled_back",
+        model_name,
+        version=current.version,
+        serving_version=champion.version,
+        previous_version=current.version,
+        reason=f"{reason}: {message}",
+        deployer=deployer,
+        server=info,
+    ).model_copy(update={"run_id": run_id})  # the run that asked, not the server's last
+    registry.add_record(record)
     return RolloutOutcome(
         action="rolled_back",
         message=message,
@@ -412,9 +508,10 @@ def rollback(
         candidate_version=None,
         champion_version=champion.version,
         decision=None,
-        server=result.server.info(),
+        server=info,
         retired=result.retired,
         reconciled=reconciled,
+        record=record,
     )
 
 
@@ -464,13 +561,19 @@ def revert_rollout(
             f"server {outcome.server.uuid} keeps serving version {outcome.candidate_version}"
         )
     deployer.delete_model_server(outcome.server.uuid, timeout=timeout, force=True)
+    record = build_record(
+        "rolled_back",
+        name,
+        version=outcome.candidate_version,
+        serving_version=None,
+        previous_version=None,
+        reason=f"a check after its rollout failed; model server {outcome.server.uuid} was deleted",
+        deployer=deployer,
+        server=outcome.server,
+    )
     if registry is not None and outcome.champion_version is not None:
         registry.retract_champion(name, outcome.champion_version)
-        registry.mark_rolled_back(
-            name,
-            outcome.champion_version,
-            f"a check after its rollout failed; model server {outcome.server.uuid} was deleted",
-        )
+        registry.add_record(record)
     return RolloutOutcome(
         action="deleted",
         message=(
@@ -482,4 +585,5 @@ def revert_rollout(
         champion_version=None,
         decision=None,
         server=None,
+        record=record,
     )

@@ -35,8 +35,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def api_server(
-    home: Path, migrated_template: Path, extra_env: dict[str, str] | None = None
+    home: Path,
+    migrated_template: Path,
+    extra_env: dict[str, str] | None = None,
+    apps: str = "core",
 ) -> Iterator[ApiServer]:
+    """`apps="core,execution"` also serves the task execution API (for a real scheduler)."""
     shutil.copyfile(migrated_template, home / "airflow.db")
     port = free_port()
     env = {
@@ -62,7 +66,7 @@ def api_server(
             "--workers",
             "1",
             "--apps",
-            "core",
+            apps,
         ],
         env=env,
         stdout=subprocess.PIPE,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from tests.airflow.test_kubernetes import kubernetes_connection
+from tests.airflow.test_kubernetes import ACCESS_KEY, SECRET_KEY, kubernetes_connection
 from tests.k8s_emulator import KubernetesEmulator
 
 LIFECYCLE_DAG = """
@@ -16,6 +17,7 @@ from modeldeploy_provider.operators.modeldeploy import (
     DeployModelOperator, RollbackModelOperator, StartModelServerOperator,
     StopModelServerOperator,
 )
+from modeldeploy_provider.records import model_asset
 
 CONN = "__CONN__"
 
@@ -33,7 +35,8 @@ def lifecycle():
         deferrable=True, **common,
     )
     back = RollbackModelOperator(
-        task_id="rollback", model_name="iris", modeldeploy_conn_id=CONN, timeout=30
+        task_id="rollback", model_name="iris", modeldeploy_conn_id=CONN, timeout=30,
+        outlets=[model_asset("iris", "kserve", "default")],
     )
     uuid = v1.output["uuid"]
     stop = StopModelServerOperator(
@@ -93,9 +96,66 @@ def test_rollouts_rollback_stop_and_start(
         assert info["state"] == state, task_id
     assert result.value("start", "_link_PredictionUrlLink") == v1["prediction_url"]
 
+    # each rollout and the rollback updated the model's asset, the record as extra
+    uri = "modeldeploy://kserve/default/iris"
+    events = _asset_events(uri)
+    assert [(e["task"], e["action"], e["version"], e["serving"]) for e in events] == [
+        ("v1", "deployed", "1", "1"),
+        ("v2", "deployed", "2", "2"),
+        ("rollback", "rolled_back", "2", "1"),
+    ]
+    assert events[0]["url"] == v1["prediction_url"] and events[2]["run_id"] == result.run_id
+    assert back["record"]["action"] == "rolled_back" and v2["record"]["previous_version"] == "1"
+    assert ACCESS_KEY not in json.dumps(events) and SECRET_KEY not in json.dumps(events)
+
+    # OpenLineage: the registry's model version in, the serving endpoint out
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from modeldeploy.records import DeploymentRecord
+    from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+    operator = DeployModelOperator(task_id="x", model_name="iris", model_uri="s3://m/1")
+    operator._record = DeploymentRecord.model_validate(v2["record"])
+    operator._tracking_uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    assert isinstance(lineage, OperatorLineage)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (operator._tracking_uri, "models:/iris/2")
+    ]
+    endpoint = urlsplit(v2["prediction_url"])
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        (f"{endpoint.scheme}://{endpoint.netloc}", endpoint.path)
+    ]
+
     (resource,) = k8s_emulator.list_objects("InferenceService")
     assert "s3://models/iris/1" in json.dumps(resource["spec"])
     assert resource["metadata"].get("annotations", {}).get("serving.kserve.io/stop") in (
         None,
         "false",
     )
+
+
+def _asset_events(uri: str) -> list[dict[str, Any]]:
+    """The asset events of `uri` in the metadata database, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [
+            {
+                "task": row.source_task_id,
+                "action": row.extra.get("action"),
+                "version": row.extra.get("version"),
+                "serving": row.extra.get("serving_version"),
+                "url": row.extra.get("url"),
+                "run_id": row.extra.get("run_id"),
+                "extra": row.extra,
+            }
+            for row in rows
+        ]

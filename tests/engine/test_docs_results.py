@@ -10,6 +10,7 @@ import pytest
 from modeldeploy.deployer import DeployResult, PendingDeploy
 from modeldeploy.gate import CheckResult, GateDecision
 from modeldeploy.reconcile import ReconcileReport
+from modeldeploy.records import DeploymentRecord
 from modeldeploy.registry import ModelVersionInfo
 from modeldeploy.rollout import RolloutOutcome
 from modeldeploy.server import ModelServerInfo
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 RESULTS = [
     GateDecision, CheckResult, RolloutOutcome, DeployResult, PendingDeploy, ModelServerInfo,
-    VerificationResult, SignatureReport, ReconcileReport, ModelVersionInfo,
+    VerificationResult, SignatureReport, ReconcileReport, ModelVersionInfo, DeploymentRecord,
 ]  # fmt: skip
 
 

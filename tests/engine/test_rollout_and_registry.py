@@ -123,6 +123,31 @@ def test_rollout_creates_updates_keeps_restarts_and_rolls_back(
     with pytest.raises(InvalidConfigError, match="no previous champion"):
         rollback(mlflow_deployer, registry, "iris", timeout=120)
 
+    # Every step left a record in the registry, and the outcome carries the same one.
+    history = registry.deployment_history("iris")
+    assert [(r.action, r.version, r.serving_version, r.run_id) for r in history] == [
+        ("deployed", "1", "1", "r1"),
+        ("deployed", "2", "2", "r2"),
+        ("rejected", "3", "2", "r3"),
+        ("rejected", "4", "2", "r4"),
+        ("rolled_back", "2", "1", None),
+    ]
+    assert back.record is not None and rejected.record is not None
+    assert history[-1].entry() == back.record.entry()
+    assert history[2].entry() == rejected.record.entry()
+    assert rejected.record.decision is not None and not rejected.record.decision.passed
+    assert second.record is not None and second.record.previous_version == "1"
+    assert back.record.uri == f"modeldeploy://mlflow/{str(mlflow_deployer.home).strip('/')}/iris"
+    assert "accuracy 0.91 vs champion 0.96" in history[2].reason
+    restored = registry.get_version("iris", "1").tags
+    assert restored["modeldeploy.url"] == url
+    assert restored["modeldeploy.server_uuid"] == str(server.uuid)
+    assert restored["modeldeploy.deployed_at"] == back.record.at.isoformat(timespec="seconds")
+    taken_out = registry.get_version("iris", "2").tags
+    assert taken_out["modeldeploy.rolled_back_at"] == back.record.at.isoformat(timespec="seconds")
+    assert taken_out["modeldeploy.rolled_back_reason"].startswith("rolled back on request")
+    assert taken_out["modeldeploy.flavor"] == "mlflow"
+
 
 def test_rollout_refuses_bad_input_before_registering(
     mlflow_deployer: MLflowModelDeployer, tracking_uri: str, md_home: Path

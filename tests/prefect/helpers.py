@@ -21,3 +21,44 @@ def run_logs(flow_run_id: Any) -> list[str]:
 
 def flow_run_id(state: Any) -> Any:
     return state.state_details.flow_run_id
+
+
+def model_events(resource_id: str, count: int, timeout: float = 60.0) -> list[Any]:
+    """The first `count` events about `resource_id`, oldest first, once the server stored
+    them (sent asynchronously; `timeout` bounds the wait, then whatever arrived)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventOrder, EventResourceFilter
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    deadline = time.monotonic() + timeout
+    query = EventFilter(resource=EventResourceFilter(id=[resource_id]), order=EventOrder.ASC)
+    while True:
+        with get_client(sync_client=True) as client:
+            events = list(client.read_events(filter=query, limit=50).events)
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.2)  # the server persists events in the background: nothing to await
+
+
+def artifacts_of(key: str, flow_run: Any) -> list[Any]:
+    """The artifacts of `key` created by a flow run, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        newest_first = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]),
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    return list(reversed(newest_first))

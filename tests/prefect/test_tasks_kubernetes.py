@@ -32,11 +32,11 @@ from prefect_modeldeploy.tasks import (
 )
 
 from tests.prefect import samples
-from tests.prefect.helpers import flow_run_id, run_logs
+from tests.prefect.helpers import artifacts_of, flow_run_id, model_events, run_logs
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-TIMEOUT = 30.0
+TIMEOUT = 90.0  # generous: on a loaded machine the registry alone can take 30 s
 GOOD = "s3://models/iris/{}"
 BAD = "s3://unreachable-bucket/iris/{}"
 
@@ -181,6 +181,24 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
     assert [o for o in k8s_emulator.list_objects(plural, "default")] == []
     assert k8s_emulator.list_objects("secrets", "default") == []  # removed with its last user
 
+    # Each rollout and the rollback: an event about the model, an artifact on the run page.
+    events = model_events(f"modeldeploy.model.{flavor}.{model}", 3)
+    assert [(e.event, e.payload["version"], e.payload.get("serving_version")) for e in events] == [
+        ("modeldeploy.model.deployed", "1", "1"),
+        ("modeldeploy.model.deployed", "3", "3"),
+        ("modeldeploy.model.rolled_back", "3", "1"),
+    ]
+    assert events[2].payload["url"] == created.server.prediction_url
+    assert str(flow_run_id(state)) in {r.id.rsplit(".", 1)[-1] for r in events[2].related}
+    artifacts = artifacts_of(f"modeldeploy-{model}", flow_run_id(state))
+    assert [a.data.splitlines()[0] for a in artifacts] == [
+        f"# Deployed: {model}",
+        f"# Deployed: {model}",
+        f"# Rolled back: {model}",
+    ]
+    assert "| Serving now | 1 |" in artifacts[2].data and "## Gate: passed" in artifacts[1].data
+    assert rolled.record.action == "rolled_back"
+
     # Secrets never reach the run logs or the task results.
     logs = "\n".join(run_logs(flow_run_id(state)))
     assert f"{flavor} model server {created.server.uuid} ({model}) is active" in logs
@@ -198,6 +216,8 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
         t.model_dump_json() for t in task_runs
     )
     assert "kubeconfig" in api_view  # the block is among the stored parameters
+    api_view += json.dumps([e.model_dump(mode="json") for e in events])
+    api_view += "".join(a.data for a in artifacts)
     token = k8s_emulator.kubeconfig_dict()["users"][0]["user"]["token"]
     for secret in (*samples.SECRETS, token):
         assert secret not in logs

@@ -22,6 +22,7 @@ from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployH
 from modeldeploy_provider.links.modeldeploy import PredictionUrlLink
 from modeldeploy_provider.operators.progressive import ProgressiveRolloutMixin
 from modeldeploy_provider.quiet import QuietDependenciesMixin
+from modeldeploy_provider.records import DeploymentRecordsMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,7 +80,7 @@ class _ModelDeployOperator(QuietDependenciesMixin, BaseOperator):
             self.log.info("Prediction URL: %s", url)  # also the task's extra link
 
 
-class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
+class DeployModelOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin, _ModelDeployOperator):
     """Deploy a model continuously: gate it, register it, update the serving model in place.
 
     Calls `modeldeploy.rollout.continuous_deploy`: the candidate is checked against `gate_rules`
@@ -136,7 +137,13 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
     "gate_reason", "retired", "server", "rollout"}``; ``action`` is ``created``,
     ``updated``, ``kept``, ``restarted`` or ``none``, and with a strategy ``promoted``,
     ``rolled_back``, ``reported`` or (``wait_for_completion=False``) ``progressing``;
-    ``rollout`` is the progressive rollout's state, else None.
+    ``rollout`` is the progressive rollout's state, else None; ``record`` the deployment
+    record (`modeldeploy.records`), None while a rollout is in progress.
+
+    When the rollout changes what serves, the task emits an asset event for the model's
+    asset ``modeldeploy://<flavor>/<namespace-or-home>/<model>`` (through the asset alias
+    ``modeldeploy``, added to ``outlets``) with the record as its extra; see
+    `modeldeploy_provider.records.model_asset` to schedule a DAG on it.
     """
 
     template_fields: Sequence[str] = (
@@ -225,6 +232,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
         self.replace = replace
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
+        self._add_deployments_alias()
 
     def service_config_for(self, context: Context) -> dict[str, Any]:
         """The engine's service config: flavor fields plus identity and lineage."""
@@ -257,7 +265,9 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
     def _registry(self, deployer: Any) -> ModelRegistry | None:
         if not as_bool(self.register_model, "register_model"):
             return None
-        return self.hook.get_registry(deployer)
+        registry = self.hook.get_registry(deployer)
+        self._tracking_uri = registry.tracking_uri  # the lineage input's namespace
+        return registry
 
     def execute(self, context: Context) -> dict[str, Any]:
         from modeldeploy.rollout import continuous_deploy
@@ -344,6 +354,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, _ModelDeployOperator):
     def _result(self, outcome: RolloutOutcome) -> dict[str, Any]:
         result = outcome_to_xcom(outcome)
         self._publish_url(result["prediction_url"])
+        self._emit_record(outcome.record)
         return result
 
 
@@ -672,7 +683,7 @@ class VerifyPredictionsOperator(_ModelServerOperator):
         return result.model_dump(mode="json")
 
 
-class RollbackModelOperator(_ModelDeployOperator):
+class RollbackModelOperator(DeploymentRecordsMixin, _ModelDeployOperator):
     """Redeploy the previous champion in place and move the ``champion`` alias back.
 
     Calls `modeldeploy.rollout.rollback`; needs at least two successful rollouts of the model.
@@ -704,23 +715,28 @@ class RollbackModelOperator(_ModelDeployOperator):
         self.model_name = model_name
         self.pipeline_name = pipeline_name
         self.step_name = step_name
+        self._add_deployments_alias()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from modeldeploy.rollout import rollback
 
         with self.hook.get_deployer() as deployer:
+            registry = self.hook.get_registry(deployer)
+            self._tracking_uri = registry.tracking_uri
             outcome = rollback(
                 deployer,
-                self.hook.get_registry(deployer),
+                registry,
                 self.model_name,
                 pipeline_name=self.pipeline_name or None,
                 step_name=self.step_name or None,
                 timeout=self.timeout_seconds,
                 on_transition=self._log_transition,
+                run_id=context["run_id"],
             )
             self.log.info("%s", outcome.message)
             result = outcome_to_xcom(outcome)
             self._publish_url(result["prediction_url"])
+            self._emit_record(outcome.record)
             return result
 
 
@@ -765,4 +781,5 @@ def outcome_to_xcom(outcome: RolloutOutcome) -> dict[str, Any]:
         "retired": list(outcome.retired),
         "server": server,
         "rollout": outcome.rollout.model_dump(mode="json") if outcome.rollout else None,
+        "record": outcome.record.model_dump(mode="json") if outcome.record else None,
     }

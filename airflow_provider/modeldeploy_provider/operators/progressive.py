@@ -105,7 +105,8 @@ class ProgressiveRolloutMixin:
         assert outcome.rollout is not None
         state = outcome.rollout
         self.log.info("%s", render_state(state))
-        done = progressive_outcome(state, outcome.decision, outcome.server)
+        with self.hook.get_deployer() as deployer:  # tells the record's namespace or home
+            done = progressive_outcome(state, outcome.decision, outcome.server, deployer)
         result = self._result(done)
         fail = self.fail_on_rollback
         if state.phase == "rolled_back" and (fail is True or str(fail).lower() == "true"):

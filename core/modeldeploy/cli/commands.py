@@ -13,6 +13,7 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.cli.history import history  # noqa: F401 - handlers are looked up by name
 from modeldeploy.cli.main import (
     EXIT_FAILED,
     EXIT_OK,

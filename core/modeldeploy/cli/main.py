@@ -4,6 +4,7 @@
     modeldeploy [global options] rollback MODEL_NAME [--pipeline P] [--step S]
     modeldeploy [global options] gate MODEL_NAME --metric rmse=56.1 [--champion-metric rmse]
     modeldeploy [global options] rollout status|promote|abort MODEL_NAME [--json]
+    modeldeploy [global options] history MODEL_NAME [--limit N] [--json]
     modeldeploy flavors
 
 Global options may also follow the command (`modeldeploy models list --flavor kserve`),
@@ -346,6 +347,10 @@ def build_parser() -> Parser:
     from modeldeploy.cli.rollouts import add_parser as add_rollout_parser
 
     add_rollout_parser(commands, common)
+
+    from modeldeploy.cli.history import add_parser as add_history_parser
+
+    add_history_parser(commands, common)
 
     p = commands.add_parser(
         "gate",

@@ -25,6 +25,7 @@ from modeldeploy.errors import (
     ConflictError,
     DeploymentTimeoutError,
     InvalidConfigError,
+    ModelDeployError,
     PlatformError,
 )
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
@@ -405,7 +406,7 @@ def _promote(
     control.promote_challenger()
     if registry is not None and state.candidate_version is not None:
         registry.promote(state.model_name, state.candidate_version)
-        _tag(registry, state, "promoted", why)
+        _tag(deployer, registry, state, "promoted", why)
     _finish(state, "succeeded", f"promoted version {state.candidate_version}: {why}")
 
 
@@ -420,7 +421,7 @@ def _report(
     figures = ", ".join(f"{k} {v:.4g}" for k, v in challenger.items() if v is not None)
     report = f"shadow report: {result.reason} ({figures}); champion unchanged"
     if registry is not None and state.candidate_version is not None:
-        _tag(registry, state, "shadowed", report)
+        _tag(deployer, registry, state, "shadowed", report)
     _finish(state, "reported", report)
 
 
@@ -439,7 +440,7 @@ def _roll_back(
         problems.append(f"; putting traffic back failed too: {exc}")
     if registry is not None and state.candidate_version is not None:
         try:
-            _tag(registry, state, "rolled_back", reason)
+            _tag(deployer, registry, state, "rolled_back", reason)
             registry.mark_rolled_back(
                 state.model_name, state.candidate_version, f"{state.strategy.kind}: {reason}"
             )
@@ -449,13 +450,29 @@ def _roll_back(
     _finish(state, "rolled_back", f"rolled back: {reason}" + "".join(problems))
 
 
-def _tag(registry: ModelRegistry, state: RolloutState, outcome: str, reason: str) -> None:
+def _tag(
+    deployer: ModelDeployer,
+    registry: ModelRegistry,
+    state: RolloutState,
+    outcome: str,
+    reason: str,
+) -> None:
+    """The version's rollout tags, and the record of how it ended (modeldeploy.records)."""
+    from modeldeploy.records import record_for_rollout
+
     assert state.candidate_version is not None
     registry.set_version_tags(
         state.model_name,
         state.candidate_version,
         {ROLLOUT_TAG: f"{state.strategy.kind}:{outcome}", ROLLOUT_REASON_TAG: reason[:5000]},
     )
+    try:
+        server = deployer.get_model_server(state.server_uuid).info()
+    except ModelDeployError:
+        server = None
+    record = record_for_rollout(state, outcome, reason, deployer=deployer, server=server)
+    if record is not None:
+        registry.add_record(record)
 
 
 def _finish(state: RolloutState, phase: Any, message: str) -> None:

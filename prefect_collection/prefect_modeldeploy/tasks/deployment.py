@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
+from prefect_modeldeploy.records import publish_record
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -147,6 +148,7 @@ def deploy_model(
     (logger.info if outcome.decision is None or outcome.decision.passed else logger.warning)(
         "%s", outcome.message
     )
+    publish_record(outcome.record)
     txn = get_transaction()
     if txn is not None:
         txn.set(
@@ -204,6 +206,7 @@ def _undo(
         )
     else:
         logger.warning("%s", reverted.message)
+        publish_record(reverted.record)
 
 
 @task(name="rollback_model", cache_policy=NO_CACHE)
@@ -216,7 +219,8 @@ def rollback_model(
 ) -> RolloutOutcome:
     """Redeploy the previous champion of `model_name` in place and move the `champion` alias
     back (`modeldeploy.rollout.rollback`). `pipeline_name`/`step_name` narrow which model server is
-    updated when several serve the same model."""
+    updated when several serve the same model. Emits a `modeldeploy.model.rolled_back` event
+    and a markdown artifact headed "Rolled back"."""
     from modeldeploy.rollout import rollback
 
     logger = run_logger()
@@ -230,6 +234,8 @@ def rollback_model(
             step_name=step_name,
             timeout=timeout,
             on_transition=transition_logger(logger),
+            run_id=run_lineage(None, None, None).get("run_id"),
         )
     logger.info("%s", outcome.message)
+    publish_record(outcome.record)
     return outcome

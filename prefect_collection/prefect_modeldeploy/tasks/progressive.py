@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
+from prefect_modeldeploy.records import publish_record
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -90,6 +91,7 @@ def start_rollout(
 
             outcome = finish_rollout(engine, outcome, block.get_registry(), timeout)
     logger.info("%s", outcome.message)
+    publish_record(outcome.record)  # rejected, or a first rollout deployed in place
     txn = get_transaction()
     if txn is not None:
         txn.set(ROLLOUT_RECORD, {"deployer": block, "outcome": outcome.model_dump(mode="json")})
@@ -114,6 +116,7 @@ def _abort_on_rollback(txn: Transaction) -> None:
             reverted = revert_rollout(deployer, outcome, registry)
             if reverted is not None:
                 logger.warning("%s", reverted.message)
+                publish_record(reverted.record)
             return
         state = rollout_status(deployer, outcome.model_name)
         if not state.done:
@@ -121,11 +124,13 @@ def _abort_on_rollback(txn: Transaction) -> None:
                 deployer, state.model_name, registry, reason="the flow's transaction rolled back"
             )
             logger.warning("%s", state.message)
+            publish_record(_record(deployer, state))
         elif state.phase == "succeeded" and state.started_at == outcome.rollout.started_at:
             champion = registry.get_champion(state.model_name)
             if champion is not None and champion.version == state.candidate_version:
                 undone = rollback(deployer, registry, state.model_name)
                 logger.warning("%s", undone.message)
+                publish_record(undone.record)
 
 
 @task(name="follow_rollout", cache_policy=NO_CACHE)
@@ -137,7 +142,8 @@ def follow_rollout(
 ) -> RolloutState:
     """Advance the saved rollout of `model_name` until it ends, logging every step's
     analysis; raises `RolloutRolledBack` when the analysis rolled it back (unless
-    `fail_on_rollback=False`)."""
+    `fail_on_rollback=False`). Its end is a Prefect event and a markdown artifact with the
+    report, headed "Rolled back" when it was."""
     from modeldeploy.progressive.report import latest_analysis, render_state
     from modeldeploy.progressive.runner import run_rollout
 
@@ -156,7 +162,23 @@ def follow_rollout(
         state = run_rollout(
             engine, model_name, block.get_registry(), timeout=timeout, on_progress=on_progress
         )
+        record = _record(engine, state)
     logger.info("%s", render_state(state))
+    publish_record(record)
     if state.phase == "rolled_back" and fail_on_rollback:
         raise RolloutRolledBack(f"{state.message}; the champion serves all traffic")
+    if state.phase == "rolled_back":
+        logger.warning("rolled back: %s", state.message)
     return state
+
+
+def _record(engine: Any, state: RolloutState) -> Any:
+    """The record of a finished rollout (None while it goes on), with its server's URL."""
+    from modeldeploy.errors import ModelDeployError
+    from modeldeploy.rollout import progressive_outcome
+
+    try:
+        server = engine.get_model_server(state.server_uuid).info()
+    except ModelDeployError:
+        server = None
+    return progressive_outcome(state, None, server, engine).record

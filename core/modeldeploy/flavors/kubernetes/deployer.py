@@ -74,6 +74,9 @@ class KubernetesModelDeployer(ModelDeployer):
         kube = self.kube
         return f"namespace {kube.namespace} of cluster {kube.host or kube.source}"
 
+    def scope(self) -> str:
+        return self.namespace
+
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 
     @property

@@ -98,6 +98,9 @@ class MLflowModelDeployer(ModelDeployer):
     def location(self) -> str:
         return f"home {self.home}"
 
+    def scope(self) -> str:
+        return str(self.home)
+
     # -- records ---------------------------------------------------------------------
 
     def _list_servers(self, query: ServerQuery) -> Iterable[MLflowModelServer]:
