@@ -146,8 +146,9 @@ class ModelApprovalOperator(QuietDependenciesMixin, ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """The answer arrived (or the timeout applied Reject): skip or go on, then record it."""
-        super().execute_complete(context, event)  # validates; skips downstream on Reject
+        """The answer arrived (or the timeout applied Reject): record it, then go on or skip."""
+        if "error" in event:  # not expected: Reject is the default answer
+            return super().execute_complete(context, event)  # type: ignore[no-any-return]
         decision = self.decision(event)
         (self.log.info if decision.approved else self.log.warning)(
             "%s %s", self.model_name, decision.describe()
@@ -170,7 +171,7 @@ class ModelApprovalOperator(QuietDependenciesMixin, ApprovalOperator):
                 },
             )
             rejected = version.version if version else None
-        return {
+        result = {
             "approved": decision.approved,
             "by": decision.by,
             "reason": decision.reason,
@@ -179,6 +180,10 @@ class ModelApprovalOperator(QuietDependenciesMixin, ApprovalOperator):
             "model_name": self.model_name,
             "rejected_version": rejected,
         }
+        # Pushed first: skipping the downstream tasks on Reject ends the task with an exception.
+        context["ti"].xcom_push(key="return_value", value=result)
+        super().execute_complete(context, event)
+        return result
 
     def decision(self, event: dict[str, Any]) -> ApprovalDecision:
         """The engine's decision from Airflow's resume event."""
