@@ -21,6 +21,7 @@ from modeldeploy.registry import GATE_TAG, TAG_PREFIX, ModelRegistry, ModelVersi
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.progressive.state import RolloutState
+    from modeldeploy.rollout import RolloutOutcome
 
 APPROVAL_TAG = TAG_PREFIX + "approval"
 APPROVED_BY_TAG = TAG_PREFIX + "approval_by"
@@ -197,6 +198,36 @@ def record_approval(
             GATE_TAG: "rejected",
             f"{TAG_PREFIX}gate_reason": f"approval {decision.describe()}"[:5000],
         },
+    )
+
+
+def rejected_outcome(
+    deployer: ModelDeployer,
+    model_name: str,
+    decision: ApprovalDecision,
+    registry: ModelRegistry | None = None,
+    gate: GateDecision | None = None,
+    candidate_version: str | None = None,
+) -> RolloutOutcome:
+    """What a rejected approval did: nothing changed, the serving model server is kept."""
+    from modeldeploy.rollout import RolloutOutcome
+
+    serving = deployer.find_model_server(running=True, model_name=model_name)
+    champion = registry.get_champion(model_name) if registry is not None else None
+    server = serving[0].info() if serving else None
+    kept = (
+        f"kept the champion (version {server.model_version}) serving"
+        if server is not None
+        else f"no model server of {model_name} to keep"
+    )
+    return RolloutOutcome(
+        action="kept" if server is not None else "none",
+        message=f"approval {decision.describe()}; {kept}",
+        model_name=model_name,
+        candidate_version=candidate_version,
+        champion_version=champion.version if champion else None,
+        decision=gate,
+        server=server,
     )
 
 
