@@ -1,10 +1,10 @@
-"""A human approval between the gate and the rollout, or between a rollout's steps.
+"""A human approval between the gate and the rollout.
 
 The orchestrators ask (an Airflow HITL operator, a Prefect paused flow run); the engine
 writes what they show (`approval_report`: the champion/challenger report as markdown) and
-what an answer does (`record_approval` on the registry, `settle_rollout` on a progressive
-rollout held for approval). No answer before the deadline is a rejection: the champion
-keeps serving, as when the gate says no.
+what an answer leaves behind (`record_approval` on the registry, `rejected_outcome`).
+No answer before the deadline is a rejection: the champion keeps serving, as when the
+gate says no.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from modeldeploy.registry import GATE_TAG, TAG_PREFIX, ModelRegistry, ModelVersi
 
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer
-    from modeldeploy.progressive.state import RolloutState
     from modeldeploy.rollout import RolloutOutcome
 
 APPROVAL_TAG = TAG_PREFIX + "approval"
@@ -74,14 +73,10 @@ def approval_report(
     candidate_version: str | None = None,
     champion: ModelVersionInfo | None = None,
     gate: GateDecision | None = None,
-    rollout: RolloutState | None = None,
     timeout_seconds: float | None = None,
 ) -> str:
-    """The champion/challenger report a reviewer decides on, as markdown.
-
-    Metrics side by side, each gate check, and for a rollout held between steps the
-    analysis figures of every step so far. It names what approve and reject will do.
-    """
+    """The champion/challenger report a reviewer decides on, as markdown: metrics side by
+    side, each gate check, and what approve, reject and no answer will do."""
     candidate = f"version {candidate_version}" if candidate_version else "the candidate"
     lines = [f"## {model_name}: deploy {candidate}?", ""]
     if model_uri:
@@ -96,9 +91,7 @@ def approval_report(
     lines.extend(_metrics_table(metrics or {}, champion.metrics if champion else {}))
     if gate is not None:
         lines.extend(_gate_table(gate))
-    if rollout is not None:
-        lines.extend(_rollout_section(rollout))
-    lines.extend(_consequences(rollout, timeout_seconds))
+    lines.extend(_consequences(timeout_seconds))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -124,41 +117,9 @@ def _gate_table(gate: GateDecision) -> list[str]:
     return rows
 
 
-def _rollout_section(state: RolloutState) -> list[str]:
-    from modeldeploy.progressive.report import format_figures
-
-    step = state.current_step
-    where = f"step {state.step_index + 1}/{len(state.steps)}" if step is not None else state.phase
-    rows = [f"**{state.strategy.kind} rollout**, {where}: {_cell(state.message)}", ""]
-    analysed = [(r, a) for r in state.history for a in r.analyses]
-    if not analysed:
-        return [*rows, "No step has been analysed yet.", ""]
-    labels: list[str] = []
-    for _, result in analysed:
-        for figures in result.figures.values():
-            labels += [k for k in format_figures(figures) if k not in labels]
-    rows += [
-        "| step | split | verdict | variant | " + " | ".join(labels) + " |",
-        "|---|---|---|---|" + "---:|" * len(labels),
-    ]
-    for record, result in analysed:
-        for variant, figures in result.figures.items():
-            shown = format_figures(figures)
-            cells = " | ".join(shown.get(label, "") for label in labels)
-            rows.append(
-                f"| {record.index + 1} | {record.step.describe()} | {result.verdict} "
-                f"| {variant} | {cells} |"
-            )
-    return [*rows, "", f"Last verdict: {_cell(analysed[-1][1].reason)}", ""]
-
-
-def _consequences(rollout: RolloutState | None, timeout_seconds: float | None) -> list[str]:
-    if rollout is not None:
-        yes = "the rollout goes on to its next step"
-        no = "traffic goes back to the champion and the candidate is removed"
-    else:
-        yes = "the candidate is rolled out"
-        no = "the champion keeps serving and the candidate is tagged rejected"
+def _consequences(timeout_seconds: float | None) -> list[str]:
+    yes = "the candidate is rolled out"
+    no = "the champion keeps serving and the candidate is tagged rejected"
     deadline = f" within {_duration(timeout_seconds)}" if timeout_seconds else ""
     return [
         f"**Approve**: {yes}. **Reject**: {no}, with your name and reason.",
@@ -229,25 +190,6 @@ def rejected_outcome(
         decision=gate,
         server=server,
     )
-
-
-def settle_rollout(
-    deployer: ModelDeployer,
-    model_name: str,
-    decision: ApprovalDecision,
-    registry: ModelRegistry | None = None,
-) -> RolloutState:
-    """Act on an answer about a progressive rollout in progress: approve lets it go on
-    (unchanged, the caller advances it), reject aborts it (traffic back on the champion,
-    challenger removed, alias untouched). The answer is tagged on the candidate's version."""
-    from modeldeploy.progressive.runner import abort_rollout, rollout_status
-
-    state = rollout_status(deployer, model_name)
-    if registry is not None and state.candidate_version is not None:
-        record_approval(registry, model_name, decision, version=state.candidate_version)
-    if decision.approved or state.done:
-        return state
-    return abort_rollout(deployer, model_name, registry, reason=decision.describe())
 
 
 def _num(value: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,6 @@ from modeldeploy.approval import (
     record_approval,
 )
 from modeldeploy.gate import Gate
-from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis
-from modeldeploy.progressive.state import RolloutState, StepRecord
-from modeldeploy.progressive.strategies import Canary
 from modeldeploy.registry import GATE_TAG, ModelRegistry
 
 from tests.conftest import SavedModels
@@ -63,45 +59,6 @@ def test_report_without_champion_or_gate_says_so() -> None:
     assert "No metrics were given." in text
     assert "Gate" not in text
     assert "No answer counts as **Reject**." in text
-
-
-def test_report_of_a_rollout_shows_each_step_figures() -> None:
-    now = time.time()
-    step = Canary(percents=[10, 100]).steps()[0]
-    analysis = StepAnalysis(
-        verdict="passed",
-        reason="error_rate 0 <= 0.01",
-        window_seconds=60,
-        figures={
-            "champion": {"requests": 180, "error_rate": 0.0, "p99_ms": 4.2},
-            "challenger": {"requests": 20, "error_rate": 0.0, "p99_ms": 5.1, "agreement": 0.95},
-        },
-    )
-    state = RolloutState(
-        model_name="iris",
-        flavor="mlflow",
-        server_uuid="u",
-        strategy=Canary(percents=[10, 100]),
-        analysis=AnalysisConfig(),
-        candidate_version="3",
-        champion_version="2",
-        challenger_config={},
-        phase="baking",
-        step_index=0,
-        steps=Canary(percents=[10, 100]).steps(),
-        started_at=now,
-        updated_at=now,
-        next_check_at=now,
-        ready_by=now,
-        history=[StepRecord(index=0, step=step, started_at=now, analyses=[analysis])],
-        message="baking 60 s",
-    )
-    text = approval_report("iris", {"accuracy": 0.95}, candidate_version="3", rollout=state)
-    assert "**canary rollout**, step 1/2: baking 60 s" in text
-    assert "| step | split | verdict | variant | requests | error rate | p99 | agreement |" in text
-    assert "| 1 | challenger 10% / champion 90% | passed | challenger | 20 | 0.0000 |" in text
-    assert "5.1 ms | 0.950 |" in text
-    assert "the rollout goes on to its next step" in text
 
 
 def test_rejection_registers_the_candidate_tagged_with_who_and_why(

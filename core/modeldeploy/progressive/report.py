@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from modeldeploy.progressive.analysis import StepAnalysis
 from modeldeploy.progressive.state import RolloutState
 
@@ -44,18 +42,13 @@ def render_analysis(index: int, split: str, result: StepAnalysis) -> list[str]:
         f"{result.verdict}: {result.reason}"
     ]
     for variant, figures in result.figures.items():
-        shown = [f"{label} {text}" for label, text in format_figures(figures).items()]
+        shown = [
+            f"{label} {fmt.format(figures[key])}"
+            for key, label, fmt in _FIGURES
+            if figures.get(key) is not None
+        ]
         lines.append(f"    {variant:<10} " + ", ".join(shown))
     return lines
-
-
-def format_figures(figures: Mapping[str, float | None]) -> dict[str, str]:
-    """A variant's figures as `label: text`, in the report's order, leaving out missing ones."""
-    return {
-        label: fmt.format(figures[key])
-        for key, label, fmt in _FIGURES
-        if figures.get(key) is not None
-    }
 
 
 def latest_analysis(state: RolloutState) -> str | None:

@@ -19,8 +19,10 @@ from prefect_modeldeploy.tasks import (
     start_rollout,
     verify_predictions,
 )
+from prefect_modeldeploy.tasks._common import resolve_deployer_block
 
 if TYPE_CHECKING:
+    from modeldeploy.approval import ApprovalDecision
     from modeldeploy.rollout import RolloutOutcome
 
 
@@ -66,9 +68,11 @@ def continuous_deployment(
     With `require_approval`, a candidate that passes the gate waits for a human: the flow
     run pauses with the champion/challenger report (`request_approval`). Reject, or no
     answer within `approval_timeout` seconds, keeps the champion serving and tags the
-    candidate rejected; the flow then returns action `kept` (or `none`)."""
+    candidate rejected; the flow then returns action `kept` (or `none`). An approval is
+    tagged on the version the deploy registers (who, why, when)."""
+    approval = None
     if require_approval:
-        rejected = _ask_for_approval(
+        approval, rejected = _ask_for_approval(
             deployer,
             model_name,
             model_uri,
@@ -130,6 +134,11 @@ def continuous_deployment(
                 tolerance=tolerance,
                 rel_tolerance=rel_tolerance,
             )
+    if approval is not None and outcome.candidate_version is not None:
+        from modeldeploy.approval import record_approval
+
+        registry = resolve_deployer_block(deployer).get_registry()
+        record_approval(registry, model_name, approval, version=outcome.candidate_version)
     return outcome
 
 
@@ -144,9 +153,9 @@ def _ask_for_approval(
     direction: Literal["maximize", "minimize"] | None,
     timeout: float,
     poll_interval: int,
-) -> RolloutOutcome | None:
+) -> tuple[ApprovalDecision | None, RolloutOutcome | None]:
     """The gate first (a candidate it rejects needs nobody's approval), then the reviewer.
-    Returns what a rejection left serving, or None to go on with the deploy."""
+    Returns the answer, and what a rejection left serving (None: go on with the deploy)."""
     gate = evaluate_gate(
         metrics,
         gate_rules,
@@ -157,16 +166,14 @@ def _ask_for_approval(
         model_name=model_name,
     )
     if not gate.passed:
-        return None  # the deploy keeps the champion and says why
+        return None, None  # the deploy keeps the champion and says why
     decision = request_approval(
         deployer, model_name, model_uri, metrics, gate, timeout, poll_interval
     )
     if decision.approved:
-        return None
+        return decision, None
     from modeldeploy.approval import rejected_outcome
-
-    from prefect_modeldeploy.tasks._common import resolve_deployer_block
 
     block = resolve_deployer_block(deployer)
     with block.deployer() as engine:
-        return rejected_outcome(engine, model_name, decision, block.get_registry(), gate)
+        return decision, rejected_outcome(engine, model_name, decision, block.get_registry(), gate)
