@@ -15,7 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from modeldeploy.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -46,20 +45,27 @@ def request_approval(
     model_uri: str,
     metrics: Mapping[str, float] | None = None,
     gate: GateDecision | None = None,
-    timeout: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    timeout: float | None = None,
     poll_interval: int = DEFAULT_POLL_INTERVAL,
 ) -> ApprovalDecision:
     """Pause this flow run until a reviewer approves or rejects `model_uri`.
 
     Call it from a flow (not a task). The report goes to a markdown artifact
     (`<model>-approval`) and onto the Resume form. A rejection, or no answer within
-    `timeout` seconds, registers the candidate in the registry tagged rejected.
+    `timeout` seconds (default 24 h), registers the candidate in the registry tagged
+    rejected.
     """
-    from modeldeploy.approval import ApprovalDecision, approval_report, record_approval
+    from modeldeploy.approval import (
+        DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+        ApprovalDecision,
+        approval_report,
+        record_approval,
+    )
     from prefect.artifacts import create_markdown_artifact
     from prefect.exceptions import FlowPauseTimeout
     from prefect.flow_runs import pause_flow_run
 
+    timeout = DEFAULT_APPROVAL_TIMEOUT_SECONDS if timeout is None else timeout
     logger = run_logger()
     block = resolve_deployer_block(deployer)
     registry = block.get_registry()

@@ -148,7 +148,7 @@ class ModelApprovalOperator(QuietDependenciesMixin, ApprovalOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """The answer arrived (or the timeout applied Reject): record it, then go on or skip."""
         if "error" in event:  # not expected: Reject is the default answer
-            return super().execute_complete(context, event)  # type: ignore[no-any-return]
+            return super().execute_complete(context, event)
         decision = self.decision(event)
         (self.log.info if decision.approved else self.log.warning)(
             "%s %s", self.model_name, decision.describe()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from modeldeploy.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import flow
 from prefect.transactions import transaction
@@ -48,7 +47,7 @@ def continuous_deployment(
     strategy: Mapping[str, Any] | str | None = None,
     analysis: Mapping[str, Any] | str | None = None,
     require_approval: bool = False,
-    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    approval_timeout: float | None = None,
     approval_poll_interval: int = DEFAULT_POLL_INTERVAL,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
@@ -67,7 +66,7 @@ def continuous_deployment(
 
     With `require_approval`, a candidate that passes the gate waits for a human: the flow
     run pauses with the champion/challenger report (`request_approval`). Reject, or no
-    answer within `approval_timeout` seconds, keeps the champion serving and tags the
+    answer within `approval_timeout` seconds (default 24 h), keeps the champion serving and tags the
     candidate rejected; the flow then returns action `kept` (or `none`). An approval is
     tagged on the version the deploy registers (who, why, when)."""
     approval = None
@@ -151,7 +150,7 @@ def _ask_for_approval(
     champion_metric: str | None,
     min_improvement: float,
     direction: Literal["maximize", "minimize"] | None,
-    timeout: float,
+    timeout: float | None,
     poll_interval: int,
 ) -> tuple[ApprovalDecision | None, RolloutOutcome | None]:
     """The gate first (a candidate it rejects needs nobody's approval), then the reviewer.
