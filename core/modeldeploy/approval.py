@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from modeldeploy.gate import GateDecision
+from modeldeploy.redaction import redact_uri
 from modeldeploy.registry import GATE_TAG, TAG_PREFIX, ModelRegistry, ModelVersionInfo
 
 if TYPE_CHECKING:
@@ -80,11 +81,10 @@ def approval_report(
     candidate = f"version {candidate_version}" if candidate_version else "the candidate"
     lines = [f"## {model_name}: deploy {candidate}?", ""]
     if model_uri:
-        lines.append(f"- **Candidate:** {candidate} (`{model_uri}`)")
+        lines.append(f"- **Candidate:** {candidate} (`{redact_uri(model_uri)}`)")
     if champion is not None:
-        lines.append(
-            f"- **Champion (serving):** version {champion.version} (`{champion.model_uri}`)"
-        )
+        serving = redact_uri(champion.model_uri)
+        lines.append(f"- **Champion (serving):** version {champion.version} (`{serving}`)")
     else:
         lines.append("- **Champion (serving):** none registered yet")
     lines.append("")

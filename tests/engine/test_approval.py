@@ -52,6 +52,12 @@ def test_report_sets_candidate_beside_champion_with_gate_checks(
     assert "No answer within 1 h counts as **Reject**." in text
 
 
+def test_report_hides_a_password_in_the_model_uri() -> None:
+    text = approval_report("iris", {}, model_uri="https://bob:hunter2@models.example/iris.tgz")
+    assert "hunter2" not in text
+    assert "models.example/iris.tgz" in text
+
+
 def test_report_without_champion_or_gate_says_so() -> None:
     text = approval_report("iris", {}, candidate_version="4")
     assert "## iris: deploy version 4?" in text
