@@ -33,7 +33,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["modeldeploy_provider.operators.modeldeploy"],
+                "python-modules": [
+                    "modeldeploy_provider.operators.modeldeploy",
+                    "modeldeploy_provider.operators.approval",
+                ],
             }
         ],
         "sensors": [

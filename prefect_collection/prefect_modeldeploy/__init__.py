@@ -10,6 +10,7 @@ Importing this package stays cheap (Prefect imports it whenever it loads collect
 mlflow, scikit-learn and kubernetes load only when a task runs.
 """
 
+from prefect_modeldeploy.approval import ApprovalInput, request_approval
 from prefect_modeldeploy.blocks import (
     BLOCK_TYPES,
     DEPLOYER_BLOCKS,
@@ -37,6 +38,7 @@ globals().update(DEPLOYER_BLOCKS)  # MLflowDeployer, ... one per installed flavo
 __all__ = [  # the deployer blocks are generated: see DEPLOYER_BLOCKS
     "BLOCK_TYPES",
     "DEPLOYER_BLOCKS",
+    "ApprovalInput",
     "AzureStorageCredentials",
     "GCSStorageCredentials",
     "KubernetesCredentials",
@@ -48,6 +50,7 @@ __all__ = [  # the deployer blocks are generated: see DEPLOYER_BLOCKS
     "evaluate_gate",
     "find_model_servers",
     "predict",
+    "request_approval",
     "rollback_model",
     "start_model_server",
     "stop_model_server",

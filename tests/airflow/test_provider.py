@@ -123,7 +123,10 @@ def test_airflow_providers_cli_lists_the_provider(airflow_db: Path) -> None:
     assert shown.returncode == 0, shown.stderr[-2000:]
     outputs = dict(part.split("\n", 1) for part in shown.stdout.split("===== ")[1:] if "\n" in part)
     got = json.loads(outputs["get"])[0]
-    assert got["operators"][0]["python-modules"] == ["modeldeploy_provider.operators.modeldeploy"]
+    assert got["operators"][0]["python-modules"] == [
+        "modeldeploy_provider.operators.modeldeploy",
+        "modeldeploy_provider.operators.approval",
+    ]
     assert got["sensors"][0]["python-modules"] == ["modeldeploy_provider.sensors.modeldeploy"]
     hooks = {h["connection_type"]: h for h in json.loads(outputs["hooks"])}
     for conn_type in CONN_TYPES:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from modeldeploy.approval import ApprovalDecision
 from modeldeploy.deployer import DeployResult, PendingDeploy
 from modeldeploy.gate import CheckResult, GateDecision
 from modeldeploy.reconcile import ReconcileReport
@@ -22,6 +23,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 RESULTS = [
     GateDecision, CheckResult, RolloutOutcome, DeployResult, PendingDeploy, ModelServerInfo,
     VerificationResult, SignatureReport, ReconcileReport, ModelVersionInfo, DeploymentRecord,
+    ApprovalDecision,
 ]  # fmt: skip
 
 

@@ -9,15 +9,19 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import flow
 from prefect.transactions import transaction
 
+from prefect_modeldeploy.approval import DEFAULT_POLL_INTERVAL, request_approval
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
 from prefect_modeldeploy.tasks import (
     deploy_model,
+    evaluate_gate,
     follow_rollout,
     start_rollout,
     verify_predictions,
 )
+from prefect_modeldeploy.tasks._common import resolve_deployer_block
 
 if TYPE_CHECKING:
+    from modeldeploy.approval import ApprovalDecision
     from modeldeploy.rollout import RolloutOutcome
 
 
@@ -42,6 +46,9 @@ def continuous_deployment(
     allow_signature_change: bool = False,
     strategy: Mapping[str, Any] | str | None = None,
     analysis: Mapping[str, Any] | str | None = None,
+    require_approval: bool = False,
+    approval_timeout: float | None = None,
+    approval_poll_interval: int = DEFAULT_POLL_INTERVAL,
 ) -> RolloutOutcome:
     """Deploy `model_uri` if it passes the gate, then check the live server with
     `verification_data`; both run in one transaction, so a failed check rolls the model
@@ -55,7 +62,29 @@ def continuous_deployment(
 
     With a `strategy` (canary, linear, blue_green, shadow) the candidate takes traffic step
     by step with an `analysis` at each; a failed step rolls it back, and so does any
-    failure later in the transaction (a rollout still running is aborted)."""
+    failure later in the transaction (a rollout still running is aborted).
+
+    With `require_approval`, a candidate that passes the gate waits for a human: the flow
+    run pauses with the champion/challenger report (`request_approval`). Reject, or no
+    answer within `approval_timeout` seconds (default 24 h), keeps the champion serving and tags the
+    candidate rejected; the flow then returns action `kept` (or `none`). An approval is
+    tagged on the version the deploy registers (who, why, when)."""
+    approval = None
+    if require_approval:
+        approval, rejected = _ask_for_approval(
+            deployer,
+            model_name,
+            model_uri,
+            metrics,
+            gate_rules,
+            champion_metric,
+            min_improvement,
+            direction,
+            approval_timeout,
+            approval_poll_interval,
+        )
+        if rejected is not None:
+            return rejected
     with transaction():
         if strategy is not None and strategy != "in_place":
             lineage = {"pipeline_name": pipeline_name} if pipeline_name else {}
@@ -107,4 +136,46 @@ def continuous_deployment(
                 tolerance=tolerance,
                 rel_tolerance=rel_tolerance,
             )
+    if approval is not None and outcome.candidate_version is not None:
+        from modeldeploy.approval import record_approval
+
+        registry = resolve_deployer_block(deployer).get_registry()
+        record_approval(registry, model_name, approval, version=outcome.candidate_version)
     return outcome
+
+
+def _ask_for_approval(
+    deployer: ModelDeployerBlock | str,
+    model_name: str,
+    model_uri: str,
+    metrics: Mapping[str, float],
+    gate_rules: list[str] | None,
+    champion_metric: str | None,
+    min_improvement: float,
+    direction: Literal["maximize", "minimize"] | None,
+    timeout: float | None,
+    poll_interval: int,
+) -> tuple[ApprovalDecision | None, RolloutOutcome | None]:
+    """The gate first (a candidate it rejects needs nobody's approval), then the reviewer.
+    Returns the answer, and what a rejection left serving (None: go on with the deploy)."""
+    gate = evaluate_gate(
+        metrics,
+        gate_rules,
+        champion_metric,
+        min_improvement,
+        direction,
+        deployer=deployer,
+        model_name=model_name,
+    )
+    if not gate.passed:
+        return None, None  # the deploy keeps the champion and says why
+    decision = request_approval(
+        deployer, model_name, model_uri, metrics, gate, timeout, poll_interval
+    )
+    if decision.approved:
+        return decision, None
+    from modeldeploy.approval import rejected_outcome
+
+    block = resolve_deployer_block(deployer)
+    with block.deployer() as engine:
+        return decision, rejected_outcome(engine, model_name, decision, block.get_registry(), gate)

@@ -1,0 +1,201 @@
+"""A human approval between the gate and the rollout, on Airflow's human-in-the-loop operators.
+
+`ModelApprovalOperator` is Airflow's own `ApprovalOperator` (Approve / Reject in the
+"Required Actions" view, 3.1+) whose body is the engine's champion/challenger report
+(`modeldeploy.approval.approval_report`): metrics beside the champion's, the gate's checks,
+what each answer does. Approve: the tasks downstream (the deploy) run. Reject: they are
+skipped, and the candidate is registered tagged rejected with who and why. No answer
+within ``response_timeout`` (24 h by default) is a rejection: Airflow applies the default
+option, ``Reject``, so the champion keeps serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param
+from modeldeploy.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
+
+from modeldeploy_provider._values import as_bool, as_mapping, as_metrics
+from modeldeploy_provider.hooks.modeldeploy import DEFAULT_CONN_ID, ModelDeployHook
+from modeldeploy_provider.quiet import QuietDependenciesMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from modeldeploy.approval import ApprovalDecision
+    from modeldeploy.registry import ModelRegistry
+
+#: the form field a reviewer writes the reason in
+REASON_PARAM = "reason"
+
+
+class ModelApprovalOperator(QuietDependenciesMixin, ApprovalOperator):
+    """Ask a human to approve a candidate model before it is deployed.
+
+    Put it between the gate and the deploy: ``gate >> approve >> deploy``. The request
+    shows the champion/challenger report (markdown) and a *Reason* field; answer it in the
+    Airflow UI (Browse > Required Actions, or the task's Required Actions tab) or through
+    the HITL REST API.
+
+    :param model_name: the registered model; its champion is read from the registry.
+    :param model_uri: the candidate, e.g. ``train.output["model_uri"]``.
+    :param metrics: the candidate's metrics (dict or JSON).
+    :param gate_decision: the gate's XCom, e.g. ``gate.output`` of a `ModelGateOperator`
+        (its checks go into the report); optional.
+    :param register_model: record the answer in the MLflow registry: a rejected candidate
+        is registered with the tags ``modeldeploy.approval`` (``rejected``),
+        ``modeldeploy.approval_by``, ``modeldeploy.approval_reason`` and
+        ``modeldeploy.approval_at``.
+    :param subject: the request's headline (default ``Deploy <model_name>?``).
+    :param response_timeout: how long to wait for an answer; then ``Reject`` is applied
+        (default 24 h). ``None`` waits until someone answers.
+    :param modeldeploy_conn_id: the connection whose registry holds the champion.
+
+    Other arguments are `ApprovalOperator`'s (``assigned_users``, ``notifiers``,
+    ``ignore_downstream_trigger_rules``...). ``options`` and ``defaults`` are fixed.
+
+    Returns (XCom) ``{"approved", "by", "reason", "timed_out", "decision",
+    "model_name", "rejected_version"}``; ``rejected_version`` is the version registered
+    for a rejected candidate, else None.
+    """
+
+    template_fields: Sequence[str] = (
+        "subject",
+        "body",
+        "model_name",
+        "model_uri",
+        "metrics",
+        "gate_decision",
+        "register_model",
+        "modeldeploy_conn_id",
+    )
+    template_fields_renderers = {"metrics": "json", "gate_decision": "json", "body": "md"}
+    ui_color = "#fde2c8"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_uri: str | None = None,
+        metrics: dict[str, float] | str | None = None,
+        gate_decision: dict[str, Any] | str | None = None,
+        register_model: bool | str = True,
+        subject: str | None = None,
+        response_timeout: timedelta | None = timedelta(seconds=DEFAULT_APPROVAL_TIMEOUT_SECONDS),
+        modeldeploy_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        if "defaults" in kwargs:
+            raise ValueError(
+                "ModelApprovalOperator's default answer is fixed to Reject (no answer keeps "
+                "the champion serving); leave `defaults` out"
+            )
+        params = {
+            REASON_PARAM: Param(
+                None,
+                type=["null", "string"],
+                title="Reason",
+                description="Why you approve or reject; recorded on the model version",
+            ),
+            **(kwargs.pop("params", None) or {}),
+        }
+        super().__init__(
+            subject=subject or f"Deploy {model_name}?",
+            defaults=ApprovalOperator.REJECT,
+            response_timeout=response_timeout,
+            params=params,
+            **kwargs,
+        )
+        self.model_name = model_name
+        self.model_uri = model_uri
+        self.metrics = metrics
+        self.gate_decision = gate_decision
+        self.register_model = register_model
+        self.modeldeploy_conn_id = modeldeploy_conn_id
+
+    def _registry(self) -> ModelRegistry | None:
+        if not as_bool(self.register_model, "register_model"):
+            return None
+        return ModelDeployHook(modeldeploy_conn_id=self.modeldeploy_conn_id).get_registry()
+
+    def report(self) -> str:
+        """The champion/challenger report: the request's body."""
+        from modeldeploy.approval import approval_report
+        from modeldeploy.gate import GateDecision
+
+        registry = self._registry()
+        gate = None
+        if self.gate_decision:
+            gate = GateDecision.model_validate(as_mapping(self.gate_decision, "gate_decision"))
+        timeout = self.response_timeout.total_seconds() if self.response_timeout else None
+        return approval_report(
+            self.model_name,
+            as_metrics(self.metrics or {}),
+            model_uri=self.model_uri,
+            champion=registry.get_champion(self.model_name) if registry else None,
+            gate=gate,
+            timeout_seconds=timeout,
+        )
+
+    def execute(self, context: Context) -> Any:
+        self.body = self.report()
+        self.log.info("approval requested:\n%s", self.body)
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """The answer arrived (or the timeout applied Reject): record it, then go on or skip."""
+        if "error" in event:  # not expected: Reject is the default answer
+            return super().execute_complete(context, event)
+        decision = self.decision(event)
+        (self.log.info if decision.approved else self.log.warning)(
+            "%s %s", self.model_name, decision.describe()
+        )
+        rejected = None
+        registry = self._registry()
+        if registry is not None and not decision.approved:
+            from modeldeploy.approval import record_approval
+
+            version = record_approval(
+                registry,
+                self.model_name,
+                decision,
+                model_uri=self.model_uri,
+                metrics=as_metrics(self.metrics or {}),
+                lineage={
+                    "pipeline": self.dag_id,
+                    "run_id": context["run_id"],
+                    "step": self.task_id,
+                },
+            )
+            rejected = version.version if version else None
+        result = {
+            "approved": decision.approved,
+            "by": decision.by,
+            "reason": decision.reason,
+            "timed_out": decision.timed_out,
+            "decision": decision.describe(),
+            "model_name": self.model_name,
+            "rejected_version": rejected,
+        }
+        # Pushed first: skipping the downstream tasks on Reject ends the task with an exception.
+        context["ti"].xcom_push(key="return_value", value=result)
+        super().execute_complete(context, event)
+        return result
+
+    def decision(self, event: dict[str, Any]) -> ApprovalDecision:
+        """The engine's decision from Airflow's resume event."""
+        from modeldeploy.approval import ApprovalDecision
+
+        if event.get("timedout"):
+            waited = self.response_timeout.total_seconds() if self.response_timeout else None
+            return ApprovalDecision.no_answer(waited)
+        user = event.get("responded_by_user") or {}
+        reason = (event.get("params_input") or {}).get(REASON_PARAM) or ""
+        return ApprovalDecision(
+            approved=event["chosen_options"] == [self.APPROVE],
+            reason=str(reason),
+            by=user.get("name") or user.get("id"),
+        )
