@@ -28,20 +28,29 @@ _SERVING_CHANGES = ("deployed", "rolled_back")
 
 
 def model_asset(
-    model_name: str, flavor: str = "mlflow", namespace: str | Path | None = None
+    model_name: str, flavor: str | None = None, namespace: str | Path | None = None
 ) -> Asset:
     """The asset a model's deployments update, for `schedule=[...]` of a downstream DAG.
 
-    :param flavor: the connection's flavor (``mlflow``, ``seldon``, ``kserve``...).
-    :param namespace: the Kubernetes namespace, or the local flavor's home directory
-        (default: ``$MODELDEPLOY_HOME``, else ``~/.modeldeploy``).
+    :param flavor: the connection's flavor; the engine's default flavor if omitted.
+    :param namespace: where that flavor's servers live: the Kubernetes namespace, or the
+        local flavor's home directory. Omitted, only the default flavor has one
+        (``$MODELDEPLOY_HOME``, else ``~/.modeldeploy``); a DAG file cannot ask a
+        connection at parse time, so other flavors must name it.
     """
+    from modeldeploy.flavors import DEFAULT_FLAVOR
     from modeldeploy.records import model_uri_of
 
+    flavor = flavor or DEFAULT_FLAVOR
     if namespace is None:
+        if flavor != DEFAULT_FLAVOR:
+            raise ValueError(
+                f"model_asset({model_name!r}, {flavor!r}): give namespace=, where the "
+                "connection's model servers live (its Kubernetes namespace, for example)"
+            )
         from modeldeploy.home import default_home
 
-        namespace = default_home() if flavor == "mlflow" else "default"
+        namespace = default_home()
     return Asset(model_uri_of(flavor, str(namespace), model_name))
 
 

@@ -50,7 +50,7 @@ def pipeline():
         service_config={__REPLICAS__: "{{ params.replicas }}"},
         metrics=metrics,
         gate_rules=["accuracy>=0.9"],
-        timeout=30,
+        timeout=300,  # MLflow's first registry set-up alone can take 30 s on a loaded CI
         deferrable=DEFERRABLE,
     )
     ready = ModelServerReadySensor(
@@ -58,12 +58,12 @@ def pipeline():
         model_server_uuid=deploy.output["uuid"],
         modeldeploy_conn_id=CONN,
         poke_interval=0.2,
-        timeout=30,
+        timeout=300,  # MLflow's first registry set-up alone can take 30 s on a loaded CI
         deferrable=DEFERRABLE,
     )
     delete = DeleteModelServerOperator(
         task_id="delete", model_server_uuid=deploy.output["uuid"], modeldeploy_conn_id=CONN,
-        timeout=30,
+        timeout=300,  # MLflow's first registry set-up alone can take 30 s on a loaded CI
     )
     delete_again = DeleteModelServerOperator(
         task_id="delete_again", model_server_uuid=deploy.output["uuid"],

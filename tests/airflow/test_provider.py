@@ -250,3 +250,17 @@ def test_provider_source_has_no_module_level_heavy_import() -> None:
                 f"{path}: {line}"
             )
             assert "CustomObjectsApi" not in line and "CoreV1Api" not in line, path
+
+
+def test_model_asset_names_where_the_servers_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modeldeploy.flavors import DEFAULT_FLAVOR
+    from modeldeploy_provider.records import model_asset
+
+    monkeypatch.setenv("MODELDEPLOY_HOME", str(tmp_path))
+    assert model_asset("iris").uri == model_asset("iris", DEFAULT_FLAVOR, tmp_path).uri
+    assert str(tmp_path) in model_asset("iris").uri
+    assert model_asset("iris", "kserve", "models").uri.startswith("modeldeploy://kserve/models/")
+    with pytest.raises(ValueError, match="give namespace="):
+        model_asset("iris", "kserve")  # a guess would schedule on an asset nobody updates

@@ -15,7 +15,6 @@ from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
 from modeldeploy.flavors.kserve.traffic import NO_MIRROR
 from modeldeploy.flavors.kubernetes.deployer import KubernetesModelDeployer
 from modeldeploy.flavors.kubernetes.resources import ResourceKind
-from modeldeploy.flavors.kubernetes.rollout_store import ConfigMapRolloutStore
 from modeldeploy.flavors.kubernetes.secrets import SecretLayout
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 from modeldeploy.progressive.queries import KNATIVE
@@ -55,11 +54,6 @@ class KServeModelDeployer(KubernetesModelDeployer):
         "hdfs",
         "webhdfs",
     )
-
-    def rollout_store(self) -> ConfigMapRolloutStore:
-        """Rollout states in the namespace, so any caller (a triggerer, another worker, the
-        CLI elsewhere) advances, promotes or aborts the same rollout."""
-        return ConfigMapRolloutStore(self.kube, self.flavor)
 
     def validate_flavor(self, config: ServiceConfig) -> None:
         assert isinstance(config, KServeConfig)

@@ -27,6 +27,7 @@ from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check
 from modeldeploy.flavors.kubernetes.naming import equivalence_name, server_name
 from modeldeploy.flavors.kubernetes.records import is_managed, query_selector, read_record
 from modeldeploy.flavors.kubernetes.resources import CustomResources, ResourceKind
+from modeldeploy.flavors.kubernetes.rollout_store import ConfigMapRolloutStore
 from modeldeploy.flavors.kubernetes.secrets import SecretLayout, StorageSecrets
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer
 from modeldeploy.flavors.kubernetes.settings import KubernetesDeployerSettings
@@ -76,6 +77,11 @@ class KubernetesModelDeployer(ModelDeployer):
 
     def scope(self) -> str:
         return self.namespace
+
+    def rollout_store(self) -> ConfigMapRolloutStore:
+        """Rollout states in the namespace, so any caller (a triggerer, another worker, the
+        CLI elsewhere) advances, promotes or aborts the same rollout."""
+        return ConfigMapRolloutStore(self.kube, self.flavor)
 
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 

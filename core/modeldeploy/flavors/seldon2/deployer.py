@@ -15,6 +15,7 @@ from modeldeploy.flavors.seldon2 import resource, storage
 from modeldeploy.flavors.seldon2.config import Seldon2Config
 from modeldeploy.flavors.seldon2.server import LABEL_ROLE, Seldon2ModelServer
 from modeldeploy.flavors.seldon2.settings import Seldon2DeployerSettings
+from modeldeploy.progressive.queries import SELDON_CORE_2
 from modeldeploy.traffic import Capability
 
 
@@ -32,6 +33,7 @@ class Seldon2ModelDeployer(KubernetesModelDeployer):
     kind: ClassVar[ResourceKind] = resource.KIND
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     uri_schemes: ClassVar[tuple[str, ...]] = storage.URI_SCHEMES
+    metric_queries = SELDON_CORE_2
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
     )

@@ -40,6 +40,7 @@ from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
 from modeldeploy.flavors.seldon2 import resource
 from modeldeploy.flavors.seldon2.config import Seldon2Config
 from modeldeploy.flavors.seldon2.settings import Seldon2DeployerSettings
+from modeldeploy.progressive.queries import seldon2_selector
 from modeldeploy.redaction import get_logger
 from modeldeploy.status import ServiceState, utcnow
 from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStatus
@@ -298,6 +299,7 @@ class Seldon2ModelServer(KubernetesModelServer):
                 ready=self.status.state == ServiceState.ACTIVE,
                 weight=100 - percent,
                 last_error=self.status.last_error,
+                metric_selector=seldon2_selector(self.name),
             )
         ]
         if challenger is not None:
@@ -310,6 +312,7 @@ class Seldon2ModelServer(KubernetesModelServer):
                     ready=resource.is_true(challenger, "ModelReady"),
                     weight=percent,
                     last_error=resource.model_failure(challenger),
+                    metric_selector=seldon2_selector(self.challenger_name),
                 )
             )
         return TrafficStatus(
