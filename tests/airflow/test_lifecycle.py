@@ -98,7 +98,7 @@ def test_rollouts_rollback_stop_and_start(
 
     # each rollout and the rollback updated the model's asset, the record as extra
     uri = "modeldeploy://kserve/default/iris"
-    events = _asset_events(uri)
+    events = _asset_events(uri, result.run_id)
     assert [(e["task"], e["action"], e["version"], e["serving"]) for e in events] == [
         ("v1", "deployed", "1", "1"),
         ("v2", "deployed", "2", "2"),
@@ -134,8 +134,9 @@ def test_rollouts_rollback_stop_and_start(
     )
 
 
-def _asset_events(uri: str) -> list[dict[str, Any]]:
-    """The asset events of `uri` in the metadata database, oldest first."""
+def _asset_events(uri: str, run_id: str) -> list[dict[str, Any]]:
+    """The asset events of `uri` from one DAG run, oldest first (other tests in this worker
+    deploy models of the same name, to the same asset, into the same database)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -144,7 +145,7 @@ def _asset_events(uri: str) -> list[dict[str, Any]]:
         rows = session.scalars(
             select(AssetEvent)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri)
+            .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)
             .order_by(AssetEvent.id)
         ).all()
         return [

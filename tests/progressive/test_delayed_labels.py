@@ -18,6 +18,7 @@ import pytest
 from modeldeploy.errors import InvalidConfigError, PlatformError
 from modeldeploy.progressive.analysis import AnalysisConfig
 from modeldeploy.progressive.labels import LabelSource, join
+from modeldeploy.progressive.queries import ROUTER
 
 from tests.conftest import SavedModels
 from tests.progressive.conftest import Serving
@@ -100,7 +101,7 @@ def test_bad_label_sources_are_refused_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigError, match="does not exist"):
         LabelSource(file=tmp_path / "missing" / "labels.json").check()
     with pytest.raises(InvalidConfigError, match="needs delayed labels"):
-        AnalysisConfig(rules=["live_accuracy>=0.9"]).check_measurable(mirrors=True)
+        AnalysisConfig(rules=["live_accuracy>=0.9"]).check_measurable(mirrors=True, metrics=ROUTER)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     with pytest.raises(PlatformError, match="neither a JSON object"):

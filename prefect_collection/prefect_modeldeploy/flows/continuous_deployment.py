@@ -106,8 +106,6 @@ def continuous_deployment(
             if outcome.rollout is not None:
                 from modeldeploy.rollout import progressive_outcome
 
-                from prefect_modeldeploy.tasks._common import resolve_deployer_block
-
                 state = follow_rollout(deployer, model_name)
                 with resolve_deployer_block(deployer).deployer() as engine:  # record's scope
                     outcome = progressive_outcome(state, outcome.decision, outcome.server, engine)
