@@ -141,7 +141,7 @@ def _global_options() -> Parser:
         "--flavor",
         metavar="NAME",
         default=s,
-        help=f"serving platform: mlflow, seldon, kserve or any installed flavor "
+        help=f"serving platform: mlflow, seldon, seldon2, kserve or any installed flavor "
         f"(env {ENVIRONMENT['flavor']}; default {DEFAULT_FLAVOR})",
     )
     g.add_argument(
@@ -234,7 +234,9 @@ def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         parents=[common],
-        description="Deploy, inspect and roll back model servers (MLflow, Seldon Core, KServe).",
+        description=(
+            "Deploy, inspect and roll back model servers (MLflow, Seldon Core 1 and 2, KServe)."
+        ),
         epilog="Exit codes: 0 done, 1 the operation failed, 2 bad input, 130 interrupted.",
     )
     from modeldeploy.version import __version__
