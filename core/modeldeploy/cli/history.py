@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from modeldeploy.cli.main import EXIT_OK, Globals
+from modeldeploy.cli.main import EXIT_OK, Globals, count_of
 from modeldeploy.cli.output import dump_json, render_table
 
 if TYPE_CHECKING:
@@ -53,16 +53,6 @@ def _row(record: DeploymentRecord) -> list[Any]:
     ]
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text!r}")
-    return value
-
-
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """The `history` command, added to the top-level parser by `main`."""
     p = commands.add_parser(
@@ -74,6 +64,6 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "reported), the version serving afterwards, the reason, and the pipeline run.",
     )
     p.add_argument("model_name", metavar="MODEL_NAME")
-    p.add_argument("--limit", metavar="N", type=_limit, help="only the last N entries")
+    p.add_argument("--limit", metavar="N", type=count_of("entries"), help="only the last N entries")
     p.add_argument("--json", action="store_true", help="print a JSON array of the records")
     p.set_defaults(handler="history")

@@ -101,14 +101,21 @@ def timeout_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("timeout ")) from None
 
 
-def line_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of lines, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more lines, got {text!r}")
-    return value
+def count_of(unit: str) -> Callable[[str], int]:
+    """An argparse type for a count of `unit`s: a whole number, zero or more."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of {unit}, got {text!r}"
+            ) from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be zero or more {unit}, got {text!r}")
+        return value
+
+    return parse
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -296,7 +303,7 @@ def build_parser() -> Parser:
         "-n",
         "--tail",
         metavar="N",
-        type=line_count,
+        type=count_of("lines"),
         default=None,
         help="only the last N lines (default: all)",
     )

@@ -38,7 +38,7 @@ from modeldeploy.progressive.state import (
     store_for,
 )
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
-from modeldeploy.registry import TAG_PREFIX, ModelRegistry
+from modeldeploy.registry import ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
 from modeldeploy.server import ModelServer
 from modeldeploy.traffic import (
     CHALLENGER,
@@ -52,7 +52,6 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
 
 logger = logging.getLogger("modeldeploy")
 
-ROLLOUT_TAG = f"{TAG_PREFIX}rollout"
 ROLLOUT_REASON_TAG = f"{TAG_PREFIX}rollout_reason"
 _READY_POLL_SECONDS = 0.25
 APPLY_TIMEOUT = 30.0
