@@ -120,8 +120,8 @@ def check_can_split(obj: dict[str, Any], where: str, challenger: dict[str, Any])
 
 def canary_predictor(challenger: dict[str, Any], name: str) -> dict[str, Any]:
     """The canary entry's predictor: the challenger's, named, without autoscaling fields,
-    its container named; at least one replica so it is ready before it takes traffic (without `minReplicas`
-    KServe derives replicas from the percent, 0 at 0 %)."""
+    its container named; at least one replica so it is ready before it takes traffic
+    (without `minReplicas` KServe derives replicas from the percent: 0 at 0 %)."""
     predictor = {k: v for k, v in challenger.items() if k not in AUTOSCALING_FIELDS}
     # the CRD requires the canary model's container name (KServe's default one)
     predictor["model"] = {**predictor["model"], "name": resource.CONTAINER}
