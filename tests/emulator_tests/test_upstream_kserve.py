@@ -524,8 +524,10 @@ def test_a_standard_canary_that_cannot_load_reports_it_per_canary(up: Kubernetes
     rec.wait(ready)
     patch(up, "iris", {"spec": {"canary": [_canary("v2", "s3://bad/v2", 30)]}})
     failed = rec.wait(
-        lambda o: bool((o.get("status") or {}).get("canaryStatuses"))
-        and "lastFailureInfo" in o["status"]["canaryStatuses"][0]["modelStatus"]
+        lambda o: (
+            bool((o.get("status") or {}).get("canaryStatuses"))
+            and "lastFailureInfo" in o["status"]["canaryStatuses"][0]["modelStatus"]
+        )
     )
     entry = failed["status"]["canaryStatuses"][0]
     assert entry["ready"] is False
