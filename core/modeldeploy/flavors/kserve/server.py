@@ -254,6 +254,12 @@ class KServeModelServer(KubernetesModelServer):
 
     def _add_canary(self, fresh: dict[str, Any], config: KServeConfig) -> None:
         where = self.where()
+        if config.deployment_mode not in (None, "Standard"):
+            raise InvalidConfigError(
+                f"{where} runs in KServe Standard mode and the challenger asks for "
+                f"deployment_mode {config.deployment_mode}; KServe refuses a change of mode, "
+                "so leave deployment_mode unset or Standard"
+            )
         predictor, _ = self._challenger_spec(fresh, config, None)
         canary.check_can_split(fresh, where, predictor)
         secret = self.deployer.secrets.ensure(server=self.name)
