@@ -93,6 +93,16 @@ class MetricQueries(BaseModel):
 
 
 @runtime_checkable
+class ServerMetrics(Protocol):
+    """Optional beside `TrafficControl`: this server's request figures come from elsewhere
+    than its flavor's `ModelDeployer.metric_queries` (one flavor, two platforms: KServe's
+    Knative and Standard modes). The engine asks it once it knows the server."""
+
+    @property
+    def metric_queries(self) -> MetricQueries | None: ...
+
+
+@runtime_checkable
 class TrafficControl(Protocol):
     """Implemented by the `ModelServer` of a flavor that declares TRAFFIC_SPLIT or MIRROR."""
 

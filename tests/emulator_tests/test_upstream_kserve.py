@@ -403,3 +403,135 @@ def test_knative_canary_traffic_percent_splits_latest_and_prev(up: KubernetesEmu
         ("iris-predictor-00002", 10, "latest"),
         ("iris-predictor-00002", 90, "prev"),
     ]
+
+
+# ------------------------------------------------- Standard mode spec.canary[] (K-C rows)
+
+
+def _canary(name: str, uri: str, percent: int, **pred: Any) -> dict[str, Any]:
+    # the CRD requires a canary model's (container) name
+    model = {"name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": uri}
+    return {"trafficPercent": percent, "predictor": {"name": name, "model": model, **pred}}
+
+
+def _weights(emu: KubernetesEmulator, host: str = "iris-predictor-default.example.com") -> Any:
+    route = emu.dataplane.route("kserve", host)
+    return None if route is None else {b.key: b.weight for b in route.served}
+
+
+def _pods(emu: KubernetesEmulator, deployment: str) -> set[str]:
+    return {
+        p["metadata"]["name"]
+        for p in emu.list_objects("Pod", NS)
+        if p["metadata"]["labels"].get("app") == f"isvc.{deployment}"
+    }
+
+
+def test_the_webhook_refuses_canaries_kserve_cannot_run(up: KubernetesEmulator) -> None:
+    api = custom_api(up)
+    standard = {"serving.kserve.io/deploymentMode": "Standard"}
+
+    def refused(body: dict[str, Any]) -> str:
+        exc = raises(create_isvc, api, body)
+        assert exc.status == 403 and "inferenceservice.kserve-webhook-server" in exc.body
+        return str(exc.body)
+
+    knative = isvc("kn")
+    knative["spec"]["canary"] = [_canary("v2", "s3://m/v2", 10)]
+    assert "only supported in Standard" in refused(knative)
+    cases = {
+        "predictor.name is required": [{"trafficPercent": 10, "predictor": {"minReplicas": 1}}],
+        "is not unique": [_canary("v2", "s3://m/v2", 10), _canary("v2", "s3://m/v3", 10)],
+        "must not exceed 100, got 110": [
+            _canary("v2", "s3://m/v2", 60),
+            _canary("v3", "s3://m/v3", 50),
+        ],
+        "autoscaling fields are not allowed on a canary (maxReplicas)": [
+            _canary("v2", "s3://m/v2", 10, maxReplicas=3)
+        ],
+        "exceeds 63 characters": [_canary("v" * 60, "s3://m/v2", 10)],
+    }
+    for message, canaries in cases.items():
+        body = isvc("std")
+        body["metadata"]["annotations"] = standard
+        body["spec"]["canary"] = canaries
+        assert message in refused(body), message
+    assert not [o for o in up.list_objects("InferenceService", NS)]
+
+    rec = _standard(up)
+    rec.wait(ready)
+    # promotion renames the predictor, which the webhook allows only with a new model
+    exc = raises(patch, up, "iris", {"spec": {"predictor": {"name": "v2"}}})
+    assert exc.status == 403 and "predictor.name change requires a model change" in exc.body
+    assert "name" not in up.get("InferenceService", "iris")["spec"]["predictor"]
+
+
+def test_standard_canary_is_routed_once_ready_promoted_by_name_and_removed(
+    up: KubernetesEmulator,
+) -> None:
+    rec = _standard(up)
+    rec.wait(ready)
+    assert _weights(up) == {"iris-predictor": 100}
+    stable_pods = _pods(up, "iris-predictor")
+
+    # a canary that is not ready yet gets no traffic (kserve#5984)
+    up.kserve.hold = True
+    mark = len(rec.seen)
+    patch(up, "iris", {"spec": {"canary": [_canary("v2", "s3://m/v2", 20)]}})
+    waiting = rec.wait(lambda o: bool((o.get("status") or {}).get("canaryStatuses")), mark)
+    assert waiting["status"]["canaryStatuses"][0] | {"modelStatus": None} == {
+        "name": "v2",
+        "ready": False,
+        "trafficPercent": 20,
+        "modelStatus": None,
+    }
+    assert cond(waiting, "CanaryPredictorReady")["status"] == "False" and ready(waiting)
+    assert _weights(up) == {"iris-predictor": 100}
+    assert up.get("Deployment", "iris-v2-predictor") is not None
+    up.kserve.hold = False
+    up.kserve.enqueue(NS, "iris", 0)
+    split = rec.wait(lambda o: cond(o, "CanaryPredictorReady").get("status") == "True", mark)
+    assert cond(split, "CanaryPredictorReady")["reason"] == "AllCanariesReady"
+    assert split["status"]["canaryStatuses"][0]["ready"] is True
+    assert _weights(up) == {"iris-predictor": 80, "iris-v2-predictor": 20}
+    assert _pods(up, "iris-predictor") == stable_pods  # a traffic write changes no template
+    canary_pods = _pods(up, "iris-v2-predictor")
+    assert len(canary_pods) == 1  # ceil(1 stable replica * 20 %)
+
+    # promotion: the stable predictor takes the canary's name and model; its Deployment and
+    # pods carry on (no restart), the former stable Deployment goes
+    mark = len(rec.seen)
+    promoted_spec = _canary("v2", "s3://m/v2", 0)["predictor"]
+    patch(up, "iris", {"spec": {"predictor": promoted_spec, "canary": None}})
+    promoted = rec.wait(lambda o: "canaryStatuses" not in (o.get("status") or {}), mark)
+    assert "CanaryPredictorReady" not in {c["type"] for c in promoted["status"]["conditions"]}
+    assert up.wait_for(lambda: up.get("Deployment", "iris-predictor") is None, 10)
+    assert _weights(up) == {"iris-v2-predictor": 100}
+    assert _pods(up, "iris-v2-predictor") == canary_pods and not _pods(up, "iris-predictor")
+    assert ready(rec.wait(ready, mark))
+
+    # rollback: removing the entry deletes the canary's Deployment and pods
+    patch(up, "iris", {"spec": {"canary": [_canary("v3", "s3://m/v3", 50)]}})
+    assert up.wait_for(lambda: _weights(up) == {"iris-v2-predictor": 50, "iris-v3-predictor": 50})
+    patch(up, "iris", {"spec": {"canary": None}})
+    assert up.wait_for(lambda: up.get("Deployment", "iris-v3-predictor") is None, 10)
+    assert _weights(up) == {"iris-v2-predictor": 100} and not _pods(up, "iris-v3-predictor")
+
+
+def test_a_standard_canary_that_cannot_load_reports_it_per_canary(up: KubernetesEmulator) -> None:
+    up.kserve.fail_when_uri_startswith = "s3://bad"
+    rec = _standard(up)
+    rec.wait(ready)
+    patch(up, "iris", {"spec": {"canary": [_canary("v2", "s3://bad/v2", 30)]}})
+    failed = rec.wait(
+        lambda o: (
+            bool((o.get("status") or {}).get("canaryStatuses"))
+            and "lastFailureInfo" in o["status"]["canaryStatuses"][0]["modelStatus"]
+        )
+    )
+    entry = failed["status"]["canaryStatuses"][0]
+    assert entry["ready"] is False
+    assert entry["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad"
+    assert "s3://bad/v2" in entry["modelStatus"]["lastFailureInfo"]["message"]
+    assert ready(failed) and cond(failed, "CanaryPredictorReady")["status"] == "False"
+    assert _weights(up) == {"iris-predictor": 100}  # the stable keeps every request

@@ -1,7 +1,8 @@
 """A KServe canary end to end: the emulator's KServe controller publishes each route it
 reports to the loopback ingress, which splits real predictions between the revisions' real
 MLflow scoring servers (tests/k8s_emulator/dataplane.py). Clients see the split the status
-reports, then only the promoted model, and never a failed request."""
+reports, then only the promoted model, and never a failed request: in Knative mode
+(`canaryTrafficPercent`) and in Standard mode (`spec.canary[]`, routed once ready)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.slow
 FIRST_ANSWER, SECOND_ANSWER = 0, 2  # tests/conftest.py: the two saved models disagree
 
 
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
 def test_clients_see_the_canary_split_then_only_the_promoted_model(
-    cluster: Cluster, make_deployer: Any, saved_models: SavedModels, tmp_path: Path
+    cluster: Cluster, make_deployer: Any, saved_models: SavedModels, tmp_path: Path, mode: str
 ) -> None:
     plane = cluster.requires_emulator().dataplane
     first, second = cluster.good_uri("kserve", 1), cluster.good_uri("kserve", 2)
@@ -32,7 +34,8 @@ def test_clients_see_the_canary_split_then_only_the_promoted_model(
     plane.wait_ready(first)
     plane.wait_ready(second)
     kserve = make_deployer("kserve", ingress_base_url=plane.url)
-    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    first_config = cluster.config("kserve", version=1, deployment_mode=mode)
+    champion = kserve.deploy_model(first_config, timeout=cluster.timeout)
     rows = saved_models.sample_rows[:1]
     assert champion.predict(rows) == [FIRST_ANSWER]  # the flavor's own path through the ingress
 
@@ -43,7 +46,7 @@ def test_clients_see_the_canary_split_then_only_the_promoted_model(
         {"kind": "canary", "percents": [50], "bake_seconds": 0},
         {"rules": [], "min_requests": 0},
     )
-    config = kserve.parse_config(cluster.config("kserve", version=2))
+    config = kserve.parse_config(cluster.config("kserve", version=2, deployment_mode=mode))
     store = kserve.rollout_store()
     seen: dict[int, set[Any]] = {}
 

@@ -4,6 +4,8 @@ driven by the engine's strategies, against the emulator or a real cluster
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,20 +148,155 @@ def test_shadow_is_refused_before_anything_changes(cluster: Cluster, kserve: Any
     assert server.obj["metadata"]["resourceVersion"] == before
 
 
-def test_standard_mode_refuses_a_rollout_and_changes_nothing(cluster: Cluster, kserve: Any) -> None:
-    cluster.requires_emulator().kserve.default_deployment_mode = "Standard"
-    champion = kserve.deploy_model(cluster.config("kserve"), timeout=cluster.timeout)
+# --- Standard mode: spec.canary[] (KServe 0.20+) ------------------------------------------
+
+
+def _standard_uri(cluster: Cluster, version: int) -> str:
+    """A challenger's model: KServe promotes a canary only with another storageUri."""
+    if not cluster.real or version == 1:
+        return cluster.good_uri("kserve", version)
+    other = os.environ.get("MODELDEPLOY_TEST_KSERVE_URI_2")
+    if not other:
+        pytest.skip("set MODELDEPLOY_TEST_KSERVE_URI_2 to a second model for Standard mode")
+    return other
+
+
+def _start_standard(
+    cluster: Cluster, kserve: Any, strategy: Any, model_uri: str | None = None
+) -> tuple[Any, RolloutStore, RolloutState]:
+    standard = {"deployment_mode": "Standard"}
+    first = cluster.config("kserve", version=1, **standard)
+    champion = kserve.deploy_model(first, timeout=cluster.timeout)
+    parsed, analysis = check_rollout(kserve, strategy, NO_RULES)
+    uri = model_uri or _standard_uri(cluster, 2)
+    config = kserve.parse_config(cluster.config("kserve", version=2, model_uri=uri, **standard))
+    store = kserve.rollout_store()
+    state = begin_rollout(
+        kserve, champion, config, parsed, analysis, store=store, timeout=cluster.timeout
+    )
+    return champion, store, state
+
+
+def _deployments(kserve: Any, server: Any, cluster: Cluster) -> set[str]:
+    """The predictor Deployments KServe runs for `server` (stable and canaries)."""
+    import json
+
+    from kubernetes import client
+
+    kube = kserve.kube
+    resp = client.AppsV1Api(kube.api_client).list_namespaced_deployment(
+        cluster.namespace,
+        label_selector=f"serving.kserve.io/inferenceservice={server.name}",
+        _preload_content=False,
+    )
+    return {d["metadata"]["name"] for d in json.loads(resp.data)["items"]}
+
+
+def _only_deployment(kserve: Any, server: Any, cluster: Cluster, name: str) -> None:
+    """KServe deletes an orphaned canary (or the former stable) Deployment on its own time."""
+    deadline = Deadline(cluster.timeout)
+    while _deployments(kserve, server, cluster) != {name}:
+        assert not deadline.expired, _deployments(kserve, server, cluster)
+        time.sleep(0.2)  # a poll, bounded by the deadline
+
+
+def test_standard_canary_promotes_the_canary_by_predictor_name(
+    cluster: Cluster, kserve: Any
+) -> None:
+    strategy = {"kind": "canary", "percents": [10, 50], "bake_seconds": 0}
+    champion, store, state = _start_standard(cluster, kserve, strategy)
+    name = champion.name
+    seen: list[tuple[int, int, list[dict[str, Any]]]] = []
+
+    def on_progress(state: RolloutState) -> None:
+        if state.phase == "baking":
+            split = champion.traffic_status()
+            statuses = champion.obj["status"].get("canaryStatuses") or []
+            seen.append((split.weight_of(CHALLENGER), split.weight_of(CHAMPION), statuses))
+
+    done = run_rollout(
+        kserve, state.model_name, store=store, timeout=cluster.timeout * 3, on_progress=on_progress
+    )
+
+    assert done.phase == "succeeded", done.message
+    assert [(c, p) for c, p, _ in seen] == [(10, 90), (50, 50), (100, 0)]
+    for percent, _, statuses in seen:  # KServe's own per-canary status
+        [entry] = statuses
+        assert (entry["ready"], entry["trafficPercent"]) == (True, percent)
+    server = _settled(cluster, kserve, champion.uuid)
+    spec = server.obj["spec"]
+    canary = seen[0][2][0]["name"]
+    assert "canary" not in spec and spec["predictor"]["name"] == canary
+    assert spec["predictor"]["model"]["storageUri"] == _standard_uri(cluster, 2)
+    assert server.config.model_version == "2"
+    _only_deployment(kserve, server, cluster, f"{name}-{canary}-predictor")
+    assert server.traffic_status().variants[0].weight == 100
+
+
+def test_standard_abort_puts_traffic_back_and_leaves_no_canary(
+    cluster: Cluster, kserve: Any
+) -> None:
+    from modeldeploy.progressive.runner import abort_rollout, advance_rollout
+
+    strategy = {"kind": "canary", "percents": [30], "bake_seconds": 600}
+    champion, store, state = _start_standard(cluster, kserve, strategy)
+    while state.phase == "starting":
+        state = advance_rollout(kserve, state.model_name, store=store)
+    split = champion.traffic_status()
+    assert (split.weight_of(CHALLENGER), split.weight_of(CHAMPION)) == (30, 70)
+    canary = champion.obj["spec"]["canary"][0]["predictor"]["name"]
+    assert f"{champion.name}-{canary}-predictor" in _deployments(kserve, champion, cluster)
+    assert champion.check_status().state == ServiceState.ACTIVE  # the stable serves
+
+    aborted = abort_rollout(kserve, state.model_name, store=store)
+
+    assert aborted.phase == "rolled_back"
+    server = _settled(cluster, kserve, champion.uuid)
+    assert "canary" not in server.obj["spec"] and "name" not in server.obj["spec"]["predictor"]
+    assert server.obj["spec"]["predictor"]["model"]["storageUri"] == cluster.good_uri("kserve")
+    assert server.config.model_version == "1"
+    assert not any(
+        k.startswith("modeldeploy.io/challenger") for k in server.obj["metadata"]["annotations"]
+    )
+    _only_deployment(kserve, server, cluster, f"{champion.name}-predictor")
+    assert [v.weight for v in server.traffic_status().variants] == [100]
+
+
+def test_standard_failing_canary_is_rolled_back_automatically(
+    cluster: Cluster, kserve: Any
+) -> None:
+    strategy = {"kind": "linear", "step_percent": 50, "bake_seconds": 0}
+    champion, store, state = _start_standard(cluster, kserve, strategy, cluster.bad_uri(2))
+
+    done = run_rollout(kserve, state.model_name, store=store, timeout=cluster.timeout * 3)
+
+    assert done.phase == "rolled_back" and "challenger" in done.message, done.message
+    server = _settled(cluster, kserve, champion.uuid)
+    assert "canary" not in server.obj["spec"]
+    assert server.obj["spec"]["predictor"]["model"]["storageUri"] == cluster.good_uri("kserve")
+    _only_deployment(kserve, server, cluster, f"{champion.name}-predictor")
+    assert server.status.state == ServiceState.ACTIVE, server.status.last_error
+
+
+def test_standard_mode_refuses_service_rules_without_a_metric_source(
+    cluster: Cluster, kserve: Any
+) -> None:
+    """No queue-proxy in Standard mode: rules on request figures are refused up front."""
+    champion = kserve.deploy_model(
+        cluster.config("kserve", deployment_mode="Standard"), timeout=cluster.timeout
+    )
     before = champion.obj["metadata"]["resourceVersion"]
-    parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
-    config = kserve.parse_config(cluster.config("kserve", version=2))
+    analysis = {"rules": ["error_rate<=0.05"], "prometheus_url": "http://127.0.0.1:9"}
+    parsed, checked = check_rollout(kserve, "canary", analysis)  # Knative mode could measure it
+    config = kserve.parse_config(cluster.config("kserve", version=2, deployment_mode="Standard"))
     store = kserve.rollout_store()
 
-    with pytest.raises(InvalidConfigError, match=r"Standard .* canaryTrafficPercent is ignored"):
-        begin_rollout(kserve, champion, config, parsed, analysis, store=store)
+    with pytest.raises(InvalidConfigError, match=r"KServe Standard mode .* exports no per-variant"):
+        begin_rollout(kserve, champion, config, parsed, checked, store=store)
 
     champion.check_status()
     assert champion.obj["metadata"]["resourceVersion"] == before
-    assert store.load(config.model_name).phase == "rolled_back"  # type: ignore[union-attr]
+    assert store.load(config.model_name) is None
 
 
 def test_the_rollout_cli_shows_aborts_and_promotes_a_kserve_canary(

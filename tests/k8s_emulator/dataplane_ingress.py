@@ -179,9 +179,10 @@ class Ingress:
         except BackendError as exc:  # no pod answered: Envoy's 503, counted nowhere
             return 503, error(call, f"upstream connect error or disconnect/reset: {exc}")
         seconds = time.perf_counter() - started
-        self.plane.metrics.observe(
-            route.platform, backend.metric_labels, response.status, seconds, asked
-        )
+        if backend.metric_labels:  # none: no proxy beside the pod counts (KServe Standard)
+            self.plane.metrics.observe(
+                route.platform, backend.metric_labels, response.status, seconds, asked
+            )
         try:
             result = json.loads(response.payload())
         except ValueError:

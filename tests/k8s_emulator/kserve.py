@@ -26,6 +26,7 @@ from .dataplane import Backend
 from .dataplane_metrics import knative_labels
 from .errors import ApiError
 from .events import record
+from .kserve_canary import Canaries, CanaryChild, deployment_name, predictor_uri
 from .runtimes import RuntimeError_, select
 from .store import Event, clone, random_suffix
 
@@ -126,6 +127,9 @@ class _Child:
     revision_pods: dict[str, list[str]] = field(default_factory=dict)
     revision_uris: dict[str, str] = field(default_factory=dict)  # storageUri per revision
     hosts: set[str] = field(default_factory=set)  # routes published to the data plane
+    #: Standard mode: the stable predictor's Deployment and the storageUri its ready pods serve
+    deployment: str = ""
+    uri: str = ""
 
 
 @dataclass
@@ -133,6 +137,8 @@ class _Isvc:
     child: _Child | None = None
     stopped: bool = False
     manual: str | None = None  # template frozen by set_ready()
+    #: Standard mode: ``spec.canary[]`` Deployments by name (kserve_canary)
+    canaries: dict[str, CanaryChild] = field(default_factory=dict)
 
 
 class KServeController(_Controller):
@@ -157,13 +163,22 @@ class KServeController(_Controller):
         self.fail_create_message: str | None = None
         self.isvcs: dict[tuple[str, str], _Isvc] = {}
         self.deploy_rt = emu.registry.by_key("apps/deployments")
+        self.canary = Canaries(self)
 
     # ------------------------------------------------------------------------ plumbing
 
     def _on_event(self, ev: Event) -> None:
         if ev.rkey == self.deploy_rt.key:  # an HPA or a person scaled/edited the Deployment
             ns, name = ev.key.split("/", 1)
-            if name.endswith("-predictor"):
+            dep = self.store.get(self.deploy_rt, ns, name) or {}
+            owners = [
+                o["name"]
+                for o in (dep.get("metadata") or {}).get("ownerReferences") or []
+                if o.get("kind") == self.rt.kind
+            ]
+            if owners:
+                self.enqueue(ns, owners[0], self.delay)
+            elif name.endswith("-predictor"):
                 self.enqueue(ns, name[: -len("-predictor")], self.delay)
             return
         super()._on_event(ev)
@@ -174,6 +189,10 @@ class KServeController(_Controller):
     def write_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """``updateStatus`` (controller.go): write only on change, and record the Ready
         transitions as events (InferenceServiceReady / InferenceServiceNotReady)."""
+        if status.get("deploymentMode") == "Standard":  # + canaryStatuses (kserve_canary)
+            status = clone(status)
+            meta = obj["metadata"]
+            self.canary.decorate(obj, self.isvcs.get((meta["namespace"], meta["name"])), status)
         if (obj.get("status") or {}) == status:
             return obj
 
@@ -208,6 +227,9 @@ class KServeController(_Controller):
         child = st.child if st is not None else None
         status = obj.get("status") or {}
         traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic")
+        if st is not None and child is not None and status.get("deploymentMode") == "Standard":
+            self._publish_standard(obj, st, child)
+            return
         if child is None or status.get("deploymentMode") != "Knative" or not traffic:
             return
         ksvc = f"{name}-predictor"
@@ -239,6 +261,24 @@ class KServeController(_Controller):
             plane.publish("kserve", str(host), backends(targets), model_name=name)
         child.hosts = {str(h) for h in routes}
 
+    def _publish_standard(self, obj: dict[str, Any], st: _Isvc, child: _Child) -> None:
+        """Standard mode: the ingress (or HTTPRoute) hosts to the stable Deployment and the
+        ready canaries by weight, once the stable one serves. No queue-proxy runs beside
+        these pods, so the backends carry no request-metric labels."""
+        status = obj.get("status") or {}
+        if not status.get("url") or not child.uri:
+            return
+        urls = self._urls(obj, "Standard")
+        name = obj["metadata"]["name"]
+        backends = self.canary.backends(st, status, name, child.uri, child.deployment)
+        hosts = {str(urlparse(urls[k]).hostname) for k in ("url", "predictor")}
+        plane = self.emu.dataplane
+        for host in child.hosts - hosts:
+            plane.withdraw("kserve", host)
+        for host in hosts:
+            plane.publish("kserve", host, backends, model_name=name)
+        child.hosts = hosts
+
     def _withdraw(self, child: _Child | None) -> None:
         for host in child.hosts if child is not None else ():
             self.emu.dataplane.withdraw("kserve", host)
@@ -248,17 +288,22 @@ class KServeController(_Controller):
 
     @staticmethod
     def storage_uri(obj: dict[str, Any]) -> str | None:
-        pred = (obj.get("spec") or {}).get("predictor") or {}
-        for val in pred.values():
-            if isinstance(val, dict) and isinstance(val.get("storageUri"), str):
-                return str(val["storageUri"])
-        for c in pred.get("containers") or []:
-            for env in c.get("env") or []:
-                if env.get("name") == "STORAGE_URI":
-                    return str(env.get("value"))
-        return None
+        return predictor_uri((obj.get("spec") or {}).get("predictor") or {})
+
+    @staticmethod
+    def runtime_of(pred: dict[str, Any]) -> str:
+        model = pred.get("model")
+        if not isinstance(model, dict):
+            return ""
+        try:
+            return select(model)[0]
+        except RuntimeError_:
+            return ""
 
     def _template(self, obj: dict[str, Any], runtime: str) -> str:
+        return self.template_of(obj, obj["spec"].get("predictor") or {}, runtime)
+
+    def template_of(self, obj: dict[str, Any], predictor: dict[str, Any], runtime: str) -> str:
         """What ``buildObjectMeta`` + the pod spec put into the child's template."""
         meta = obj["metadata"]
         ann = {
@@ -268,7 +313,7 @@ class KServeController(_Controller):
         }
         # canaryTrafficPercent goes into the Knative route, not the revision template
         # (ksvc_reconciler.go createKnativeService: RouteSpec.Traffic)
-        pred = {k: v for k, v in (obj["spec"].get("predictor") or {}).items() if k != CANARY_FIELD}
+        pred = {k: v for k, v in predictor.items() if k != CANARY_FIELD}
         data = [pred, meta.get("labels") or {}, ann, runtime]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -333,6 +378,8 @@ class KServeController(_Controller):
                     )
                 self.write_status(obj, self._invalid_spec_status(obj, mode, exc))
                 return
+        if mode == "Standard":
+            self.canary.reconcile(obj, st)  # canaries before the stable (kserve#5984)
         template = self._template(obj, runtime)
         if st.manual is not None:
             if st.manual == template:
@@ -366,6 +413,8 @@ class KServeController(_Controller):
         if child.phase != "progressing":
             if mode == "Knative":  # a canaryTrafficPercent change moves the route only
                 self.write_status(obj, self._settled_status(obj, child, runtime))
+            else:  # the canaries' statuses and the route's weights
+                self.write_status(obj, clone(obj.get("status") or {}))
             return
         if self.hold:
             return
@@ -404,18 +453,17 @@ class KServeController(_Controller):
             child.revision_uris[child.revision] = self.storage_uri(obj) or ""
             child.failure = ""
         else:
+            dname = self._deployment_name(obj)
+            if child.deployment and child.deployment != dname:  # renamed: the old one goes
+                self.delete_deployment(ns, child.deployment)
+            child.deployment = dname
             dep = self._sync_deployment(obj, child, runtime)
             child.revision = ""
             if self.fail_create_message is None:
-                labels = {
-                    "app": f"isvc.{name}-predictor",
-                    "pod-template-hash": child.template,
-                }
+                labels = {"app": f"isvc.{dname}", "pod-template-hash": child.template}
                 count = int(dep["spec"].get("replicas", 1))
                 child.pods = [
-                    self._new_pod(
-                        obj, f"{name}-predictor-{child.template}", labels, dep["spec"]["template"]
-                    )
+                    self._new_pod(obj, f"{dname}-{child.template}", labels, dep["spec"]["template"])
                     for _ in range(max(count, 1))
                 ]
             else:
@@ -446,9 +494,18 @@ class KServeController(_Controller):
         labels: dict[str, str],
         template: dict[str, Any] | None = None,
     ) -> str:
+        return self.new_pod(obj, prefix, labels, template, self.storage_uri(obj))
+
+    def new_pod(
+        self,
+        obj: dict[str, Any],
+        prefix: str,
+        labels: dict[str, str],
+        template: dict[str, Any] | None,
+        uri: str | None,
+    ) -> str:
         """A predictor pod: stamped from the Deployment's ``template`` (Standard mode) or the
         revision's (Knative), then given the storage initializer by KServe's pod webhook."""
-        uri = self.storage_uri(obj)
         meta = obj["metadata"]
         if template is None:  # the Knative revision's pod template (not served)
             template = {
@@ -538,7 +595,8 @@ class KServeController(_Controller):
             child.ready_revision = child.revision
             self.write_status(obj, self._settled_status(obj, child, runtime))
             return
-        for pod in self.pods_of(ns, self.pod_selector(name)):
+        child.uri = uri or ""
+        for pod in self.pods_of(ns, {"app": f"isvc.{child.deployment}"}):
             if pod["metadata"]["name"] not in child.pods:
                 self.delete_pod(pod)
         self._write_deployment_status(obj, child)
@@ -645,15 +703,23 @@ class KServeController(_Controller):
     # ------------------------------------------------------------- the Standard Deployment
 
     def _deployment_name(self, obj: dict[str, Any]) -> str:
-        return f"{obj['metadata']['name']}-predictor"
+        return deployment_name(obj["metadata"]["name"], obj["spec"].get("predictor") or {})
 
     def _sync_deployment(self, obj: dict[str, Any], child: _Child, runtime: str) -> dict[str, Any]:
         """Create or update ``<isvc>-predictor`` (reconcilers/deployment): the template carries
         the InferenceService's labels and annotations."""
+        pred = obj["spec"].get("predictor") or {}
+        return self.apply_deployment(
+            obj, self._deployment_name(obj), pred, child.template, int(pred.get("minReplicas") or 1)
+        )
+
+    def apply_deployment(
+        self, obj: dict[str, Any], dname: str, pred: dict[str, Any], template_hash: str, count: int
+    ) -> dict[str, Any]:
+        """Create or update a predictor Deployment (stable or canary) from ``pred``."""
         meta = obj["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        dname = self._deployment_name(obj)
-        app = {"app": f"isvc.{name}-predictor"}
+        app = {"app": f"isvc.{dname}"}
         labels = {
             **(meta.get("labels") or {}),
             "serving.kserve.io/inferenceservice": name,
@@ -665,14 +731,14 @@ class KServeController(_Controller):
             for k, v in (meta.get("annotations") or {}).items()
             if k not in DISALLOWED_ANNOTATIONS
         }
-        pred = obj["spec"].get("predictor") or {}
-        uri = self.storage_uri(obj)
+        uri = predictor_uri(pred)
+        runtime = self.runtime_of(pred)
         pod_spec: dict[str, Any] = {
             "containers": [
                 {
                     "name": "kserve-container",
                     "image": f"{runtime or 'custom'}:emulated",
-                    "env": [{"name": "MODELDEPLOY_TEMPLATE", "value": child.template}],
+                    "env": [{"name": "MODELDEPLOY_TEMPLATE", "value": template_hash}],
                 }
             ]
         }
@@ -688,7 +754,7 @@ class KServeController(_Controller):
             {"labels": labels, "annotations": ann},
             app,
             template,
-            int(pred.get("minReplicas") or 1),
+            count,
             keep_replicas=True,  # the HPA owns replicas once the Deployment exists
         )
 
@@ -699,7 +765,7 @@ class KServeController(_Controller):
             self.deploy_rt,
             ns,
             self._deployment_name(obj),
-            self.pods_of(ns, {"app": f"isvc.{obj['metadata']['name']}-predictor"}),
+            self.pods_of(ns, {"app": f"isvc.{self._deployment_name(obj)}"}),
             set(child.pods),
             child.template,
             child.phase,
@@ -708,13 +774,21 @@ class KServeController(_Controller):
 
     def _delete_child(self, obj: dict[str, Any]) -> None:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        st = self.isvcs.get((ns, name))
+        self.delete_deployment(ns, self._deployment_name(obj))
+        for canary in (st.canaries if st is not None else {}).values():
+            self.delete_deployment(ns, canary.deployment)
+        if st is not None:
+            st.canaries.clear()
+        for pod in self.pods_of(ns, self.pod_selector(name)):
+            self.delete_pod(pod)
+
+    def delete_deployment(self, ns: str, name: str) -> None:
         try:
-            self.store.delete(self.deploy_rt, ns, self._deployment_name(obj), {})
+            self.store.delete(self.deploy_rt, ns, name, {})
         except ApiError as exc:
             if exc.code != 404:
                 raise
-        for pod in self.pods_of(ns, self.pod_selector(name)):
-            self.delete_pod(pod)
 
     # --------------------------------------------------------------------------- statuses
 

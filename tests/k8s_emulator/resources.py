@@ -17,7 +17,8 @@ from .schema import CRDVersion, load_crds
 
 Getter = Callable[[dict[str, Any]], str]
 Validator = Callable[[dict[str, Any], dict[str, Any] | None], list[FieldError]]
-Webhook = Callable[[dict[str, Any]], ApiError | None]
+#: an admission webhook: the new object and, on an update, the old one
+Webhook = Callable[[dict[str, Any], dict[str, Any] | None], ApiError | None]
 Mutator = Callable[[dict[str, Any]], None]
 
 
@@ -110,11 +111,14 @@ KSERVE_WEBHOOK = "inferenceservice.kserve-webhook-server.validator"
 _ISVC_NAME_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 
 
-def _kserve_webhook(obj: dict[str, Any]) -> ApiError | None:
+def _kserve_webhook(obj: dict[str, Any], old: dict[str, Any] | None) -> ApiError | None:
     """KServe's validating webhook rejects names that are not DNS-1035-like (v1beta1
-    ``validateInferenceServiceName``); it returns a plain error, so the API server answers
-    403 with the webhook's message, not 422."""
+    ``validateInferenceServiceName``) and canaries it cannot run (``kserve_canary``); it
+    returns a plain error, so the API server answers 403 with the webhook's message, not 422."""
     import re
+
+    from .kserve import mode_of
+    from .kserve_canary import webhook_message
 
     name = obj["metadata"].get("name", "")
     if not re.fullmatch(_ISVC_NAME_FMT, name):
@@ -125,7 +129,8 @@ def _kserve_webhook(obj: dict[str, Any]) -> ApiError | None:
             'character. (e.g. "my-name" or "abc-123", regex used for validation is '
             f"'{_ISVC_NAME_FMT}')",
         )
-    return None
+    message = webhook_message(obj, old, mode_of(obj, "Knative"))
+    return None if message is None else webhook_denied(KSERVE_WEBHOOK, message)
 
 
 def core_types() -> list[ResourceType]:

@@ -74,7 +74,7 @@ def _traffic_errors(preds: list[dict[str, Any]], errs: list[str]) -> None:
         )
 
 
-def validate(obj: dict[str, Any]) -> ApiError | None:
+def validate(obj: dict[str, Any], old: dict[str, Any] | None = None) -> ApiError | None:
     spec = obj.get("spec") or {}
     name = (obj.get("metadata") or {}).get("name", "")
     errs: list[str] = []

@@ -768,7 +768,7 @@ class Store:
                     rt.mutator(obj)
                 self._validate(rt, obj, None)
                 if rt.webhook is not None:
-                    denied = rt.webhook(obj)
+                    denied = rt.webhook(obj, None)
                     if denied is not None:
                         raise denied
             name = meta["name"]
@@ -851,7 +851,7 @@ class Store:
         new = self._prepare_update(rt, obj, old, subresource)
         self._validate(rt, new, old)
         if rt.webhook is not None and subresource is None:
-            denied = rt.webhook(new)
+            denied = rt.webhook(new, old)
             if denied is not None:
                 raise denied
         if _without_rv(new) == _without_rv(old):

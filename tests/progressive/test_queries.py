@@ -3,6 +3,7 @@ anything changes when the flavor's metrics cannot measure them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from modeldeploy.progressive.queries import (
     SELDON_CORE_1,
     SELDON_CORE_2,
     knative_selector,
+    pod_selector,
     quote,
     seldon2_selector,
     seldon_selector,
@@ -69,6 +71,15 @@ def test_selectors_quote_values_and_seldon2_matches_every_version_of_one_model()
         'deployment_name="iris",predictor_name="challenger"'
     )
     assert seldon2_selector("iris.v2") == 'model_internal=~"iris\\\\.v2_[0-9]+"'
+
+
+def test_a_kserve_standard_variant_is_its_deployments_pods_and_not_its_neighbours() -> None:
+    selector = pod_selector("prod", "iris-predictor")
+    pods = re.search(r'pod=~"(.*)"', selector)
+    assert selector.startswith('namespace="prod",') and pods is not None
+    pattern = pods.group(1).replace("\\\\", "\\")  # PromQL string to regex
+    assert re.fullmatch(pattern, "iris-predictor-5d9f8b7c4-x2k8p")
+    assert not re.fullmatch(pattern, "iris-c1a2b3c4d-predictor-5d9f8b7c4-x2k8p")
 
 
 def test_each_variant_is_asked_with_its_own_matchers_or_the_routers_instance() -> None:

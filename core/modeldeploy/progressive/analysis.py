@@ -182,6 +182,13 @@ def _no_source(what: str, metrics: MetricQueries | None) -> str:
             f"{what} reads request metrics, which this flavor does not export; judge by the "
             "probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
         )
+    if not metrics.templates:
+        return (
+            f"{what} reads request metrics, and {metrics.platform} exports none per variant: "
+            "set analysis.prometheus_url and analysis.queries (PromQL over your model "
+            "server's own metrics; {selector} picks one variant's pods), or judge by the "
+            "probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
+        )
     return (
         f"{what} reads request metrics, which {metrics.platform} exports only to Prometheus: "
         "set analysis.prometheus_url to a Prometheus that scrapes them (see "

@@ -105,6 +105,12 @@ SELDON_CORE_2 = MetricQueries(
     },
 )
 
+#: KServe Standard (RawDeployment) mode: no Knative queue-proxy runs beside the predictor
+#: pods, and KServe's HTTPRoute/Ingress export nothing per backend, so there is no per-variant
+#: request figure by default. Each variant's selector picks its Deployment's pods
+#: (`pod_selector`), so `analysis.queries` can point at the model server's own metrics.
+KSERVE_STANDARD = MetricQueries(platform="KServe Standard mode (no queue-proxy)", templates={})
+
 
 def quote(value: str) -> str:
     """A PromQL string literal."""
@@ -119,6 +125,13 @@ def router_selector(instance: str, variant: str) -> str:
 def knative_selector(namespace: str, revision: str) -> str:
     """One Knative revision (KServe Serverless mode: one revision per variant)."""
     return f"namespace_name={quote(namespace)},revision_name={quote(revision)}"
+
+
+def pod_selector(namespace: str, deployment: str) -> str:
+    """The pods of one Deployment, as a Kubernetes pod scrape labels them
+    (`<deployment>-<replicaset hash>-<suffix>`)."""
+    pods = re.escape(deployment) + "-[a-z0-9]+-[a-z0-9]+"
+    return f"namespace={quote(namespace)},pod=~{quote(pods)}"
 
 
 def seldon_selector(deployment: str, predictor: str) -> str:

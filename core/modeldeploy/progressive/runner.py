@@ -44,6 +44,7 @@ from modeldeploy.traffic import (
     CHALLENGER,
     Capability,
     MetricQueries,
+    ServerMetrics,
     TrafficControl,
     TrafficStatus,
     VariantStatus,
@@ -73,16 +74,33 @@ def check_rollout(
         config = AnalysisConfig.model_validate(analysis or {})
     except ValueError as exc:
         raise InvalidConfigError(f"invalid rollout analysis: {exc}") from None
-    steps = parsed.steps()
+    _check_measurable(deployer, parsed, config, deployer.metric_queries)
+    return parsed, config
+
+
+def _check_measurable(
+    deployer: ModelDeployer,
+    strategy: Strategy,
+    config: AnalysisConfig,
+    metrics: MetricQueries | None,
+) -> None:
+    steps = strategy.steps()
     if not steps:  # in_place: no step is analysed, so no rule needs a source
-        return parsed, config
+        return
     compares = Capability.SPLIT_AGREEMENT in deployer.capabilities
     config.check_measurable(
         mirrors=any(s.mirror_percent or (compares and s.challenger_percent) for s in steps),
-        metrics=deployer.metric_queries,
+        metrics=metrics,
         live=any(s.challenger_percent or s.mirror_percent for s in steps),
     )
-    return parsed, config
+
+
+def metric_queries(deployer: ModelDeployer, control: TrafficControl) -> MetricQueries | None:
+    """Where this server's request figures come from (the server may know better than its
+    flavor, see `ServerMetrics`)."""
+    if isinstance(control, ServerMetrics):
+        return control.metric_queries
+    return deployer.metric_queries
 
 
 def traffic_control(deployer: ModelDeployer, server: ModelServer) -> TrafficControl:
@@ -111,6 +129,9 @@ def begin_rollout(
     check_timeout(timeout)
     store = store or store_for(deployer)
     control = traffic_control(deployer, champion_server)
+    metrics = metric_queries(deployer, control)
+    if metrics is not deployer.metric_queries:  # before anything changes
+        _check_measurable(deployer, strategy, analysis, metrics)
     with store.locked(config.model_name):
         existing = store.load(config.model_name)
         if existing is not None and not existing.done:
@@ -295,7 +316,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
         if challenger.last_error:
             _roll_back(deployer, state, registry, f"the challenger failed: {challenger.last_error}")
         elif challenger.ready:
-            _enter_step(control, state, 0, deployer.metric_queries)
+            _enter_step(control, state, 0, metric_queries(deployer, control))
         elif now > state.ready_by:
             _roll_back(deployer, state, registry, "the challenger did not become ready in time")
         else:
@@ -307,7 +328,11 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     result = analyse(
         state.analysis,
         service_figures(
-            deployer.metric_queries, state.analysis, status, state.baseline, now - record.started_at
+            metric_queries(deployer, control),
+            state.analysis,
+            status,
+            state.baseline,
+            now - record.started_at,
         ),
         status,
         now - record.started_at,
@@ -331,7 +356,7 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     elif result.verdict == "inconclusive":
         _inconclusive(deployer, state, registry, result, now)
     elif state.step_index + 1 < len(state.steps):
-        _enter_step(control, state, state.step_index + 1, deployer.metric_queries)
+        _enter_step(control, state, state.step_index + 1, metric_queries(deployer, control))
     elif state.strategy.promotes:
         _promote(deployer, state, registry, f"every step passed; last: {result.reason}")
     else:

@@ -68,6 +68,15 @@ class KServeConfig(KubernetesServiceConfig):
     )
     min_replicas: int = Field(default=1, ge=0, le=1000)
     max_replicas: int | None = Field(default=None, ge=1, le=1000)
+    deployment_mode: Literal["Knative", "Standard"] | None = Field(
+        default=None,
+        description=(
+            "annotation serving.kserve.io/deploymentMode: Knative (canaryTrafficPercent "
+            "rollouts) or Standard (Deployments; spec.canary rollouts, KServe 0.20+); default: "
+            "the cluster's (inferenceservice-config deploy.defaultDeploymentMode). KServe "
+            "refuses a change of mode on an existing server."
+        ),
+    )
 
     @field_validator("model_format")
     @classmethod

@@ -34,12 +34,14 @@ class KServeModelDeployer(KubernetesModelDeployer):
     settings_class: ClassVar[type[DeployerSettings]] = KServeDeployerSettings
     server_class: ClassVar[type[KubernetesModelServer]] = KServeModelServer
     kind: ClassVar[ResourceKind] = resource.KIND
-    #: Knative mode's canaryTrafficPercent: two revisions side by side, weighted; no mirroring
+    #: Knative mode's canaryTrafficPercent (two revisions side by side, weighted) or Standard
+    #: mode's spec.canary[] (a second Deployment, weighted); no mirroring
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
     )
     why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
-    #: Knative's queue-proxy request metrics, per revision (Standard mode has no rollouts)
+    #: Knative's queue-proxy request metrics, per revision; a Standard-mode server answers
+    #: its own (`KServeModelServer.metric_queries`: none per variant)
     metric_queries = KNATIVE
     secret_layout: ClassVar[SecretLayout] = storage.LAYOUT
     # What KServe's storage initializer fetches.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -13,16 +15,17 @@ from modeldeploy.errors import (
     ModelServerNotFoundError,
     PlatformError,
 )
-from modeldeploy.flavors.kserve import resource, traffic
+from modeldeploy.flavors.kserve import canary, resource, traffic
 from modeldeploy.flavors.kserve.config import KServeConfig
 from modeldeploy.flavors.kserve.settings import KServeDeployerSettings
 from modeldeploy.flavors.kubernetes import protocols
 from modeldeploy.flavors.kubernetes.errors import api_status, translate
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
 from modeldeploy.flavors.kubernetes.watching import WatchTimeout, watch_until
+from modeldeploy.progressive.queries import KNATIVE, KSERVE_STANDARD
 from modeldeploy.redaction import get_logger
 from modeldeploy.status import ServiceState
-from modeldeploy.traffic import TrafficStatus
+from modeldeploy.traffic import MetricQueries, TrafficStatus
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline
 
 logger = get_logger("modeldeploy.kserve")
@@ -53,6 +56,15 @@ class KServeModelServer(KubernetesModelServer):
         assert isinstance(settings, KServeDeployerSettings)
         return settings
 
+    def build_object(
+        self, config: ServiceConfig, secret: str | None, created_at: datetime
+    ) -> dict[str, Any]:
+        obj = super().build_object(config, secret, created_at)
+        assert isinstance(config, KServeConfig)
+        if config.deployment_mode:
+            obj["metadata"]["annotations"][resource.MODE_ANNOTATION] = config.deployment_mode
+        return obj
+
     def build_spec(self, config: ServiceConfig, secret: str | None) -> dict[str, Any]:
         assert isinstance(config, KServeConfig)
         account = self.deployer.secrets.service_account if secret else None
@@ -62,15 +74,23 @@ class KServeModelServer(KubernetesModelServer):
         super().mark(desired, replaced)
         resource.mark(desired, replaced)
 
+    def _rewrite(self, current: dict[str, Any], config: ServiceConfig, secret: str | None) -> None:
+        """Keep the predictor's name: in Standard mode it names the serving Deployment (a
+        promoted canary's), and KServe refuses a rename without a model change."""
+        name = canary.stable_name(current)
+        super()._rewrite(current, config, secret)
+        if name:
+            current["spec"]["predictor"]["name"] = name
+
     def is_current(self, obj: dict[str, Any], from_event: bool) -> bool:
-        if traffic.in_rollout(obj):
-            return True  # the champion's revision serves; observe() reads the route
+        if traffic.in_rollout(obj) or canary.in_rollout(obj):
+            return True  # the champion serves; observe() reads the route
         if resource.stop_requested(obj):
             return True  # observe() waits for the Stopped condition itself
         if resource.is_standard(obj):
             if not resource.may_conclude(obj):
                 return False  # pending either way: spare the Deployment read
-            deployment = self._predictor_deployment()
+            deployment = self._predictor_deployment(obj)
             return deployment is not None and resource.template_is_ours(obj, deployment)
         return resource.knative_current(obj)
 
@@ -79,18 +99,23 @@ class KServeModelServer(KubernetesModelServer):
             serving = traffic.serving_revision(obj)
             state = ServiceState.ACTIVE if serving else ServiceState.PENDING_STARTUP
             return Observation(state, revision=serving)
+        if canary.in_rollout(obj):  # the stable predictor serves beside the canary
+            ready = resource.conditions(obj.get("status") or {}).get("Ready", {})
+            serves = ready.get("status") == "True"
+            return Observation(ServiceState.ACTIVE if serves else ServiceState.PENDING_STARTUP)
         if resource.is_standard(obj) and not resource.stop_requested(obj):
             return resource.observe(obj, self._deployment or {})
         return resource.observe(obj)
 
     _deployment: dict[str, Any] | None = None
 
-    def _predictor_deployment(self) -> dict[str, Any] | None:
-        """`<name>-predictor` (apps/v1), which KServe's raw reconciler owns; kept for observe."""
+    def _predictor_deployment(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """`<name>[-<predictor name>]-predictor` (apps/v1), which KServe's raw reconciler
+        owns; kept for observe."""
         kube = self.deployer.kube
         from kubernetes import client
 
-        name = f"{self.name}-predictor"
+        name = canary.deployment_name(self.name, canary.stable_name(obj))
         try:
             resp: Any = kube.retry.call(
                 client.AppsV1Api(kube.api_client).read_namespaced_deployment,
@@ -165,6 +190,13 @@ class KServeModelServer(KubernetesModelServer):
         return protocols.v1_response(body)
 
     # --- progressive delivery (modeldeploy.traffic.TrafficControl) ----------------------
+    # Knative mode: `traffic` (canaryTrafficPercent); Standard mode: `canary` (spec.canary).
+
+    @property
+    def metric_queries(self) -> MetricQueries:
+        """`modeldeploy.traffic.ServerMetrics`: no queue-proxy in Standard mode."""
+        standard = self.obj is not None and resource.is_standard(self.obj)
+        return KSERVE_STANDARD if standard else KNATIVE
 
     def _fresh(self) -> dict[str, Any]:
         obj = self.resources.get(self.name)
@@ -189,12 +221,17 @@ class KServeModelServer(KubernetesModelServer):
         return obj
 
     def add_challenger(self, config: ServiceConfig) -> None:
-        """The challenger's model as a new revision at 0 % beside the champion's."""
+        """The challenger's model at 0 % beside the champion's: a new revision (Knative
+        mode) or a `spec.canary` entry (Standard mode)."""
         config = self.deployer.parse_config(config)
         assert isinstance(config, KServeConfig)
         self.deployer.validate_deploy(config)
         where = self.where()
-        traffic.check_can_split(self._fresh(), where)
+        fresh = self._fresh()
+        if resource.is_standard(fresh):
+            self._add_canary(fresh, config)
+            return
+        traffic.check_can_split(fresh, where)
         secret = self.deployer.secrets.ensure(server=self.name)
 
         def change(current: dict[str, Any]) -> None:
@@ -206,6 +243,34 @@ class KServeModelServer(KubernetesModelServer):
 
         self._write(change)
         self.config = config
+
+    def _challenger_spec(
+        self, current: dict[str, Any], config: KServeConfig, secret: str | None
+    ) -> tuple[dict[str, Any], str]:
+        """The challenger's predictor and config record, as a rewrite would write them."""
+        scratch = copy.deepcopy(current)
+        super()._rewrite(scratch, config, secret)
+        return scratch["spec"]["predictor"], traffic.current_record(scratch)
+
+    def _add_canary(self, fresh: dict[str, Any], config: KServeConfig) -> None:
+        where = self.where()
+        if config.deployment_mode not in (None, "Standard"):
+            raise InvalidConfigError(
+                f"{where} runs in KServe Standard mode and the challenger asks for "
+                f"deployment_mode {config.deployment_mode}; KServe refuses a change of mode, "
+                "so leave deployment_mode unset or Standard"
+            )
+        predictor, _ = self._challenger_spec(fresh, config, None)
+        canary.check_can_split(fresh, where, predictor)
+        secret = self.deployer.secrets.ensure(server=self.name)
+
+        def change(current: dict[str, Any]) -> None:
+            predictor, record = self._challenger_spec(current, config, secret)
+            canary.check_can_split(current, where, predictor)
+            name = canary.canary_name(record, canary.stable_name(current))
+            canary.begin(current, canary.canary_predictor(predictor, name), record)
+
+        self._write(change)
 
     def set_traffic(
         self,
@@ -220,24 +285,68 @@ class KServeModelServer(KubernetesModelServer):
             raise InvalidConfigError(traffic.NO_STICKY)
         if not 0 <= challenger_percent <= 100:
             raise InvalidConfigError(f"challenger_percent must be 0..100, got {challenger_percent}")
-        if not traffic.in_rollout(self._fresh()):
+        obj = self._fresh()
+        if canary.in_rollout(obj):
+            self._set_canary_percent(challenger_percent)
+            return
+        if not traffic.in_rollout(obj):
             raise ModelDeployError(f"{self.where()} has no challenger to route traffic to")
         self._set_route(challenger_percent)
 
+    def _set_canary_percent(self, percent: int) -> None:
+        """Write `spec.canary[0].trafficPercent` alone: no pod template changes."""
+
+        def mutate(current: dict[str, Any]) -> dict[str, Any] | None:
+            self._check_identity(current)
+            if not canary.in_rollout(current):
+                raise ModelDeployError(f"{self.where()} has no challenger to route traffic to")
+            if canary.canary_percent(current) == percent:
+                return None
+            canary.set_percent(current, percent)
+            return current
+
+        self.absorb(self.resources.update(self.name, mutate))
+
     def traffic_status(self) -> TrafficStatus:
         obj = self._fresh()
+        if resource.is_standard(obj):
+            cluster_local = self.settings.use_cluster_local_address
+            return canary.status(obj, self._path(), cluster_local)
         return traffic.status(obj, self._path(), self.prediction_url)
 
     def promote_challenger(self) -> None:
-        """Drop `canaryTrafficPercent`: the challenger's revision takes all traffic."""
-        if not traffic.in_rollout(self._fresh()):
+        """Knative: drop `canaryTrafficPercent`, the challenger's revision takes all traffic.
+        Standard: the challenger's config becomes the predictor under the canary's name, so
+        KServe makes the canary's Deployment the stable one, and the entry goes."""
+        obj = self._fresh()
+        if canary.in_rollout(obj):
+            challenger = self.deployer.parse_config(canary.challenger_record(obj))
+            assert isinstance(challenger, KServeConfig)
+            secret = self.deployer.secrets.ensure(server=self.name)
+
+            def change(current: dict[str, Any]) -> None:
+                name = canary.ours(current)
+                if not canary.in_rollout(current) or not name:
+                    raise ModelDeployError(f"{self.where()} has no challenger to promote")
+                super(KServeModelServer, self)._rewrite(current, challenger, secret)
+                current["spec"]["predictor"]["name"] = name
+
+            self._write(change)
+            self.config = challenger
+            return
+        if not traffic.in_rollout(obj):
             raise ModelDeployError(f"{self.where()} has no challenger to promote")
         self._set_route(None)
 
     def remove_challenger(self) -> None:
-        """Traffic back on the champion's revision at once; then the champion's config is
-        written back (a new revision at 0 %) and takes the traffic once it is ready."""
+        """Traffic back on the champion at once. Knative: the champion's config is then
+        written back (a new revision at 0 %) and takes the traffic once it is ready.
+        Standard: the canary entry goes, and KServe deletes its Deployment."""
         obj = self._fresh()
+        if resource.is_standard(obj):
+            if canary.in_rollout(obj):
+                self._write(canary.remove)
+            return
         if traffic.in_rollout(obj):
             self._set_route(0)
             if traffic.challenger_revision(obj) is None:

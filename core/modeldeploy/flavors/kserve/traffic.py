@@ -16,7 +16,8 @@ annotation for a rollback, which writes it back as a new revision and moves traf
 only once it is ready.
 
 Standard (RawDeployment) mode has no `canaryTrafficPercent` (no raw reconciler reads it);
-its `spec.canary[]` (CRD 0.20) is not driven here, so a rollout there is refused.
+there KServe 0.20's `spec.canary[]` is driven instead (`canary`), and the server picks the
+module from the object's mode.
 """
 
 from __future__ import annotations
@@ -65,13 +66,6 @@ def in_rollout(obj: dict[str, Any] | None) -> bool:
 
 def check_can_split(obj: dict[str, Any], where: str) -> None:
     """Refuse, before anything is written, a rollout KServe would not split."""
-    if resource.is_standard(obj):
-        raise InvalidConfigError(
-            f"{where} runs in KServe Standard (RawDeployment) mode, where canaryTrafficPercent "
-            "is ignored (only the Knative reconciler reads it); a progressive rollout needs "
-            "Knative mode (annotation serving.kserve.io/deploymentMode: Knative) — use "
-            "strategy in_place here"
-        )
     if resource.stop_requested(obj):
         raise InvalidConfigError(f"{where} is stopped; start it before a rollout")
     if in_rollout(obj):
