@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from modeldeploy.cli.main import main
-from modeldeploy.errors import InvalidConfigError
 from modeldeploy.progressive.runner import advance_rollout, begin_rollout, check_rollout
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import CHALLENGER, CHAMPION
@@ -152,15 +151,3 @@ def test_the_rollout_cli_shows_aborts_and_promotes_a_canary(
     code, shown = cli("status")
     assert code == 0 and shown["phase"] == "succeeded"
 
-
-def test_the_rollout_cli_refuses_a_strategy_the_flavor_cannot_do(
-    cluster: Cluster, make_deployer: Any, flavor: str
-) -> None:
-    """Shadow needs request mirroring: KServe has none; Seldon 1 and 2 accept it."""
-    deployer = make_deployer(flavor, ingress_base_url=INGRESS)
-    if flavor != "kserve":
-        parsed, _ = check_rollout(deployer, "shadow", NO_RULES)
-        assert parsed.kind == "shadow"
-        return
-    with pytest.raises(InvalidConfigError, match="KServe cannot mirror requests"):
-        check_rollout(deployer, "shadow", NO_RULES)

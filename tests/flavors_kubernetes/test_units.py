@@ -379,3 +379,22 @@ def test_kserve_protocol_is_written_only_where_kserve_would_find_no_runtime(
     assert config.written_protocol() == written
     assert config.resolved_protocol() == resolved
     assert config.resolved_protocol("v1") == fields.get("protocol_version", "v1")
+
+
+def test_seldon_names_past_a_label_are_hashed_as_the_operator_hashes_them() -> None:
+    """Seldon 1's operator names a Deployment `<sdep>-<predictor>-<i>-<containers>`, or
+    `seldon-<md5>` past 63 characters; the flavor must look for the same names."""
+    from modeldeploy.flavors.seldon import traffic
+
+    from tests.k8s_emulator.controllers import seldon_operator_name
+
+    short = {"name": "g1", "graph": {"name": "model"}}
+    assert traffic.deployment_names("iris-1a2b3c4d5e", short) == ["iris-1a2b3c4d5e-g1-0-model"]
+    sdep = "iris-rollout-" + "x" * 30 + "-1a2b3c4d5e"
+    [name] = traffic.deployment_names(sdep, short)
+    long = f"{sdep}-g1-0-model"
+    assert name.startswith("seldon-") and len(name) <= 63 and name != long
+    assert name == seldon_operator_name(long)  # what the emulator's operator creates
+    assert traffic.deployment_names(sdep, short) == [name]  # deterministic
+    assert traffic.predictor_key(sdep, short) == f"{sdep}-g1"
+    assert traffic.predictor_key(sdep + "y" * 10, short).startswith("seldon-")
