@@ -262,7 +262,7 @@ def test_secret_layouts_use_the_names_the_platforms_read() -> None:
     # rclone's remote is the URI's scheme: gs:// reads GS, gcs:// reads GCS.
     for remote in ("GS", "GCS"):
         assert env[f"RCLONE_CONFIG_{remote}_SERVICE_ACCOUNT_CREDENTIALS"] == key
-        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "google cloud storage"
+        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "gcs"  # rclone's prefix for the backend
     assert kserve_secret(gcs) == ({"gcloud-application-credentials.json": key}, {})
 
     azure = AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t")
@@ -398,3 +398,29 @@ def test_seldon_names_past_a_label_are_hashed_as_the_operator_hashes_them() -> N
     assert traffic.deployment_names(sdep, short) == [name]  # deterministic
     assert traffic.predictor_key(sdep, short) == f"{sdep}-g1"
     assert traffic.predictor_key(sdep + "y" * 10, short).startswith("seldon-")
+
+
+@pytest.mark.parametrize(
+    "creds",
+    [
+        S3Credentials(access_key_id="AK", secret_access_key=SECRET, endpoint="http://m:9000"),
+        GCSCredentials(service_account_json=json.dumps({"type": "service_account"})),
+        AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t"),
+    ],
+    ids=["s3", "gcs", "azure"],
+)
+def test_seldon_1_and_2_write_the_same_rclone_remote(creds: Any) -> None:
+    """One mapping, two renderings: Seldon 1's environment and Seldon 2's JSON agree."""
+    from modeldeploy.flavors.seldon.storage import rclone_env
+    from modeldeploy.flavors.seldon2.storage import rclone_config
+
+    env, _ = rclone_env(creds)
+    [(name, raw)] = rclone_config(creds)[0].items()
+    remote = json.loads(raw)
+    prefix = f"RCLONE_CONFIG_{name.upper()}_"
+    from_env = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    as_text = {
+        k: str(v).lower() if isinstance(v, bool) else v for k, v in remote["parameters"].items()
+    }
+    assert from_env == {"type": remote["type"], **as_text}
+    assert remote["name"] == name
