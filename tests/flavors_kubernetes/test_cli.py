@@ -150,4 +150,3 @@ def test_the_rollout_cli_shows_aborts_and_promotes_a_canary(
     assert (alone.weight, alone.model_version, server.config.model_version) == (100, "3", "3")
     code, shown = cli("status")
     assert code == 0 and shown["phase"] == "succeeded"
-

@@ -424,3 +424,32 @@ def test_seldon_1_and_2_write_the_same_rclone_remote(creds: Any) -> None:
     }
     assert from_env == {"type": remote["type"], **as_text}
     assert remote["name"] == name
+
+
+def test_a_seldon_deployment_still_running_old_resources_does_not_serve_the_new_spec() -> None:
+    """Seldon 1 has no observedGeneration: the executor's copy of its predictor is the
+    evidence that a write reached the pods, resources included, not only the model URI."""
+    import base64
+
+    from modeldeploy.flavors.seldon import traffic
+
+    def predictor(memory: str) -> dict[str, Any]:
+        container = {"name": "model", "resources": {"requests": {"memory": memory}}}
+        return {
+            "name": "g1",
+            "graph": {"name": "model", "modelUri": "s3://b/m"},
+            "componentSpecs": [{"spec": {"containers": [container]}}],
+        }
+
+    running = {**predictor("200Mi"), "traffic": 0, "replicas": 0}
+    running["componentSpecs"][0]["spec"]["containers"][0]["ports"] = [{"containerPort": 9000}]
+    env = [
+        {
+            "name": "ENGINE_PREDICTOR",
+            "value": base64.b64encode(json.dumps(running).encode()).decode(),
+        }
+    ]
+    engine = {"name": traffic.ENGINE_CONTAINER, "env": env}
+    deployment = {"spec": {"template": {"spec": {"containers": [engine]}}}}
+    assert traffic.engine_runs(deployment, predictor("200Mi"))  # defaults added: still ours
+    assert not traffic.engine_runs(deployment, predictor("300Mi"))

@@ -287,7 +287,25 @@ def engine_runs(deployment: dict[str, Any], predictor: dict[str, Any]) -> bool:
         return False
     ran = sorted(str(n.get("modelUri")) for n in _nodes(running.get("graph") or {}))
     want = sorted(str(n.get("modelUri")) for n in _nodes(predictor.get("graph") or {}))
-    return ran == want
+    return ran == want and _containers_run(running, predictor)
+
+
+def _containers_run(running: dict[str, Any], predictor: dict[str, Any]) -> bool:
+    """Does every container field of the predictor's `componentSpecs` (resources, image,
+    env: what a write may change besides the model) hold in the executor's copy? Fields the
+    operator's defaulting added to that copy are not ours to compare."""
+    ran = running.get("componentSpecs") or []
+    for i, comp in enumerate(predictor.get("componentSpecs") or []):
+        had = {c.get("name"): c for c in _containers(ran[i] if i < len(ran) else None)}
+        for wanted in _containers(comp):
+            found = had.get(wanted.get("name"))
+            if found is None or any(found.get(k) != v for k, v in wanted.items()):
+                return False
+    return True
+
+
+def _containers(comp: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list(((comp or {}).get("spec") or {}).get("containers") or [])
 
 
 def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
