@@ -6,6 +6,7 @@ in-process (its `main(argv)`)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tests.flavors_kubernetes.conftest import Cluster, controller_of
 #: no service-metric rules: the emulator runs no Prometheus (the analysis is tested apart)
 NO_RULES = {"rules": [], "min_requests": 0}
 #: Seldon 1 splits in Istio, so it needs the gateway's address; no request is sent to it
-INGRESS = "http://127.0.0.1:9"
+INGRESS = os.environ.get("MODELDEPLOY_TEST_SELDON_INGRESS", "http://127.0.0.1:9")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -109,12 +110,15 @@ def test_the_rollout_cli_shows_aborts_and_promotes_a_canary(
 ) -> None:
     """`modeldeploy rollout status|abort|promote` (in-process `main`) on a rollout another
     caller started, the same for every flavor with traffic control; the state is found where
-    the flavor keeps it (a ConfigMap on the cluster)."""
-    emu = cluster.requires_emulator()
+    the flavor keeps it (a ConfigMap on the cluster). Runs unchanged on a real cluster."""
     monkeypatch.setenv("MODELDEPLOY_HOME", str(tmp_path / "home"))
     deployer = make_deployer(flavor, ingress_base_url=INGRESS)
-    common = ["--flavor", flavor, "--kubeconfig", str(emu.write_kubeconfig(tmp_path / "kc"))]
-    common += ["--context", "emulator", "--namespace", "default", "--ingress-url", INGRESS]
+    common = ["--flavor", flavor, "--namespace", cluster.namespace, "--ingress-url", INGRESS]
+    if cluster.emulator is not None:
+        kubeconfig = cluster.emulator.write_kubeconfig(tmp_path / "kc")
+        common += ["--kubeconfig", str(kubeconfig), "--context", "emulator"]
+    else:  # pragma: no cover - real clusters only
+        common += ["--kubeconfig", str(cluster.kubeconfig_path)]
     champion = deployer.deploy_model(cluster.config(flavor, version=1), timeout=cluster.timeout)
     name = champion.config.model_name
 
