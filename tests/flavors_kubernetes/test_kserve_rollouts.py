@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -297,59 +296,6 @@ def test_standard_mode_refuses_service_rules_without_a_metric_source(
     champion.check_status()
     assert champion.obj["metadata"]["resourceVersion"] == before
     assert store.load(config.model_name) is None
-
-
-def test_the_rollout_cli_shows_aborts_and_promotes_a_kserve_canary(
-    cluster: Cluster,
-    kserve: Any,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`modeldeploy rollout status|abort|promote` (in-process `main`) on a rollout another
-    caller started; the state is found where the engine keeps it (MODELDEPLOY_HOME)."""
-    import json
-
-    from modeldeploy.cli.main import main
-    from modeldeploy.progressive.runner import advance_rollout
-
-    emu = cluster.requires_emulator()
-    monkeypatch.setenv("MODELDEPLOY_HOME", str(tmp_path / "home"))
-    common = ["--flavor", "kserve", "--kubeconfig", str(emu.write_kubeconfig(tmp_path / "kc"))]
-    common += ["--context", "emulator", "--namespace", "default"]
-    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
-    name = champion.config.model_name
-
-    def start(version: int) -> None:
-        parsed, analysis = check_rollout(
-            kserve, {"kind": "canary", "percents": [30], "bake_seconds": 600}, NO_RULES
-        )
-        config = kserve.parse_config(cluster.config("kserve", version=version))
-        server = kserve.get_model_server(champion.uuid)
-        state = begin_rollout(kserve, server, config, parsed, analysis, timeout=cluster.timeout)
-        while state.phase == "starting":
-            state = advance_rollout(kserve, name)
-
-    def cli(*argv: str) -> tuple[int, Any]:
-        capsys.readouterr()
-        code = main(["rollout", *argv, name, "--json", *common])
-        return code, json.loads(capsys.readouterr().out)
-
-    start(2)
-    code, shown = cli("status")
-    assert code == 0 and (shown["phase"], shown["step_index"]) == ("baking", 0)
-    assert kserve.get_model_server(champion.uuid).traffic_status().weight_of(CHALLENGER) == 30
-    code, aborted = cli("abort")
-    assert code == 0 and aborted["phase"] == "rolled_back"
-    server = _settled(cluster, kserve, champion.uuid)
-    assert server.config.model_version == "1" and server.traffic_status().variants[0].weight == 100
-
-    start(3)
-    code, promoted = cli("promote")
-    assert code == 0 and promoted["phase"] == "succeeded", promoted["message"]
-    server = _settled(cluster, kserve, champion.uuid)
-    assert server.config.model_version == "3"
-    assert [t["percent"] for t in _predictor(server)["traffic"]] == [100]
 
 
 def test_the_rollout_lock_on_the_cluster_waits_for_its_holder_and_outlives_a_dead_one(

@@ -262,7 +262,7 @@ def test_secret_layouts_use_the_names_the_platforms_read() -> None:
     # rclone's remote is the URI's scheme: gs:// reads GS, gcs:// reads GCS.
     for remote in ("GS", "GCS"):
         assert env[f"RCLONE_CONFIG_{remote}_SERVICE_ACCOUNT_CREDENTIALS"] == key
-        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "google cloud storage"
+        assert env[f"RCLONE_CONFIG_{remote}_TYPE"] == "gcs"  # rclone's prefix for the backend
     assert kserve_secret(gcs) == ({"gcloud-application-credentials.json": key}, {})
 
     azure = AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t")
@@ -379,3 +379,77 @@ def test_kserve_protocol_is_written_only_where_kserve_would_find_no_runtime(
     assert config.written_protocol() == written
     assert config.resolved_protocol() == resolved
     assert config.resolved_protocol("v1") == fields.get("protocol_version", "v1")
+
+
+def test_seldon_names_past_a_label_are_hashed_as_the_operator_hashes_them() -> None:
+    """Seldon 1's operator names a Deployment `<sdep>-<predictor>-<i>-<containers>`, or
+    `seldon-<md5>` past 63 characters; the flavor must look for the same names."""
+    from modeldeploy.flavors.seldon import traffic
+
+    from tests.k8s_emulator.controllers import seldon_operator_name
+
+    short = {"name": "g1", "graph": {"name": "model"}}
+    assert traffic.deployment_names("iris-1a2b3c4d5e", short) == ["iris-1a2b3c4d5e-g1-0-model"]
+    sdep = "iris-rollout-" + "x" * 30 + "-1a2b3c4d5e"
+    [name] = traffic.deployment_names(sdep, short)
+    long = f"{sdep}-g1-0-model"
+    assert name.startswith("seldon-") and len(name) <= 63 and name != long
+    assert name == seldon_operator_name(long)  # what the emulator's operator creates
+    assert traffic.deployment_names(sdep, short) == [name]  # deterministic
+    assert traffic.predictor_key(sdep, short) == f"{sdep}-g1"
+    assert traffic.predictor_key(sdep + "y" * 10, short).startswith("seldon-")
+
+
+@pytest.mark.parametrize(
+    "creds",
+    [
+        S3Credentials(access_key_id="AK", secret_access_key=SECRET, endpoint="http://m:9000"),
+        GCSCredentials(service_account_json=json.dumps({"type": "service_account"})),
+        AzureCredentials(client_id="c", client_secret=SECRET, tenant_id="t"),
+    ],
+    ids=["s3", "gcs", "azure"],
+)
+def test_seldon_1_and_2_write_the_same_rclone_remote(creds: Any) -> None:
+    """One mapping, two renderings: Seldon 1's environment and Seldon 2's JSON agree."""
+    from modeldeploy.flavors.seldon.storage import rclone_env
+    from modeldeploy.flavors.seldon2.storage import rclone_config
+
+    env, _ = rclone_env(creds)
+    [(name, raw)] = rclone_config(creds)[0].items()
+    remote = json.loads(raw)
+    prefix = f"RCLONE_CONFIG_{name.upper()}_"
+    from_env = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+    as_text = {
+        k: str(v).lower() if isinstance(v, bool) else v for k, v in remote["parameters"].items()
+    }
+    assert from_env == {"type": remote["type"], **as_text}
+    assert remote["name"] == name
+
+
+def test_a_seldon_deployment_still_running_old_resources_does_not_serve_the_new_spec() -> None:
+    """Seldon 1 has no observedGeneration: the executor's copy of its predictor is the
+    evidence that a write reached the pods, resources included, not only the model URI."""
+    import base64
+
+    from modeldeploy.flavors.seldon import traffic
+
+    def predictor(memory: str) -> dict[str, Any]:
+        container = {"name": "model", "resources": {"requests": {"memory": memory}}}
+        return {
+            "name": "g1",
+            "graph": {"name": "model", "modelUri": "s3://b/m"},
+            "componentSpecs": [{"spec": {"containers": [container]}}],
+        }
+
+    running = {**predictor("200Mi"), "traffic": 0, "replicas": 0}
+    running["componentSpecs"][0]["spec"]["containers"][0]["ports"] = [{"containerPort": 9000}]
+    env = [
+        {
+            "name": "ENGINE_PREDICTOR",
+            "value": base64.b64encode(json.dumps(running).encode()).decode(),
+        }
+    ]
+    engine = {"name": traffic.ENGINE_CONTAINER, "env": env}
+    deployment = {"spec": {"template": {"spec": {"containers": [engine]}}}}
+    assert traffic.engine_runs(deployment, predictor("200Mi"))  # defaults added: still ours
+    assert not traffic.engine_runs(deployment, predictor("300Mi"))

@@ -2,7 +2,10 @@
 emulator for people and tools (kubectl, k9s, the CLI). It serves HTTPS with its own CA,
 writes a kubeconfig with context ``emulator``, prints where it listens and runs until
 interrupted. Each ``--model`` serves a storage URI from a local MLflow model folder behind
-the data plane's ingress, so predictions work as on a cluster."""
+the data plane's ingress, so predictions work as on a cluster. Each namespace gets the
+Servers a Seldon Core 2 runtime installs (``mlserver``, ``triton``), as on a cluster with
+Seldon Core 2; ``--fail-uri`` makes models under a prefix fail to load, as an unreachable
+bucket does (the contract tests' failing model, MODELDEPLOY_TEST_KUBECONFIG)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="URI=DIR",
         help="serve storage URI from a local MLflow model folder (repeatable)",
     )
+    parser.add_argument(
+        "--fail-uri",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="models whose URI starts with PREFIX fail to load (repeatable)",
+    )
+    parser.add_argument(
+        "--server-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replicas of each Seldon Core 2 Server (default 1)",
+    )
     args = parser.parse_args(argv)
     models = [m.split("=", 1) for m in args.model]
     bad = [m for m, pair in zip(args.model, models, strict=True) if len(pair) != 2]
@@ -37,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with KubernetesEmulator(namespaces=namespaces, port=args.port, tls=True) as emu:
+        for controller in (emu.kserve, emu.seldon, emu.seldon2):
+            controller.fail_when_uri_startswith = tuple(args.fail_uri) or None
+        for namespace in namespaces:
+            emu.seldon2.install_runtime(namespace, replicas=args.server_replicas)
         path = emu.write_kubeconfig(args.kubeconfig, namespace=namespaces[0])
         print(f"Kubernetes API emulator listening on {emu.url}", flush=True)
         print(f"kubeconfig: {path} (context emulator)", flush=True)

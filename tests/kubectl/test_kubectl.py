@@ -254,13 +254,15 @@ def test_delete_removes_the_object_and_its_pods(kubectl: Kubectl, emu: Kubernete
 
 
 def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
-    """``python -m tests.k8s_emulator --kubeconfig PATH`` for people and tools."""
+    """``python -m tests.k8s_emulator --kubeconfig PATH`` for people and tools: a cluster
+    with Seldon Core 2's Servers installed, as the contract tests expect of a real one."""
     import signal
     import sys
 
     config = tmp_path / "kubeconfig"
+    flags = ["--fail-uri", "gs://no-such-bucket", "--server-replicas", "2"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.k8s_emulator", "--kubeconfig", str(config)],
+        [sys.executable, "-m", "tests.k8s_emulator", "--kubeconfig", str(config), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -272,6 +274,12 @@ def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert line.startswith("Kubernetes API emulator listening on https://127.0.0.1:")
         kubectl = Kubectl(config, tmp_path / "cache")
         assert kubectl("get", "namespaces", "-o", "name").split() == ["namespace/default"]
+        servers = kubectl("get", "servers", "-o", "jsonpath={.items[*].spec.replicas}")
+        assert kubectl("get", "servers", "-o", "name").split() == [
+            "server.mlops.seldon.io/mlserver",
+            "server.mlops.seldon.io/triton",
+        ]
+        assert servers.split() == ["2", "2"]
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0

@@ -16,18 +16,19 @@ from typing import Any
 import pytest
 from prefect import flow
 from prefect_modeldeploy.blocks import (
-    KServeDeployer,
     KubernetesCredentials,
     S3StorageCredentials,
-    SeldonDeployer,
+    deployer_block,
 )
 from prefect_modeldeploy.tasks import (
     delete_model_server,
     deploy_model,
     find_model_servers,
+    follow_rollout,
     predict,
     rollback_model,
     start_model_server,
+    start_rollout,
     stop_model_server,
 )
 
@@ -78,19 +79,16 @@ def ingress() -> Iterator[tuple[str, list[Any]]]:
         server.server_close()
 
 
-@pytest.fixture(params=["seldon", "kserve"])
-def k8s_block(
-    request: pytest.FixtureRequest, k8s_emulator: Any, ingress: Any, tmp_path: Any
-) -> Iterator[Any]:
-    emu = k8s_emulator
-    emu.seldon.fail_when_uri_startswith = emu.kserve.fail_when_uri_startswith = BAD.format("")
-    cls = SeldonDeployer if request.param == "seldon" else KServeDeployer
+def kubernetes_block(flavor: str, emu: Any, ingress_url: str, tmp_path: Any) -> Any:
+    """A deployer block of `flavor` on the emulator, its storage credentials a block too."""
+    for controller in (emu.seldon, emu.kserve, emu.seldon2):
+        controller.fail_when_uri_startswith = BAD.format("")
     # The kubeconfig carries the emulator's bearer token: it must stay secret too.
-    block = cls(
+    return deployer_block(flavor)(
         kubernetes_credentials=KubernetesCredentials(
             kubeconfig=emu.kubeconfig_dict(), namespace="default"
         ),
-        ingress_base_url=ingress[0],
+        ingress_base_url=ingress_url,
         storage_credentials=S3StorageCredentials(
             aws_access_key_id=samples.AWS_KEY_ID,
             aws_secret_access_key=samples.AWS_SECRET,
@@ -98,10 +96,21 @@ def k8s_block(
         ),
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
     )
-    yield block
+
+
+def _delete_all(block: Any) -> None:
     with block.deployer() as deployer:
         for server in deployer.find_model_server():
             server.delete(force=True)
+
+
+@pytest.fixture(params=["seldon", "kserve"])
+def k8s_block(
+    request: pytest.FixtureRequest, k8s_emulator: Any, ingress: Any, tmp_path: Any
+) -> Iterator[Any]:
+    block = kubernetes_block(request.param, k8s_emulator, ingress[0], tmp_path)
+    yield block
+    _delete_all(block)
 
 
 @flow(name="kubernetes tasks")
@@ -284,3 +293,61 @@ def test_ready_made_flow_verifies_and_rolls_back(k8s_block: Any) -> None:
     assert registry.get_champion("iris-flow").version == "1"
     logs = "\n".join(run_logs(flow_run_id(state)))
     assert "rolled iris-flow back to version 1" in logs
+
+
+@flow(name="kubernetes rollouts")
+def kubernetes_rollouts(block: Any, model: str) -> dict[str, Any]:
+    """A first deploy, a canary that is promoted, then a shadow (refused where the flavor
+    cannot mirror requests)."""
+    common: dict[str, Any] = {"config": {"model_type": "sklearn"}, "timeout": TIMEOUT}
+    no_metrics = {"rules": [], "min_requests": 0}
+    out: dict[str, Any] = {}
+    out["first"] = start_rollout(block, model, GOOD.format(1), "canary", no_metrics, **common)
+    canary = {"kind": "canary", "percents": [30], "bake_seconds": 0}
+    out["canary"] = start_rollout(block, model, GOOD.format(2), canary, no_metrics, **common)
+    out["promoted"] = follow_rollout(block, model, timeout=TIMEOUT)
+    shadow = {"kind": "shadow", "bake_seconds": 0}
+    try:
+        start_rollout(block, model, GOOD.format(3), shadow, no_metrics, **common)
+        out["shadow"] = follow_rollout(block, model, timeout=TIMEOUT)
+    except Exception as exc:
+        out["refused"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+@pytest.mark.parametrize("flavor", ["kserve", "seldon", "seldon2"])
+def test_rollout_tasks_run_a_canary_and_a_shadow(
+    flavor: str, k8s_emulator: Any, ingress: Any, tmp_path: Any
+) -> None:
+    """`start_rollout` and `follow_rollout` behave the same on every Kubernetes flavor."""
+    k8s_emulator.seldon2.install_runtime("default", replicas=2)  # room for two models
+    block = kubernetes_block(flavor, k8s_emulator, ingress[0], tmp_path)
+    model = f"iris-rollout-{flavor}"
+    try:
+        state = kubernetes_rollouts(block, model, return_state=True)
+        assert state.is_completed(), state.message
+        out = state.result()
+        with block.deployer() as deployer:
+            [server] = deployer.find_model_server(model_name=model)
+            served = server.config.model_uri
+            variants = [(v.name, v.weight) for v in server.traffic_status().variants]
+    finally:
+        _delete_all(block)
+
+    assert out["first"].action == "created"
+    assert out["canary"].rollout.phase == "starting"
+    promoted = out["promoted"]
+    assert promoted.phase == "succeeded", promoted.message
+    assert [r.step.challenger_percent for r in promoted.history] == [30, 100]
+    assert block.get_registry().get_champion(model).version == "2"
+    assert served == GOOD.format(2) and variants == [("champion", 100)]
+    if flavor == "kserve":
+        assert "KServe cannot mirror requests" in out["refused"], out
+        assert "canary, linear or blue_green" in out["refused"]
+    else:
+        assert out["shadow"].phase == "reported", out["shadow"].message
+        assert out["shadow"].history[0].step.mirror_percent == 100
+    logs = "\n".join(run_logs(flow_run_id(state)))
+    assert "succeeded" in logs
+    for secret in samples.SECRETS:
+        assert secret not in logs

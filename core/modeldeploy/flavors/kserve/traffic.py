@@ -137,8 +137,14 @@ def status(obj: dict[str, Any], path: str, public_url: str | None) -> TrafficSta
             and resource.conditions(obj.get("status") or {}).get("Ready", {}).get("status")
             == "True"
         )
+        served = json.loads(_annotations(obj).get(ANNOTATION_CONFIG) or "{}")
         champion = VariantStatus(
-            name=CHAMPION, ready=ready, weight=100 if ready else 0, url=public_url
+            name=CHAMPION,
+            model_version=served.get("model_version"),
+            model_uri=served.get("model_uri"),
+            ready=ready,
+            weight=100 if ready else 0,
+            url=public_url,
         )
         return TrafficStatus(variants=[champion])
     annotations = _annotations(obj)

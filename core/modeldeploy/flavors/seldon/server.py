@@ -183,7 +183,7 @@ class SeldonModelServer(KubernetesModelServer):
     ) -> str | None:
         """Why a predictor's pods will not start (the pods say at once; Seldon's status only
         after the progress deadline, and then for the whole SeldonDeployment)."""
-        selector = f"{self.pod_selector()},seldon-app={self.name}-{predictor['name']}"
+        selector = f"{self.pod_selector()},seldon-app={split.predictor_key(self.name, predictor)}"
         reason = pods.failure(
             list_pods(self.deployer.kube, selector), lambda pod: _fetches(pod, config.model_uri)
         )

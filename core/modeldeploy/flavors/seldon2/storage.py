@@ -9,14 +9,8 @@ docs/source/contents/kubernetes/storage-secrets/index.md, "Configuration Format"
 
 from __future__ import annotations
 
-import json
-
-from modeldeploy.flavors.kubernetes.credentials import (
-    AzureCredentials,
-    GCSCredentials,
-    S3Credentials,
-    StorageCredentials,
-)
+from modeldeploy.flavors.kubernetes.credentials import StorageCredentials
+from modeldeploy.flavors.kubernetes.rclone import as_config, remote_for
 from modeldeploy.flavors.kubernetes.secrets import SecretData, SecretLayout
 
 # What Seldon Core 2 can fetch as `<remote>:` with the remotes this flavor writes; `gs` is
@@ -26,45 +20,9 @@ URI_SCHEMES = ("s3", "gs", "az")
 REMOTE = {"s3": "s3", "gcs": "gs", "azure": "az"}
 
 
-def _remote(creds: StorageCredentials) -> dict[str, object]:
-    """rclone `config create` parameters of the remote."""
-    params: dict[str, str | bool]
-    if isinstance(creds, S3Credentials):
-        params = {
-            "provider": creds.provider or ("AWS" if creds.endpoint is None else "Minio"),
-            "env_auth": False,
-            "access_key_id": creds.access_key_id.get_secret_value(),
-            "secret_access_key": creds.secret_access_key.get_secret_value(),
-        }
-        if creds.endpoint:
-            params["endpoint"] = creds.endpoint
-        if creds.region:
-            params["region"] = creds.region
-        kind = "s3"
-    elif isinstance(creds, GCSCredentials):
-        params = {
-            "anonymous": False,
-            "service_account_credentials": creds.service_account_json.get_secret_value(),
-        }
-        kind = "gcs"
-    else:
-        assert isinstance(creds, AzureCredentials)
-        params = {}
-        if creds.account_name:
-            params["account"] = creds.account_name
-        if creds.account_key is not None:
-            params["key"] = creds.account_key.get_secret_value()
-        if creds.client_secret is not None:
-            params["client_id"] = creds.client_id or ""
-            params["client_secret"] = creds.client_secret.get_secret_value()
-            params["tenant"] = creds.tenant_id or ""
-        kind = "azureblob"
-    return {"type": kind, "name": REMOTE[creds.type], "parameters": params}
-
-
 def rclone_config(creds: StorageCredentials) -> SecretData:
-    remote = _remote(creds)
-    return {str(remote["name"]): json.dumps(remote, sort_keys=True)}, {}
+    name = REMOTE[creds.type]
+    return {name: as_config(remote_for(creds), name)}, {}
 
 
 LAYOUT = SecretLayout(build=rclone_config)
