@@ -9,6 +9,7 @@ sample row, so an answer names the variant that served it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -20,6 +21,8 @@ SHARE_REQUESTS = 1000
 SHARE_TOLERANCE = 5.0
 #: the first saved model answers class 0 for the sample row, the second (constant) class 2
 FIRST_ANSWER, SECOND_ANSWER = 0, 2
+#: what a challenger that fails every prediction answers: errors only
+NO_ANSWER = object()
 #: a bad challenger has all traffic back on the champion this soon after the verdict
 BACK_TARGET_SECONDS = 2.0
 GAP_TARGET_SECONDS = 1.0
@@ -34,14 +37,16 @@ def share_of(client: Any, since: int, answer: Any) -> tuple[float, int]:
     return 100 * sum(a.prediction == answer for a in window) / len(window), len(window)
 
 
-def share_rows(shares: list[tuple[int, float, int]], prefix: str = "") -> list[Row]:
+def share_rows(
+    shares: list[tuple[int, float, int]], prefix: str = "", minimum: int = SHARE_REQUESTS
+) -> list[Row]:
     """(asked, measured, requests) per step, as table rows against the tolerance."""
     return [
         (
             f"{prefix}share at the {asked}% step ({count} requests)",
             f"{share:.1f}%",
             f"{asked} +/- {SHARE_TOLERANCE:.0f}",
-            abs(share - asked) <= SHARE_TOLERANCE and count >= SHARE_REQUESTS,
+            abs(share - asked) <= SHARE_TOLERANCE and count >= minimum,
         )
         for asked, share, count in shares
     ]
@@ -66,38 +71,38 @@ def steady_rows(label: str, client: Any) -> list[Row]:
     ]
 
 
-def last_challenger_answer(client: Any, challenger: Any) -> float | None:
-    """Monotonic time of the last answer the challenger gave: its prediction, or an error
-    (only a failing challenger answers with errors)."""
+def client_back(client: Any, challenger: Any, verdict_at: float) -> float:
+    """Seconds from the verdict to the client's last answer from the challenger (its
+    prediction, or an error: only a failing challenger answers with errors); 0 if none came
+    after the verdict. Sampled: at a small share, the last one may come well before."""
     times = [a.at for a in client.timeline if (not a.ok) or a.prediction == challenger]
-    return times[-1] if times else None
+    if math.isnan(verdict_at):  # no verdict was seen: nothing to measure from
+        return verdict_at
+    return max(0.0, times[-1] - verdict_at) if times else 0.0
 
 
-def back_rows(
-    label: str, client: Any, challenger: Any, verdict_at: float, done_at: float
-) -> list[Row]:
-    """How long after the verdict the client last met the challenger (its answer or an
-    error), and whether it met it again once the rollout had returned as finished. One
-    request at a time: the first answer after `done_at` may have been routed before."""
-    last = last_challenger_answer(client, challenger)
-    back = 0.0 if last is None or last < verdict_at else last - verdict_at
+def back_row(label: str, seconds: float, source: str) -> Row:
+    return (
+        f"{label}: verdict to all traffic on the champion ({source})",
+        f"{seconds:.2f} s",
+        f"< {BACK_TARGET_SECONDS:.0f} s",
+        seconds < BACK_TARGET_SECONDS,
+    )
+
+
+def stray_row(label: str, client: Any, challenger: Any, done_at: float) -> Row:
+    """Did the client meet the challenger (its answer or an error) once the rollout had
+    returned as finished? One request at a time: the first answer after `done_at` may have
+    been routed before, so it is not counted."""
     after = [a for a in client.timeline if a.at > done_at][1:]
     strays = [a for a in after if (not a.ok) or a.prediction == challenger]
     lag = f", the last {1000 * (strays[-1].at - done_at):.0f} ms after" if strays else ""
-    return [
-        (
-            f"{label}: verdict to all traffic on the champion",
-            f"{back:.2f} s",
-            f"< {BACK_TARGET_SECONDS:.0f} s",
-            back < BACK_TARGET_SECONDS,
-        ),
-        (
-            f"{label}: challenger answers or errors once finished ({len(after)} requests)",
-            f"{len(strays)}{lag}",
-            "0",
-            not strays and len(after) > 0,
-        ),
-    ]
+    return (
+        f"{label}: challenger answers or errors once finished ({len(after)} requests)",
+        f"{len(strays)}{lag}",
+        "0",
+        not strays and len(after) > 0,
+    )
 
 
 class VerdictClock(logging.Handler):

@@ -11,22 +11,24 @@ sends predictions to the server's public URL through the ingress:
   dropped unanswered is resent once, as urllib3 does, and counted as resent), the longest
   gap without an answer, and the share of requests the challenger answered at each step
   against the share asked for (at least 1,000 requests a step);
-- a canary aborted at 50 %: the same, plus the time from the abort to the client's last
-  answer from the challenger;
-- a challenger that fails every prediction, rolled back by the analysis: the time from the
-  failed verdict to the client's last error, and no error once the rollback finished.
+- a canary aborted at 50 %, and a challenger that fails every prediction rolled back by
+  the analysis: the time from the verdict (the abort, the failed step) until the ingress's
+  routing table holds no route to the challenger, and whether the client met the
+  challenger (an answer or an error) after the rollout returned as finished.
 
 Real MLflow scoring servers behind the data plane; real Prometheus (`make prometheus`).
 Run: .venv/bin/python bench/bench_kubernetes_progressive.py [kserve seldon seldon2]
-     [--bake SECONDS] [--bad-bake SECONDS]
+     [--bake SECONDS] [--bad-bake SECONDS] [--step-requests N]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -61,6 +63,7 @@ class Options:
     platforms: list[str]
     bake: float
     bad_bake: float
+    step_requests: int
 
 
 def parse(argv: list[str]) -> Options:
@@ -75,13 +78,19 @@ def parse(argv: list[str]) -> Options:
         default=3.0,
         help="bake seconds of the failing challenger's step (default 3)",
     )
+    parser.add_argument(
+        "--step-requests",
+        type=int,
+        default=shared.SHARE_REQUESTS,
+        help=f"client requests measured at each canary step (default {shared.SHARE_REQUESTS})",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.platforms) - set(PLATFORMS))
     if unknown:
         parser.error(f"unknown platform(s) {unknown}; choose from {', '.join(PLATFORMS)}")
-    if args.bake < 0 or args.bad_bake <= 0:
-        parser.error("--bake must be >= 0 and --bad-bake > 0 seconds")
-    return Options(args.platforms or list(PLATFORMS), args.bake, args.bad_bake)
+    if args.bake < 0 or args.bad_bake <= 0 or args.step_requests < 1:
+        parser.error("--bake must be >= 0, --bad-bake > 0 seconds, --step-requests >= 1")
+    return Options(args.platforms or list(PLATFORMS), args.bake, args.bad_bake, args.step_requests)
 
 
 class Bench:
@@ -148,20 +157,52 @@ class Bench:
         self.deployer.close()
 
 
-def canary(bench: Bench, server: Any, row: list[float], bake: float) -> list[shared.Row]:
+class RouteWatch:
+    """When the ingress's routing tables last sent clients to a model (polled every few
+    ms): the data plane's own view of "all traffic back on the champion"."""
+
+    def __init__(self, plane: Any, model_uri: str) -> None:
+        self.plane, self.model_uri = plane, model_uri
+        self.last_seen: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            routes = list(self.plane.routes.values())
+            if any(b.model_uri == self.model_uri for r in routes for b in r.served):
+                self.last_seen = time.monotonic()
+
+    def back(self, verdict_at: float) -> float:
+        """Seconds from the verdict to the last table that still routed the model."""
+        if self.last_seen is None or math.isnan(verdict_at):
+            return 0.0 if self.last_seen is None else verdict_at
+        return max(0.0, self.last_seen - verdict_at)
+
+    def __enter__(self) -> RouteWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def canary(bench: Bench, server: Any, row: list[float], opts: Options) -> list[shared.Row]:
     """10 -> 50 -> 100 by the runner; each applied step held until >= 1,000 client
     requests were answered under it."""
     shares: list[tuple[int, float, int]] = []
 
     with bench.client(server, row, 0.0) as steady:
         steady.wait_for(50)
-        bench.begin(2, {"kind": "canary", "percents": [10, 50, 100], "bake_seconds": bake})
+        bench.begin(2, {"kind": "canary", "percents": [10, 50, 100], "bake_seconds": opts.bake})
 
         def on_progress(state: Any) -> None:
-            if state.phase == "baking":
+            # once per step: an inconclusive step extended stays where it was
+            if state.phase == "baking" and len(shares) == state.step_index:
                 # one request at a time: only the one in flight may predate the new table
                 since = len(steady.timeline) + 1
-                steady.wait_for(shared.SHARE_REQUESTS + 1, timeout=600)
+                steady.wait_for(opts.step_requests + 1, timeout=600)
                 share, count = shared.share_of(steady, since, shared.SECOND_ANSWER)
                 shares.append((state.steps[state.step_index].challenger_percent, share, count))
 
@@ -173,7 +214,7 @@ def canary(bench: Bench, server: Any, row: list[float], bake: float) -> list[sha
     return [
         (f"{label}: outcome", done.phase, "succeeded", done.phase == "succeeded"),
         *shared.steady_rows(label, steady),
-        *shared.share_rows(shares, f"{bench.flavor} "),
+        *shared.share_rows(shares, f"{bench.flavor} ", opts.step_requests),
         (
             f"{label}: share on the promoted model after ({count} requests)",
             f"{after:.1f}%",
@@ -188,7 +229,8 @@ def abort(bench: Bench, server: Any, row: list[float]) -> list[shared.Row]:
     challenger (version 3, the first model) 0."""
     from modeldeploy.progressive.runner import abort_rollout, advance_rollout
 
-    with bench.client(server, row, 0.002) as steady:
+    plane = bench.emu.dataplane
+    with bench.client(server, row, 0.002) as steady, RouteWatch(plane, URIS[3]) as route:
         steady.wait_for(50)
         state = bench.begin(3, {"kind": "canary", "percents": [50], "bake_seconds": 3600})
         end = time.monotonic() + TIMEOUT
@@ -201,19 +243,37 @@ def abort(bench: Bench, server: Any, row: list[float]) -> list[shared.Row]:
         final = abort_rollout(bench.deployer, bench.name)
         done_at = time.monotonic()
         steady.wait_for(100)
-    label = f"{bench.flavor} abort at 50%"
-    challenger_answer = ANSWERS[3]
+    return [
+        *outcome_rows(f"{bench.flavor} abort at 50%", final, route, verdict_at, done_at),
+        *shared.steady_rows(f"{bench.flavor} abort at 50%", steady),
+        shared.stray_row(f"{bench.flavor} abort at 50%", steady, ANSWERS[3], done_at),
+    ]
+
+
+def outcome_rows(
+    label: str, final: Any, route: RouteWatch, verdict_at: float, done_at: float
+) -> list[shared.Row]:
     return [
         (f"{label}: outcome", final.phase, "rolled_back", final.phase == "rolled_back"),
-        *shared.steady_rows(label, steady),
-        *shared.back_rows(label, steady, challenger_answer, verdict_at, done_at),
+        shared.back_row(label, route.back(verdict_at), "ingress table"),
+        (
+            f"{label}: verdict to the rollout returned",
+            f"{done_at - verdict_at:.2f} s",
+            "-",
+            None,
+        ),
     ]
 
 
 def bad_challenger(bench: Bench, server: Any, row: list[float], bake: float) -> list[shared.Row]:
     """A challenger failing every prediction at 20 %, rolled back on the platform's own
     error figures in Prometheus."""
-    with bench.client(server, row, 0.002) as steady, shared.VerdictClock() as clock:
+    plane = bench.emu.dataplane
+    with (
+        bench.client(server, row, 0.002) as steady,
+        shared.VerdictClock() as clock,
+        RouteWatch(plane, URIS[4]) as route,
+    ):
         steady.wait_for(50)
         bench.begin(4, {"kind": "canary", "percents": [20], "bake_seconds": bake})
         final = bench.run()
@@ -222,9 +282,9 @@ def bad_challenger(bench: Bench, server: Any, row: list[float], bake: float) -> 
     label = f"{bench.flavor} bad challenger"
     verdict_at = clock.failed_at if clock.failed_at is not None else float("nan")
     return [
-        (f"{label}: outcome", final.phase, "rolled_back", final.phase == "rolled_back"),
+        *outcome_rows(label, final, route, verdict_at, done_at),
         (f"{label}: reason", final.message[:70], "a failed step", None),
-        *shared.back_rows(label, steady, object(), verdict_at, done_at),
+        shared.stray_row(label, steady, shared.NO_ANSWER, done_at),
     ]
 
 
@@ -242,7 +302,7 @@ def platform(
 
     try:
         server = timed("first deploy", bench.deploy_first)
-        rows = timed("canary", lambda: canary(bench, server, row, opts.bake))
+        rows = timed("canary", lambda: canary(bench, server, row, opts))
         rows += timed("abort", lambda: abort(bench, server, row))
         rows += timed("bad challenger", lambda: bad_challenger(bench, server, row, opts.bad_bake))
     finally:

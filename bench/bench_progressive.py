@@ -28,14 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _progressive import (  # noqa: E402
+    NO_ANSWER,
     SECOND_ANSWER,
     SHARE_REQUESTS,
     Row,
     VerdictClock,
-    back_rows,
+    back_row,
+    client_back,
     share_of,
     share_rows,
     steady_rows,
+    stray_row,
 )
 from _table import print_table  # noqa: E402
 from bench_mlflow_local import save_models  # noqa: E402
@@ -123,7 +126,8 @@ def bad_challenger(deployer: Any, registry: Any, url: str, body: dict, bad: Path
     first = errors[0] if errors else float("nan")
     return [
         ("bad challenger: outcome", state.phase, "rolled_back", state.phase == "rolled_back"),
-        *back_rows("bad challenger", client, object(), verdict_at, done_at),
+        back_row("bad challenger", client_back(client, NO_ANSWER, verdict_at), "last error"),
+        stray_row("bad challenger", client, NO_ANSWER, done_at),
         (
             "bad challenger: first error to the verdict",
             f"{verdict_at - first:.2f} s",
