@@ -137,6 +137,16 @@ class Bench:
             headers["Host"] = url.netloc
         return IngressClient(self.emu.dataplane.url, url.path, body([row]), headers, pause)
 
+    def route_of(self, server: Any) -> tuple[str, str]:
+        """The data plane's route the server's clients take: by Host on Knative, by path on
+        Seldon Core 1, by the `Seldon-Model` header on Seldon Core 2."""
+        key = {
+            "kserve": str(urlsplit(server.prediction_url).hostname),
+            "seldon": f"{NAMESPACE}/{server.name}",
+            "seldon2": server.name,
+        }[self.flavor]
+        return self.flavor, key
+
     def begin(self, version: int, strategy: dict[str, Any]) -> Any:
         from modeldeploy.progressive.runner import begin_rollout, check_rollout
 
@@ -158,19 +168,20 @@ class Bench:
 
 
 class RouteWatch:
-    """When the ingress's routing tables last sent clients to a model (polled every few
-    ms): the data plane's own view of "all traffic back on the champion"."""
+    """When the ingress's routing table of the server's public address last sent clients
+    to a model (polled every few ms): the data plane's own view of "all traffic back on
+    the champion". Only that route: a challenger may keep its own address a while."""
 
-    def __init__(self, plane: Any, model_uri: str) -> None:
-        self.plane, self.model_uri = plane, model_uri
+    def __init__(self, plane: Any, route: tuple[str, str], model_uri: str) -> None:
+        self.plane, self.route, self.model_uri = plane, route, model_uri
         self.last_seen: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.005):
-            routes = list(self.plane.routes.values())
-            if any(b.model_uri == self.model_uri for r in routes for b in r.served):
+            route = self.plane.routes.get(self.route)
+            if route is not None and any(b.model_uri == self.model_uri for b in route.served):
                 self.last_seen = time.monotonic()
 
     def back(self, verdict_at: float) -> float:
@@ -224,15 +235,18 @@ def canary(bench: Bench, server: Any, row: list[float], opts: Options) -> list[s
     ]
 
 
-def abort(bench: Bench, server: Any, row: list[float]) -> list[shared.Row]:
-    """A canary held at 50 % and aborted by request; the champion now answers 2, the
-    challenger (version 3, the first model) 0."""
+def abort(bench: Bench, server: Any, row: list[float], version: int) -> list[shared.Row]:
+    """A canary of `version` (answering unlike the champion) held at 50 % and aborted by
+    request."""
     from modeldeploy.progressive.runner import abort_rollout, advance_rollout
 
     plane = bench.emu.dataplane
-    with bench.client(server, row, 0.002) as steady, RouteWatch(plane, URIS[3]) as route:
+    with (
+        bench.client(server, row, 0.002) as steady,
+        RouteWatch(plane, bench.route_of(server), URIS[version]) as route,
+    ):
         steady.wait_for(50)
-        state = bench.begin(3, {"kind": "canary", "percents": [50], "bake_seconds": 3600})
+        state = bench.begin(version, {"kind": "canary", "percents": [50], "bake_seconds": 3600})
         end = time.monotonic() + TIMEOUT
         while state.phase != "baking":
             assert not state.done and time.monotonic() < end, state.message
@@ -246,7 +260,7 @@ def abort(bench: Bench, server: Any, row: list[float]) -> list[shared.Row]:
     return [
         *outcome_rows(f"{bench.flavor} abort at 50%", final, route, verdict_at, done_at),
         *shared.steady_rows(f"{bench.flavor} abort at 50%", steady),
-        shared.stray_row(f"{bench.flavor} abort at 50%", steady, ANSWERS[3], done_at),
+        shared.stray_row(f"{bench.flavor} abort at 50%", steady, ANSWERS[version], done_at),
     ]
 
 
@@ -272,7 +286,7 @@ def bad_challenger(bench: Bench, server: Any, row: list[float], bake: float) -> 
     with (
         bench.client(server, row, 0.002) as steady,
         shared.VerdictClock() as clock,
-        RouteWatch(plane, URIS[4]) as route,
+        RouteWatch(plane, bench.route_of(server), URIS[4]) as route,
     ):
         steady.wait_for(50)
         bench.begin(4, {"kind": "canary", "percents": [20], "bake_seconds": bake})
@@ -303,7 +317,10 @@ def platform(
     try:
         server = timed("first deploy", bench.deploy_first)
         rows = timed("canary", lambda: canary(bench, server, row, opts))
-        rows += timed("abort", lambda: abort(bench, server, row))
+        # a challenger that answers unlike the champion: the first model again if the
+        # canary promoted the second, else the second
+        promoted = rows[0][1] == "succeeded"
+        rows += timed("abort", lambda: abort(bench, server, row, 3 if promoted else 2))
         rows += timed("bad challenger", lambda: bad_challenger(bench, server, row, opts.bad_bake))
     finally:
         bench.close()
