@@ -41,7 +41,7 @@ prometheus:
 test: $(STAMP) lint typecheck browser prometheus
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) prometheus
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -6,8 +6,8 @@
 - the longest gap without an answer in either;
 - the traffic share the client measured at each canary step against the share asked for
   (at least 1,000 requests a step);
-- how long after the analysis window closes a bad challenger (every answer an error) has
-  all traffic back on the champion, and how long after its first error.
+- how long after the failed verdict a bad challenger (every answer an error) has all
+  traffic back on the champion, and whether a client meets it once the rollout finished.
 
 Real scoring servers behind the router, a real MLflow registry on SQLite.
 Run: .venv/bin/python bench/bench_progressive.py
@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -28,16 +27,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _progressive import (  # noqa: E402
+    NO_ANSWER,
+    SECOND_ANSWER,
+    SHARE_REQUESTS,
+    Row,
+    VerdictClock,
+    back_row,
+    client_back,
+    share_of,
+    share_rows,
+    steady_rows,
+    stray_row,
+)
 from _table import print_table  # noqa: E402
 from bench_mlflow_local import save_models  # noqa: E402
 
 from tests.progressive.helpers import SteadyClient, save_erroring_model  # noqa: E402
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-SHARE_REQUESTS = 1000
-SHARE_TOLERANCE = 5.0
-CHAMPION_ANSWER, CHALLENGER_ANSWER = 0, 2
 BASE = {"model_name": "bench", "pipeline_name": "bench", "step_name": "deploy"}
 
 
@@ -83,9 +90,7 @@ def canary_with_shares(deployer: Any, registry: Any, url: str, body: dict, secon
             asked = state.steps[state.step_index].challenger_percent
             since = len(client.timeline)
             client.wait_for(SHARE_REQUESTS, timeout=300)
-            window = [a for a in client.timeline[since:] if a.ok]
-            share = 100 * sum(a.prediction == CHALLENGER_ANSWER for a in window) / len(window)
-            rows.append((asked, share, len(window)))
+            rows.append((asked, *share_of(client, since, SECOND_ANSWER)))
             advance_rollout(deployer, "bench", registry)
         client.wait_for(50)
     return [state.phase, client, rows]
@@ -103,44 +108,32 @@ def abort_under_load(deployer: Any, registry: Any, url: str, body: dict, second:
     return client
 
 
-def bad_challenger(deployer: Any, registry: Any, url: str, body: dict, bad: Path) -> dict:
-    """Wall-clock times: first client error, analysis window closed, last client error."""
-    from modeldeploy.progressive.runner import rollout_status, run_rollout
+def bad_challenger(deployer: Any, registry: Any, url: str, body: dict, bad: Path) -> list[Row]:
+    """A challenger failing every prediction at 20 %, rolled back by the analysis."""
+    from modeldeploy.progressive.runner import run_rollout
 
     bake = 3.0
-    offset = time.time() - time.monotonic()
-    with SteadyClient(url, body) as client:
+    with SteadyClient(url, body) as client, VerdictClock() as clock:
         client.wait_for(50)
         start(
             deployer, registry, bad, {"kind": "canary", "percents": [20], "bake_seconds": bake}, {}
         )
-        runner = threading.Thread(target=run_rollout, args=(deployer, "bench", registry))
-        runner.start()
-        runner.join()
+        state = run_rollout(deployer, "bench", registry)
+        done_at = time.monotonic()
         client.wait_for(200)
-    state = rollout_status(deployer, "bench")
-    errors = [a.at + offset for a in client.timeline if not a.ok]
-    return {
-        "phase": state.phase,
-        "first_error": errors[0] if errors else float("nan"),
-        "last_error": errors[-1] if errors else float("nan"),
-        "window_closed": state.history[0].started_at + bake,
-        "after": [a for a in client.timeline if a.at + offset > state.finished_at],
-    }
-
-
-def share_rows(
-    shares: list[tuple[int, float, int]], prefix: str = ""
-) -> list[tuple[str, str, str, bool | None]]:
-    """(asked, measured, requests) per step, as table rows against the tolerance."""
+    errors = [a.at for a in client.timeline if not a.ok]
+    verdict_at = clock.failed_at if clock.failed_at is not None else float("nan")
+    first = errors[0] if errors else float("nan")
     return [
+        ("bad challenger: outcome", state.phase, "rolled_back", state.phase == "rolled_back"),
+        back_row("bad challenger", client_back(client, NO_ANSWER, verdict_at), "last error"),
+        stray_row("bad challenger", client, NO_ANSWER, done_at),
         (
-            f"{prefix}share at the {asked}% step ({count} requests)",
-            f"{share:.1f}%",
-            f"{asked} +/- {SHARE_TOLERANCE:.0f}",
-            abs(share - asked) <= SHARE_TOLERANCE and count >= SHARE_REQUESTS,
-        )
-        for asked, share, count in shares
+            "bad challenger: first error to the verdict",
+            f"{verdict_at - first:.2f} s",
+            f"bake {bake:g} s + one analysis",
+            None,
+        ),
     ]
 
 
@@ -161,66 +154,16 @@ def main() -> int:
             # back to the logistic regression as champion for the next two
             deployer, registry, url = setup_again(deployer, registry, first)
             abort_client = abort_under_load(deployer, registry, url, body, second)
-            bad_run = bad_challenger(deployer, registry, url, body, bad)
+            bad_rows = bad_challenger(deployer, registry, url, body, bad)
         finally:
             for server in MLflowModelDeployer({"home": home}).find_model_server():
                 server.delete(force=True)
-    rows: list[tuple[str, str, str, bool | None]] = [
+    rows: list[Row] = [
         ("canary 10->50->100: outcome", phase, "succeeded", phase == "succeeded"),
-        (
-            "canary: failed requests",
-            f"{canary_client.failed} of {canary_client.sent} ({canary_client.retried} resent)",
-            "0",
-            not canary_client.failed,
-        ),
-        (
-            "canary: longest gap without an answer",
-            f"{canary_client.longest_gap() * 1000:.0f} ms",
-            "< 1000 ms",
-            canary_client.longest_gap() < 1.0,
-        ),
-    ]
-    rows += share_rows(shares)
-    rows += [
-        (
-            "abort at 50%: failed requests",
-            f"{abort_client.failed} of {abort_client.sent} ({abort_client.retried} resent)",
-            "0",
-            not abort_client.failed,
-        ),
-        (
-            "abort: longest gap without an answer",
-            f"{abort_client.longest_gap() * 1000:.0f} ms",
-            "< 1000 ms",
-            abort_client.longest_gap() < 1.0,
-        ),
-    ]
-    back = bad_run["last_error"] - bad_run["window_closed"]
-    rows += [
-        (
-            "bad challenger: outcome",
-            bad_run["phase"],
-            "rolled_back",
-            bad_run["phase"] == "rolled_back",
-        ),
-        (
-            "bad challenger: all traffic on the champion, after the window closed",
-            f"{back:.2f} s",
-            "< 2 s",
-            back < 2.0,
-        ),
-        (
-            "bad challenger: first error to all traffic on the champion",
-            f"{bad_run['last_error'] - bad_run['first_error']:.2f} s",
-            "bake 3 s + the above",
-            None,
-        ),
-        (
-            "bad challenger: failed requests after the rollback",
-            str(sum(not a.ok for a in bad_run["after"])),
-            "0",
-            all(a.ok for a in bad_run["after"]),
-        ),
+        *steady_rows("canary", canary_client),
+        *share_rows(shares),
+        *steady_rows("abort at 50%", abort_client),
+        *bad_rows,
     ]
     print_table("progressive delivery on the local flavor", rows)
     for name, client in (("canary", canary_client), ("abort", abort_client)):

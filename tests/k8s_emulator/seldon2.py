@@ -430,9 +430,12 @@ class Seldon2Controller(_Controller):
         if obj is None:
             self.experiments.pop(key, None)
             return
+        if obj["metadata"].get("deletionTimestamp"):
+            # StopExperiment: the scheduler stops routing by it, and its inactive event
+            # releases the finalizer (S2-final)
+            self.experiments.pop(key, None)
+            self._publish(ns)
         if self._finalize(self.exp_rt, obj, EXPERIMENT_FINALIZER):
-            if obj["metadata"].get("deletionTimestamp"):
-                self.experiments.pop(key, None)
             return
         gen = int(obj["metadata"].get("generation", 1))
         spec = obj["spec"]

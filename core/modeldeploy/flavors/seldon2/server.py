@@ -54,7 +54,8 @@ ROLE_CHALLENGER = "challenger"
 ROLE_EXPERIMENT = "rollout"
 #: longest a `traffic_status()` replays the Experiment's history to judge its status
 REPLAY_SECONDS = 1.0
-#: longest `add_challenger` waits for the previous challenger to be unloaded
+#: longest `add_challenger` waits for the previous challenger to be unloaded, and a removed
+#: Experiment for Seldon to stop routing by it (its finalizer is released only then)
 GONE_SECONDS = 60.0
 #: longest `promote_challenger` waits for the champion to have the promoted version
 PROMOTE_SECONDS = 120.0
@@ -194,7 +195,7 @@ class Seldon2ModelServer(KubernetesModelServer):
         self.deployer.validate_deploy(parsed)
         leaving = self._challenger(deleting=True)
         if leaving is not None and leaving["metadata"].get("deletionTimestamp"):
-            self._wait_gone(self.challenger_name)
+            self._wait_gone(self.resources, self.challenger_name)
         existing = self._challenger()
         annotations = record_annotations(parsed, utcnow())
         if existing is not None:
@@ -388,18 +389,21 @@ class Seldon2ModelServer(KubernetesModelServer):
         if self._challenger() is not None:
             self.resources.delete(self.challenger_name)
 
-    def _wait_gone(self, name: str) -> None:
-        """Until Seldon has unloaded the previous challenger and released its finalizer."""
+    def _wait_gone(self, resources: CustomResources, name: str) -> None:
+        """Until Seldon has released the object's finalizer: a Model once unloaded, an
+        Experiment once the scheduler stopped it (operator/scheduler/experiment.go,
+        SubscribeExperimentEvents: the finalizer goes on the inactive event)."""
 
         def judge(obj: dict[str, Any] | None, from_event: bool) -> bool | None:
             return True if obj is None else None
 
         try:
-            watch_until(self.resources, name, judge, Deadline(GONE_SECONDS))
+            watch_until(resources, name, judge, Deadline(GONE_SECONDS))
         except WatchTimeout:
             raise ConflictError(
-                f"{self.resources.where(name)} is still being deleted after {GONE_SECONDS:g}s "
-                "(Seldon's finalizer waits for the model to unload); try again later"
+                f"{resources.where(name)} is still being deleted after {GONE_SECONDS:g}s "
+                "(Seldon's finalizer waits for the scheduler to unload or stop it); try again "
+                "later"
             ) from None
 
     def _delete_experiment(self) -> None:
@@ -413,6 +417,8 @@ class Seldon2ModelServer(KubernetesModelServer):
                 f"model server {self.uuid}; leaving it alone"
             )
         experiments.delete(self.experiment_name)
+        # traffic is back on the champion only once the scheduler stopped the Experiment
+        self._wait_gone(experiments, self.experiment_name)
 
     def delete(self, force: bool = False) -> None:
         """The rollout objects beside the Model go with it."""
