@@ -81,8 +81,25 @@ def check_rollout(
         mirrors=any(s.mirror_percent or (compares and s.challenger_percent) for s in steps),
         metrics=deployer.metric_queries,
         live=any(s.challenger_percent or s.mirror_percent for s in steps),
+        no_probe=_why_no_probe(deployer),
     )
     return parsed, config
+
+
+def _why_no_probe(deployer: ModelDeployer) -> str | None:
+    """Why the analysis cannot send its probe to each variant apart (None: it can): the
+    flavor's own reason, and which installed flavors can."""
+    if Capability.VARIANT_URLS in deployer.capabilities:
+        return None
+    from modeldeploy.flavors import flavors_with
+
+    why = deployer.why_not.get(
+        Capability.VARIANT_URLS, f"the {deployer.flavor} flavor reports no URL per variant"
+    )
+    others = ", ".join(flavors_with(Capability.VARIANT_URLS))
+    return why + (
+        f"; a probe works on a flavor whose variants have one ({others})" if others else ""
+    )
 
 
 def traffic_control(deployer: ModelDeployer, server: ModelServer) -> TrafficControl:

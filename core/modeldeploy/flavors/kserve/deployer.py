@@ -36,7 +36,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
     kind: ClassVar[ResourceKind] = resource.KIND
     #: Knative mode's canaryTrafficPercent: two revisions side by side, weighted; no mirroring
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
+        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE, Capability.VARIANT_URLS}
     )
     why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
     #: Knative's queue-proxy request metrics, per revision (Standard mode has no rollouts)
