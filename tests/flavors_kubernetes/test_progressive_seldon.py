@@ -315,3 +315,23 @@ def test_a_flavor_with_variant_urls_accepts_the_probe(make_deployer: Any) -> Non
     kserve = make_deployer("kserve")
     probe_only = {"rules": ["accuracy>=0.9"], "probe": PROBE, "min_requests": 0}
     assert check_rollout(kserve, "canary", probe_only)[1].probe is not None
+
+
+def test_a_challenger_that_cannot_be_added_fails_with_the_record_of_its_rollback(
+    cluster: Cluster, seldon: Any
+) -> None:
+    """The error carries what the engine did before raising, for a skin to publish (a
+    Prefect event and artifact) although its task fails."""
+    champion = seldon.deploy_model(cluster.config("seldon", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(seldon, "canary", NO_RULES)
+    config = seldon.parse_config(cluster.config("seldon", version=2, protocol="v2"))
+    with pytest.raises(InvalidConfigError) as refused:
+        begin_rollout(
+            seldon, champion, config, parsed, analysis, candidate_version="2",
+            champion_version="1", timeout=cluster.timeout,
+        )  # fmt: skip
+    record = refused.value.record
+    assert record is not None and record.action == "rolled_back"
+    assert (record.version, record.serving_version, record.flavor) == ("2", "1", "seldon")
+    assert record.reason.startswith("rolled back: the challenger did not start")
+    assert record.url == champion.prediction_url

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer
@@ -39,7 +39,7 @@ from modeldeploy.progressive.state import (
 )
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
-from modeldeploy.server import ModelServer
+from modeldeploy.server import ModelServer, ModelServerInfo
 from modeldeploy.traffic import (
     CHALLENGER,
     Capability,
@@ -49,6 +49,9 @@ from modeldeploy.traffic import (
     VariantStatus,
 )
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+
+if TYPE_CHECKING:
+    from modeldeploy.records import DeploymentRecord
 
 logger = logging.getLogger("modeldeploy")
 
@@ -159,6 +162,8 @@ def begin_rollout(
         except Exception as exc:
             _roll_back(deployer, state, registry, f"the challenger did not start: {exc}")
             store.save(state)
+            if isinstance(exc, ModelDeployError):
+                exc.record = _record(deployer, state)
             raise
         logger.info("%s", state.summary())
         return state
@@ -226,11 +231,13 @@ def run_rollout(
     seen = state.model_dump_json(exclude={"updated_at"})
     while not state.done:
         if deadline is not None and deadline.expired:
-            abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
-            raise DeploymentTimeoutError(
+            state = abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
+            error = DeploymentTimeoutError(
                 f"progressive rollout of {model_name} did not finish in {timeout:.0f} s; "
                 "it was aborted and the champion serves all traffic"
             )
+            error.record = _record(deployer, state)
+            raise error
         time.sleep(max(0.0, min(state.next_check_at - time.time(), 5.0)))
         state = advance_rollout(deployer, model_name, registry, store)
         now_seen = state.model_dump_json(exclude={"updated_at"})
@@ -482,13 +489,26 @@ def _tag(
         state.candidate_version,
         {ROLLOUT_TAG: f"{state.strategy.kind}:{outcome}", ROLLOUT_REASON_TAG: reason[:5000]},
     )
-    try:
-        server = deployer.get_model_server(state.server_uuid).info()
-    except ModelDeployError:
-        server = None
-    record = record_for_rollout(state, outcome, reason, deployer=deployer, server=server)
+    record = record_for_rollout(
+        state, outcome, reason, deployer=deployer, server=_server_info(deployer, state)
+    )
     if record is not None:
         registry.add_record(record)
+
+
+def _server_info(deployer: ModelDeployer, state: RolloutState) -> ModelServerInfo | None:
+    try:
+        return deployer.get_model_server(state.server_uuid).info()
+    except ModelDeployError:
+        return None
+
+
+def _record(deployer: ModelDeployer, state: RolloutState) -> DeploymentRecord | None:
+    """The record of a rollout that ended (None while it goes on), for an error to carry."""
+    from modeldeploy.records import record_for_rollout
+
+    server = _server_info(deployer, state)
+    return record_for_rollout(state, state.phase, state.message, deployer=deployer, server=server)
 
 
 def _finish(state: RolloutState, phase: Any, message: str) -> None:
