@@ -318,3 +318,31 @@ def test_the_rollout_configmap_lives_and_dies_with_its_model_server(
     with pytest.raises(ModelServerNotFoundError):
         abort_rollout(kserve, nothing, store=store)
     assert _configmap(kserve, nothing) is None
+
+
+def test_a_rollout_aborted_by_its_timeout_raises_with_the_record_of_its_rollback(
+    cluster: Cluster, kserve: Any
+) -> None:
+    """The challenger is slow to load (the emulator's delay): `run_rollout`'s own timeout
+    ends it first, aborts it, and the error carries the rollback for a skin to publish."""
+    from modeldeploy.errors import DeploymentTimeoutError
+
+    emu = cluster.requires_emulator()
+    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=2))
+    delay, emu.kserve.delay = emu.kserve.delay, 3.0  # each revision takes 3 s to be ready
+    try:
+        state = begin_rollout(
+            kserve, champion, config, parsed, analysis, candidate_version="2",
+            champion_version="1", timeout=cluster.timeout,
+        )  # fmt: skip
+        with pytest.raises(DeploymentTimeoutError) as timed_out:
+            run_rollout(kserve, state.model_name, timeout=0.5)
+    finally:
+        emu.kserve.delay = delay
+    record = timed_out.value.record
+    assert record is not None and record.action == "rolled_back"
+    assert (record.version, record.serving_version) == ("2", "1")
+    assert record.reason == "rolled back: the rollout timed out"
+    assert record.url == champion.prediction_url
