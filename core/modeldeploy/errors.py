@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modeldeploy.redaction import redact
+
+if TYPE_CHECKING:
+    from modeldeploy.records import DeploymentRecord
 
 
 class ModelDeployError(Exception):
@@ -11,6 +16,10 @@ class ModelDeployError(Exception):
     Its message passes through `redact`, so a password in a URI (ours, or one quoted by
     MLflow, requests or kubernetes in a text we pass on) never reaches a log or a UI.
     """
+
+    #: when a change failed and the engine undid it before raising: the record of that
+    #: rollback (`modeldeploy.records`), for a skin to publish before its task fails
+    record: DeploymentRecord | None = None
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))

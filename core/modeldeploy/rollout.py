@@ -225,8 +225,8 @@ def continuous_deploy(
         )
     except ModelDeployError as exc:
         previous = champion.version if champion else None
-        failed = (config.model_name, candidate_version, config.run_id)
-        _tag_failed(deployer, registry, failed, previous, exc)
+        failed = (config.model_name, candidate_version or config.model_version, config.run_id)
+        exc.record = _tag_failed(deployer, registry, failed, previous, exc, config)
         raise
     crash_point("ready")
     previous = champion.version if champion else None
@@ -240,23 +240,45 @@ def _tag_failed(
     failed: tuple[str, str | None, str | None],
     previous: str | None,
     error: Exception,
-) -> None:
-    """Record a candidate (model, version, run) whose rollout failed and was undone;
-    never hide the failure."""
+    where: ServiceConfig | tuple[str | None, str | None],
+) -> DeploymentRecord:
+    """The record of a candidate (model, version, run) whose rollout failed and was undone,
+    kept in the registry when there is one; never hides the failure. `where` (a config,
+    or its pipeline and step) finds the server that serves now, for its URL and version."""
     name, version, run_id = failed
-    if registry is None or version is None:
-        return
+    pipeline, step = (
+        (where.pipeline_name, where.step_name) if isinstance(where, ServiceConfig) else where
+    )
+    serving = _serving(deployer, name, pipeline, step)
     record = build_record(
         "rolled_back",
         name,
         version=version,
-        serving_version=previous,
+        serving_version=serving.model_version if serving else previous,
         previous_version=previous,
         reason=f"its rollout failed: {error}",
         deployer=deployer,
+        server=serving,
         run_id=run_id,
     )
-    _keep(registry, record)
+    if version is not None:
+        _keep(registry, record)
+    return record
+
+
+def _serving(
+    deployer: ModelDeployer, model_name: str, pipeline: str | None, step: str | None
+) -> ModelServerInfo | None:
+    """The server that serves the model now, if any; a failing lookup is no reason to hide
+    the failure being reported."""
+    try:
+        found = deployer.find_model_server(
+            running=True, model_name=model_name, pipeline_name=pipeline, pipeline_step_name=step
+        )
+    except ModelDeployError as exc:
+        logger.warning("could not look up what serves %s now: %s", model_name, exc)
+        return None
+    return found[0].info() if found else None
 
 
 def _keep(registry: ModelRegistry | None, record: DeploymentRecord) -> None:
@@ -366,9 +388,11 @@ def finish_rollout(
     try:
         result = deployer.finish_deploy(outcome.pending, deadline.remaining(), on_transition)
     except ModelDeployError as exc:
-        run_id = outcome.server.run_id if outcome.server else None
+        info = outcome.server
+        run_id = info.run_id if info else None
         failed = (outcome.model_name, outcome.candidate_version, run_id)
-        _tag_failed(deployer, registry, failed, outcome.champion_version, exc)
+        where = (info.pipeline_name, info.step_name) if info else (None, None)
+        exc.record = _tag_failed(deployer, registry, failed, outcome.champion_version, exc, where)
         raise
     serving = result.server.config.model_version
     if outcome.candidate_version is not None and serving != outcome.candidate_version:

@@ -35,6 +35,9 @@ class Capability(StrEnum):
     SIDE_BY_SIDE = "side_by_side"  # a second server beside the first (blue/green)
     #: on a split, copies of live requests to the other variant give agreement figures
     SPLIT_AGREEMENT = "split_agreement"
+    #: each variant has its own scoring URL (`VariantStatus.url`), so the analysis can send
+    #: its probe rows to the champion and the challenger apart
+    VARIANT_URLS = "variant_urls"
 
 
 class VariantStatus(BaseModel):

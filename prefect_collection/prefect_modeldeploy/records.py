@@ -6,12 +6,16 @@ to, about the resource ``modeldeploy.model.<flavor>.<model>``:
 ``modeldeploy.model.gate.rejected`` (and ``modeldeploy.model.reported`` for a shadow
 rollout), with the record as its payload. A markdown artifact keyed
 ``modeldeploy-<model>`` shows the action, versions, URL and the gate's report on the
-flow-run page; its versions are the model's rollouts.
+flow-run page; its versions are the model's rollouts. A deploy or rollout that fails and is
+undone by the engine raises with its record (`ModelDeployError.record`): the task publishes
+that rollback, headed "Rolled back", before it fails (`publishing_rollbacks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -71,3 +75,16 @@ def publish_record(record: DeploymentRecord | None) -> None:
         key=artifact_key(record.model_name),
         description=record.summary()[:500],
     )
+
+
+@contextlib.contextmanager
+def publishing_rollbacks() -> Iterator[None]:
+    """Around an engine call: an error that carries the record of the rollback the engine
+    did before raising has that record published, then goes on failing the task."""
+    from modeldeploy.errors import ModelDeployError
+
+    try:
+        yield
+    except ModelDeployError as exc:
+        publish_record(exc.record)
+        raise

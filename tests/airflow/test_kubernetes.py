@@ -285,3 +285,74 @@ def test_a_canary_through_the_deferrable_operator(
         if cm["metadata"]["name"].startswith("modeldeploy-rollout-iris-canary")
     ]  # fmt: skip
     assert '"phase": "succeeded"' in state["data"]["state"]
+
+
+ROLLED_BACK_DAG = """
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+CONN = "__CONN__"
+
+
+@dag(dag_id="k8s_kserve_rolled_back", schedule=None)
+def pipeline():
+    def deploy(task_id, uri, **extra):
+        return DeployModelOperator(
+            task_id=task_id, modeldeploy_conn_id=CONN, model_name="iris-rolled-back",
+            model_uri=uri, model_type="sklearn", metrics={"accuracy": 0.95},
+            step_name="deploy", timeout=60, **extra,
+        )
+
+    first = deploy("first", "s3://models/iris/1")
+    # the documented pattern: the rollback stays a success, so its asset event is emitted;
+    # the check after it turns the run red
+    canary = deploy(
+        "canary", "s3://unreachable-bucket/iris/2", fail_on_rollback=False,
+        strategy={"kind": "canary", "percents": [50], "bake_seconds": 0},
+        analysis={"rules": [], "min_requests": 0},
+    )
+
+    @task
+    def fail_if_rolled_back(result):
+        if result["action"] == "rolled_back":
+            raise AirflowFailException(result["message"])
+
+    first >> canary
+    fail_if_rolled_back(canary.output)
+
+
+pipeline()
+"""
+
+
+def test_a_rolled_back_rollout_reaches_downstream_dags_as_an_asset_event(
+    run_dag: Any, set_connection: Any, k8s_emulator: KubernetesEmulator, tmp_path: Path
+) -> None:
+    """Airflow emits asset events only for tasks that succeed, so a rollout rolled back
+    with `fail_on_rollback=True` emits none: with `fail_on_rollback=False` the rollback is
+    the model's asset event (`action: rolled_back`) and a check task still fails the run."""
+    from tests.airflow.test_lifecycle import _asset_events
+
+    k8s_emulator.kserve.fail_when_uri_startswith = "s3://unreachable-bucket"
+    conn_id = kubernetes_connection(
+        set_connection, k8s_emulator, "kserve", f"sqlite:///{tmp_path / 'registry.db'}"
+    )
+
+    result = run_dag(ROLLED_BACK_DAG.replace("__CONN__", conn_id))
+
+    assert result.states == {
+        "first": "success",
+        "canary": "success",
+        "fail_if_rolled_back": "failed",
+    }, result.states
+    assert result.state == "failed"
+    canary = result.value("canary")
+    assert canary["action"] == "rolled_back" and canary["rollout"]["phase"] == "rolled_back"
+    events = _asset_events("modeldeploy://kserve/default/iris-rolled-back", result.run_id)
+    assert [(e["task"], e["action"], e["version"], e["serving"]) for e in events] == [
+        ("first", "deployed", "1", "1"),
+        ("canary", "rolled_back", "2", "1"),
+    ]
+    assert "the challenger failed" in events[1]["extra"]["reason"]
+    assert events[1]["url"] == result.value("first")["prediction_url"]

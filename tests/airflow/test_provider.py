@@ -264,3 +264,14 @@ def test_model_asset_names_where_the_servers_live(
     assert model_asset("iris", "kserve", "models").uri.startswith("modeldeploy://kserve/models/")
     with pytest.raises(ValueError, match="give namespace="):
         model_asset("iris", "kserve")  # a guess would schedule on an asset nobody updates
+
+
+def test_the_hook_module_answers_only_for_installed_flavors() -> None:
+    """Libraries probe every loaded module with `getattr(module, name, None)` (skops' and
+    pickle's `whichmodule`): an unknown name must be an AttributeError, not a flavor error."""
+    from modeldeploy_provider.hooks import by_flavor
+
+    assert by_flavor.mlflow.conn_type == "modeldeploy_mlflow"
+    assert getattr(by_flavor, "agm", None) is None
+    with pytest.raises(AttributeError, match="no attribute 'agm'"):
+        by_flavor.agm  # noqa: B018 - the lookup is the test

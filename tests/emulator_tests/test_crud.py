@@ -329,6 +329,17 @@ def test_owner_references_are_garbage_collected(bare: KubernetesEmulator) -> Non
     kept = bare.get("Secret", "kept")
     assert kept is not None and "ownerReferences" not in kept["metadata"]
 
+    # an owner that is gone when its dependent is written: the dependent is collected
+    ref.name = "owner-gone"
+    core.create_namespaced_secret(
+        NS,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="dangling", owner_references=[ref]),
+            string_data={"k": "v"},
+        ),
+    )
+    assert bare.wait_for(lambda: bare.get("Secret", "dangling") is None, 5), "not collected"
+
 
 def test_secrets_and_service_accounts(bare: KubernetesEmulator) -> None:
     core = core_api(bare)

@@ -338,3 +338,94 @@ def test_the_rollout_lock_on_the_cluster_waits_for_its_holder_and_outlives_a_dea
     with store.locked(model):
         order.append("after the dead one")
     assert order[-1] == "after the dead one"
+
+
+def _configmap(kserve: Any, model_name: str) -> dict[str, Any] | None:
+    from modeldeploy.flavors.kubernetes.rollout_store import configmap_name
+
+    kube = kserve.kube
+    found: dict[str, Any] | None = kube.read_json(
+        kube.core.read_namespaced_config_map, configmap_name(model_name), "ConfigMap"
+    )
+    return found
+
+
+def _deleted(kserve: Any, model_name: str, timeout: float) -> bool:
+    """Whether the rollout ConfigMap is gone within `timeout`, watched from a list."""
+    from kubernetes import watch
+    from modeldeploy.flavors.kubernetes.rollout_store import configmap_name
+
+    core, namespace = kserve.kube.core, kserve.kube.namespace
+    selector = f"metadata.name={configmap_name(model_name)}"
+    listed = core.list_namespaced_config_map(namespace, field_selector=selector)
+    if not listed.items:
+        return True
+    stream = watch.Watch().stream(
+        core.list_namespaced_config_map,
+        namespace,
+        field_selector=selector,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=int(timeout),
+    )
+    return any(event["type"] == "DELETED" for event in stream)
+
+
+def test_the_rollout_configmap_lives_and_dies_with_its_model_server(
+    cluster: Cluster, kserve: Any
+) -> None:
+    """Owned by the server's InferenceService: kept after the rollout ended (status shows
+    it), garbage-collected when the server is deleted; a lock alone leaves nothing."""
+    from modeldeploy.errors import ModelServerNotFoundError
+    from modeldeploy.progressive.runner import abort_rollout, rollout_status
+
+    champion, store, state = _start(cluster, kserve, "canary")
+    abort_rollout(kserve, state.model_name, store=store)
+    assert rollout_status(kserve, state.model_name, store).phase == "rolled_back"
+    configmap = _configmap(kserve, state.model_name)
+    assert configmap is not None
+    isvc = kserve.resources.get(champion.name)
+    assert configmap["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "serving.kserve.io/v1beta1",
+            "kind": "InferenceService",
+            "name": champion.name,
+            "uid": isvc["metadata"]["uid"],
+        }
+    ]
+    assert configmap["metadata"]["labels"]["modeldeploy.io/uuid"] == str(champion.uuid)
+
+    kserve.delete_model_server(champion.uuid)  # what `modeldeploy models delete` does
+    assert _deleted(kserve, state.model_name, cluster.timeout), "the ConfigMap outlived it"
+
+    nothing = f"never-rolled-out-{cluster.run}"
+    with pytest.raises(ModelServerNotFoundError):
+        abort_rollout(kserve, nothing, store=store)
+    assert _configmap(kserve, nothing) is None
+
+
+def test_a_rollout_aborted_by_its_timeout_raises_with_the_record_of_its_rollback(
+    cluster: Cluster, kserve: Any
+) -> None:
+    """The challenger is slow to load (the emulator's delay): `run_rollout`'s own timeout
+    ends it first, aborts it, and the error carries the rollback for a skin to publish."""
+    from modeldeploy.errors import DeploymentTimeoutError
+
+    emu = cluster.requires_emulator()
+    champion = kserve.deploy_model(cluster.config("kserve", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(kserve, "canary", NO_RULES)
+    config = kserve.parse_config(cluster.config("kserve", version=2))
+    delay, emu.kserve.delay = emu.kserve.delay, 3.0  # each revision takes 3 s to be ready
+    try:
+        state = begin_rollout(
+            kserve, champion, config, parsed, analysis, candidate_version="2",
+            champion_version="1", timeout=cluster.timeout,
+        )  # fmt: skip
+        with pytest.raises(DeploymentTimeoutError) as timed_out:
+            run_rollout(kserve, state.model_name, timeout=0.5)
+    finally:
+        emu.kserve.delay = delay
+    record = timed_out.value.record
+    assert record is not None and record.action == "rolled_back"
+    assert (record.version, record.serving_version) == ("2", "1")
+    assert record.reason == "rolled back: the rollout timed out"
+    assert record.url == champion.prediction_url

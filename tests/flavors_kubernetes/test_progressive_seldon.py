@@ -280,3 +280,58 @@ def test_real_predictions_follow_the_split_through_the_ingress(
         stop.set()
         client.join(timeout=60)
     assert failures == []
+
+
+PROBE = {"records": [{"x": 1.0}], "labels": [1]}
+
+
+@pytest.mark.parametrize("flavor", ["seldon", "seldon2"])
+def test_probe_rules_are_refused_where_variants_have_no_url_of_their_own(
+    flavor: str, make_deployer: Any
+) -> None:
+    """Seldon 1 and 2 report no URL per variant, so a probe could never be sent and its
+    rules would stay inconclusive until patience ran out: refused up front, saying why."""
+    deployer = (
+        make_deployer(flavor, ingress_base_url=INGRESS)
+        if flavor == "seldon"
+        else (make_deployer(flavor))
+    )
+    canary = "canary"
+    probe_only = {"rules": ["accuracy>=0.9"], "probe": PROBE, "min_requests": 0}
+    with pytest.raises(InvalidConfigError) as refused:
+        check_rollout(deployer, canary, probe_only)
+    message = str(refused.value)
+    assert "analysis.probe cannot be judged" in message and "no URL of its own" in message
+    assert "analysis.prometheus_url" in message and "analysis.labels" in message
+    assert "variants have one (kserve, mlflow)" in message  # those declaring variant_urls
+    for rules in (["accuracy>=0.9"], ["agreement>=0.95"]):  # without a probe, the same
+        with pytest.raises(InvalidConfigError, match="needs the probe, which cannot be sent"):
+            check_rollout(deployer, canary, {"rules": rules, "min_requests": 0})
+    # service rules through Prometheus remain the way to judge it
+    check_rollout(deployer, canary, {"prometheus_url": "http://127.0.0.1:9"})
+
+
+def test_a_flavor_with_variant_urls_accepts_the_probe(make_deployer: Any) -> None:
+    kserve = make_deployer("kserve")
+    probe_only = {"rules": ["accuracy>=0.9"], "probe": PROBE, "min_requests": 0}
+    assert check_rollout(kserve, "canary", probe_only)[1].probe is not None
+
+
+def test_a_challenger_that_cannot_be_added_fails_with_the_record_of_its_rollback(
+    cluster: Cluster, seldon: Any
+) -> None:
+    """The error carries what the engine did before raising, for a skin to publish (a
+    Prefect event and artifact) although its task fails."""
+    champion = seldon.deploy_model(cluster.config("seldon", version=1), timeout=cluster.timeout)
+    parsed, analysis = check_rollout(seldon, "canary", NO_RULES)
+    config = seldon.parse_config(cluster.config("seldon", version=2, protocol="v2"))
+    with pytest.raises(InvalidConfigError) as refused:
+        begin_rollout(
+            seldon, champion, config, parsed, analysis, candidate_version="2",
+            champion_version="1", timeout=cluster.timeout,
+        )  # fmt: skip
+    record = refused.value.record
+    assert record is not None and record.action == "rolled_back"
+    assert (record.version, record.serving_version, record.flavor) == ("2", "1", "seldon")
+    assert record.reason.startswith("rolled back: the challenger did not start")
+    assert record.url == champion.prediction_url

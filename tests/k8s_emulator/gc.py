@@ -74,6 +74,8 @@ class GarbageCollector:
                 self._finalize_namespace(ns)
             return
         if not meta.get("deletionTimestamp"):
+            if meta.get("ownerReferences"):  # written with owners already gone: collected
+                self._collect(store.registry.by_key(ev.rkey), ev.obj)
             return
         if ev.rkey == "/namespaces":
             self._terminating.add(meta["name"])

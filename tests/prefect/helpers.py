@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -23,18 +24,30 @@ def flow_run_id(state: Any) -> Any:
     return state.state_details.flow_run_id
 
 
-def model_events(resource_id: str, count: int, timeout: float = 60.0) -> list[Any]:
-    """The first `count` events about `resource_id`, oldest first, once the server stored
-    them (sent asynchronously; `timeout` bounds the wait, then whatever arrived)."""
+def model_events(
+    resource_id: str, count: int, timeout: float = 60.0, since: datetime | None = None
+) -> list[Any]:
+    """The first `count` events about `resource_id` (that occurred `since`, if given),
+    oldest first, once the server stored them (sent asynchronously; `timeout` bounds the
+    wait, then whatever arrived)."""
     import time
 
     from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventOrder, EventResourceFilter
+    from prefect.events.filters import (
+        EventFilter,
+        EventOccurredFilter,
+        EventOrder,
+        EventResourceFilter,
+    )
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all()
     deadline = time.monotonic() + timeout
-    query = EventFilter(resource=EventResourceFilter(id=[resource_id]), order=EventOrder.ASC)
+    query = EventFilter(
+        resource=EventResourceFilter(id=[resource_id]),
+        order=EventOrder.ASC,
+        **({"occurred": EventOccurredFilter(since=since)} if since else {}),
+    )
     while True:
         with get_client(sync_client=True) as client:
             events = list(client.read_events(filter=query, limit=50).events)
@@ -44,7 +57,7 @@ def model_events(resource_id: str, count: int, timeout: float = 60.0) -> list[An
 
 
 def artifacts_of(key: str, flow_run: Any) -> list[Any]:
-    """The artifacts of `key` created by a flow run, oldest first."""
+    """The artifacts of `key` created by a flow run (any run: None), oldest first."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -57,7 +70,7 @@ def artifacts_of(key: str, flow_run: Any) -> list[Any]:
         newest_first = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=[key]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]) if flow_run else None,
             ),
             sort=ArtifactSort.CREATED_DESC,
         )

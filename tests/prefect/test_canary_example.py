@@ -5,10 +5,13 @@ rollout is rolled back and the flow run fails inside its transaction."""
 from __future__ import annotations
 
 import importlib.util
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.prefect.helpers import artifacts_of, model_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -34,6 +37,7 @@ def test_canary_flow_promotes_then_rolls_back_a_bad_challenger(mlflow_block: Any
     assert second["prediction_url"] == first["prediction_url"]
     assert registry.get_champion(example.MODEL_NAME).version == "2"
 
+    before = datetime.now(UTC)
     state = example.canary_deployment(
         mlflow_block, broken_labels=True, bake_seconds=1, return_state=True
     )
@@ -46,3 +50,18 @@ def test_canary_flow_promotes_then_rolls_back_a_bad_challenger(mlflow_block: Any
     assert "step 1 failed: accuracy" in state.message
     (server,) = mlflow_block.get_deployer().find_model_server()
     assert server.config.model_version == "2"
+
+    # the failed run shows the rollback: an event for automations, a report on its (sub)flow
+    # run's page
+    (event,) = model_events(f"modeldeploy.model.mlflow.{example.MODEL_NAME}", 1, since=before)
+    assert event.event == "modeldeploy.model.rolled_back"
+    assert (event.payload["version"], event.payload["serving_version"]) == ("3", "2")
+    assert "step 1 failed: accuracy" in event.payload["reason"]
+    assert event.payload["url"] == first["prediction_url"]
+    artifacts = artifacts_of(f"modeldeploy-{example.MODEL_NAME}", None)
+    assert [a.data.splitlines()[0].split(":")[0] for a in artifacts] == [
+        "# Deployed",
+        "# Deployed",
+        "# Rolled back",
+    ]
+    assert "| Serving now | 2 |" in artifacts[-1].data

@@ -190,22 +190,33 @@ def test_tasks_drive_kubernetes_flavors(k8s_block: Any, k8s_emulator: Any, ingre
     assert [o for o in k8s_emulator.list_objects(plural, "default")] == []
     assert k8s_emulator.list_objects("secrets", "default") == []  # removed with its last user
 
-    # Each rollout and the rollback: an event about the model, an artifact on the run page.
-    events = model_events(f"modeldeploy.model.{flavor}.{model}", 3)
+    # Each rollout and rollback, the failed one the engine undid included (its task is red):
+    # an event about the model, an artifact on the run page.
+    events = model_events(f"modeldeploy.model.{flavor}.{model}", 4)
     assert [(e.event, e.payload["version"], e.payload.get("serving_version")) for e in events] == [
         ("modeldeploy.model.deployed", "1", "1"),
+        ("modeldeploy.model.rolled_back", "2", "1"),
         ("modeldeploy.model.deployed", "3", "3"),
         ("modeldeploy.model.rolled_back", "3", "1"),
     ]
-    assert events[2].payload["url"] == created.server.prediction_url
-    assert str(flow_run_id(state)) in {r.id.rsplit(".", 1)[-1] for r in events[2].related}
+    failed = events[1]
+    assert "its rollout failed" in failed.payload["reason"]
+    assert "unreachable-bucket" in failed.payload["reason"]
+    assert failed.payload["url"] == created.server.prediction_url
+    assert failed.resource["modeldeploy.serving-version"] == "1"
+    assert f"modeldeploy.model-server.{created.server.uuid}" in {r.id for r in failed.related}
+    assert events[3].payload["url"] == created.server.prediction_url
+    for event in (failed, events[3]):
+        assert str(flow_run_id(state)) in {r.id.rsplit(".", 1)[-1] for r in event.related}
     artifacts = artifacts_of(f"modeldeploy-{model}", flow_run_id(state))
     assert [a.data.splitlines()[0] for a in artifacts] == [
         f"# Deployed: {model}",
+        f"# Rolled back: {model}",
         f"# Deployed: {model}",
         f"# Rolled back: {model}",
     ]
-    assert "| Serving now | 1 |" in artifacts[2].data and "## Gate: passed" in artifacts[1].data
+    assert "| Serving now | 1 |" in artifacts[1].data and "unreachable-bucket" in artifacts[1].data
+    assert "| Serving now | 1 |" in artifacts[3].data and "## Gate: passed" in artifacts[2].data
     assert rolled.record.action == "rolled_back"
 
     # Secrets never reach the run logs or the task results.

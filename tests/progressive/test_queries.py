@@ -169,3 +169,17 @@ def test_check_rollout_reads_the_flavors_metric_source(tmp_path: Path) -> None:
         check_rollout(deployer, "canary", None)
     check_rollout(deployer, "canary", {"prometheus_url": PROMETHEUS})
     assert check_rollout(deployer, None, None)[0].kind == "in_place"  # no step to analyse
+
+
+def test_where_no_probe_can_be_sent_the_refusals_never_suggest_one() -> None:
+    why = "no URL per variant"
+    with pytest.raises(InvalidConfigError, match=r"analysis\.probe cannot be judged: no URL per"):
+        AnalysisConfig.model_validate(
+            {"probe": PROBE, "prometheus_url": PROMETHEUS}
+        ).check_measurable(True, SELDON_CORE_1, no_probe=why)
+    with pytest.raises(InvalidConfigError) as refused:
+        AnalysisConfig().check_measurable(mirrors=False, metrics=SELDON_CORE_1, no_probe=why)
+    assert "set analysis.prometheus_url" in str(refused.value)
+    assert "probe" not in str(refused.value)
+    labels_only = {"rules": [], "min_requests": 0, "labels": {"url": "http://127.0.0.1:9"}}
+    AnalysisConfig.model_validate(labels_only).check_measurable(True, SELDON_CORE_1, no_probe=why)

@@ -29,6 +29,11 @@ def hook_for(flavor: str) -> type[ModelDeployHook]:
 
 
 def __getattr__(name: str) -> type[ModelDeployHook]:
-    if name.startswith("__"):  # dunder lookups (e.g. __path__) are not flavors
-        raise AttributeError(name)
+    """A flavor's hook; any other name is an AttributeError, as PEP 562 asks, so probes
+    such as `getattr(module, name, None)` over `sys.modules` (pickle's and skops'
+    `whichmodule`) get None instead of an error."""
+    from modeldeploy.flavors import available_flavors
+
+    if name not in available_flavors():
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return hook_for(name)

@@ -12,12 +12,13 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from modeldeploy.errors import FlavorNotFoundError, InvalidConfigError
+from modeldeploy.errors import FlavorNotFoundError, InvalidConfigError, ModelDeployError
 
 if TYPE_CHECKING:
     from modeldeploy.deployer import ModelDeployer
     from modeldeploy.registry import ModelRegistry
     from modeldeploy.settings import DeployerSettings
+    from modeldeploy.traffic import Capability
 
 ENTRY_POINT_GROUP = "modeldeploy.flavors"
 DEFAULT_FLAVOR = "mlflow"
@@ -55,6 +56,19 @@ def get_deployer_class(flavor: str) -> type[ModelDeployer]:
             "which is not a ModelDeployer subclass"
         )
     return cls
+
+
+def flavors_with(capability: Capability) -> list[str]:
+    """The installed flavors that declare `capability` (for advice in refusals); a flavor
+    that cannot be imported is left out."""
+    found = []
+    for flavor in available_flavors():
+        try:
+            if capability in get_deployer_class(flavor).capabilities:
+                found.append(flavor)
+        except ModelDeployError:
+            continue
+    return found
 
 
 def create_deployer(

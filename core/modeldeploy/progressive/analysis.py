@@ -115,15 +115,22 @@ class AnalysisConfig(BaseModel):
         return {**(metrics.templates if metrics is not None else {}), **self.queries}
 
     def check_measurable(
-        self, mirrors: bool, metrics: MetricQueries | None, live: bool = True
+        self,
+        mirrors: bool,
+        metrics: MetricQueries | None,
+        live: bool = True,
+        no_probe: str | None = None,
     ) -> None:
         """Refuse rules no step of this rollout could measure, before anything changes.
 
         `mirrors`: some step has live requests both variants answer (mirror or compare);
         `metrics` is where the flavor's request figures come from (None: nowhere); `live`
-        says whether any step sends the challenger requests (split or mirror)."""
+        says whether any step sends the challenger requests (split or mirror); `no_probe`
+        says why the flavor cannot send the probe to each variant (None: it can)."""
         if self.labels is not None:
             self.labels.check()
+        if no_probe is not None and self.probe is not None:
+            raise InvalidConfigError(f"analysis.probe cannot be judged: {no_probe}. {_NO_PROBE}")
         source = self._service_source(metrics)
         templates = self.templates(metrics) if source else {}
         for rule, t in zip(self.rules, self.thresholds(), strict=True):
@@ -131,6 +138,14 @@ class AnalysisConfig(BaseModel):
                 raise InvalidConfigError(
                     f"analysis rule on {t.metric} needs delayed labels: give analysis.labels "
                     "(a url, file or function answering {request_id: label})"
+                )
+            needs_probe = t.metric in PROBE_METRICS or (
+                t.metric == "agreement" and not (mirrors and _has(templates, t.metric))
+            )
+            if no_probe is not None and needs_probe:
+                raise InvalidConfigError(
+                    f"analysis rule {rule!r} needs the probe, which cannot be sent here: "
+                    f"{no_probe}. {_NO_PROBE}"
                 )
             if t.metric in PROBE_METRICS and (self.probe is None or self.probe.labels is None):
                 raise InvalidConfigError(
@@ -150,7 +165,7 @@ class AnalysisConfig(BaseModel):
                         )
                     )
             elif t.metric in SERVICE_METRICS and not source:
-                raise InvalidConfigError(_no_source(f"analysis rule {rule!r}", metrics))
+                raise InvalidConfigError(_no_source(f"analysis rule {rule!r}", metrics, no_probe))
             elif t.metric in SERVICE_METRICS and not _has(templates, t.metric):
                 missing = [f for f in NEEDS[t.metric] if f not in templates]
                 raise InvalidConfigError(
@@ -160,8 +175,8 @@ class AnalysisConfig(BaseModel):
                 )
         if live and self.min_requests > 0 and not source:
             raise InvalidConfigError(
-                _no_source(f"analysis.min_requests={self.min_requests}", metrics)
-                + ", with min_requests=0"
+                _no_source(f"analysis.min_requests={self.min_requests}", metrics, no_probe)
+                + ("" if no_probe else ", with min_requests=0")
             )
 
     def _service_source(self, metrics: MetricQueries | None) -> bool:
@@ -176,24 +191,31 @@ def _has(templates: dict[str, str], metric: str) -> bool:
     return all(f in templates for f in NEEDS[metric])
 
 
-def _no_source(what: str, metrics: MetricQueries | None) -> str:
+#: what to do when the probe cannot be sent to each variant (`check_measurable`)
+_NO_PROBE = (
+    "Judge this rollout by request figures through Prometheus (analysis.prometheus_url; "
+    "rules on requests, errors, error_rate, p50_ms, p99_ms), by delayed labels of live "
+    "requests if you have them (analysis.labels; rules on live_accuracy, live_rmse, live_mae)"
+)
+_PROBE_ALONE = "judge by the probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
+
+
+def _no_source(what: str, metrics: MetricQueries | None, no_probe: str | None = None) -> str:
+    """Why `what` cannot be measured without request metrics, and what to do instead."""
+    instead = f"the probe cannot be sent either ({no_probe})" if no_probe else _PROBE_ALONE
     if metrics is None:
-        return (
-            f"{what} reads request metrics, which this flavor does not export; judge by the "
-            "probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
-        )
+        return f"{what} reads request metrics, which this flavor does not export; {instead}"
     if not metrics.templates:
         return (
             f"{what} reads request metrics, and {metrics.platform} exports none per variant: "
             "set analysis.prometheus_url and analysis.queries (PromQL over your model "
-            "server's own metrics; {selector} picks one variant's pods), or judge by the "
-            "probe alone (analysis.probe, rules on agreement/accuracy/rmse/mae)"
+            f"server's own metrics; {{selector}} picks one variant's pods), or {instead}"
         )
     return (
         f"{what} reads request metrics, which {metrics.platform} exports only to Prometheus: "
         "set analysis.prometheus_url to a Prometheus that scrapes them (see "
-        "docs/progressive-delivery.md, Analysis on Kubernetes), or judge by the probe alone "
-        "(analysis.probe, rules on agreement/accuracy/rmse/mae)"
+        "docs/progressive-delivery.md, Analysis on Kubernetes)"
+        + ("" if no_probe else f", or {_PROBE_ALONE}")
     )
 
 

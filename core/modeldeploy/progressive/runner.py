@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer
@@ -39,7 +39,7 @@ from modeldeploy.progressive.state import (
 )
 from modeldeploy.progressive.strategies import Strategy, check_supported, parse_strategy
 from modeldeploy.registry import ROLLOUT_TAG, TAG_PREFIX, ModelRegistry
-from modeldeploy.server import ModelServer
+from modeldeploy.server import ModelServer, ModelServerInfo
 from modeldeploy.traffic import (
     CHALLENGER,
     Capability,
@@ -50,6 +50,9 @@ from modeldeploy.traffic import (
     VariantStatus,
 )
 from modeldeploy.waiting import DEFAULT_TIMEOUT, Deadline, check_timeout
+
+if TYPE_CHECKING:
+    from modeldeploy.records import DeploymentRecord
 
 logger = logging.getLogger("modeldeploy")
 
@@ -92,6 +95,7 @@ def _check_measurable(
         mirrors=any(s.mirror_percent or (compares and s.challenger_percent) for s in steps),
         metrics=metrics,
         live=any(s.challenger_percent or s.mirror_percent for s in steps),
+        no_probe=_why_no_probe(deployer),
     )
 
 
@@ -101,6 +105,22 @@ def metric_queries(deployer: ModelDeployer, control: TrafficControl) -> MetricQu
     if isinstance(control, ServerMetrics):
         return control.metric_queries
     return deployer.metric_queries
+
+
+def _why_no_probe(deployer: ModelDeployer) -> str | None:
+    """Why the analysis cannot send its probe to each variant apart (None: it can): the
+    flavor's own reason, and which installed flavors can."""
+    if Capability.VARIANT_URLS in deployer.capabilities:
+        return None
+    from modeldeploy.flavors import flavors_with
+
+    why = deployer.why_not.get(
+        Capability.VARIANT_URLS, f"the {deployer.flavor} flavor reports no URL per variant"
+    )
+    others = ", ".join(flavors_with(Capability.VARIANT_URLS))
+    return why + (
+        f"; a probe works on a flavor whose variants have one ({others})" if others else ""
+    )
 
 
 def traffic_control(deployer: ModelDeployer, server: ModelServer) -> TrafficControl:
@@ -163,6 +183,8 @@ def begin_rollout(
         except Exception as exc:
             _roll_back(deployer, state, registry, f"the challenger did not start: {exc}")
             store.save(state)
+            if isinstance(exc, ModelDeployError):
+                exc.record = _record(deployer, state)
             raise
         logger.info("%s", state.summary())
         return state
@@ -230,11 +252,13 @@ def run_rollout(
     seen = state.model_dump_json(exclude={"updated_at"})
     while not state.done:
         if deadline is not None and deadline.expired:
-            abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
-            raise DeploymentTimeoutError(
+            state = abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
+            error = DeploymentTimeoutError(
                 f"progressive rollout of {model_name} did not finish in {timeout:.0f} s; "
                 "it was aborted and the champion serves all traffic"
             )
+            error.record = _record(deployer, state)
+            raise error
         time.sleep(max(0.0, min(state.next_check_at - time.time(), 5.0)))
         state = advance_rollout(deployer, model_name, registry, store)
         now_seen = state.model_dump_json(exclude={"updated_at"})
@@ -490,13 +514,26 @@ def _tag(
         state.candidate_version,
         {ROLLOUT_TAG: f"{state.strategy.kind}:{outcome}", ROLLOUT_REASON_TAG: reason[:5000]},
     )
-    try:
-        server = deployer.get_model_server(state.server_uuid).info()
-    except ModelDeployError:
-        server = None
-    record = record_for_rollout(state, outcome, reason, deployer=deployer, server=server)
+    record = record_for_rollout(
+        state, outcome, reason, deployer=deployer, server=_server_info(deployer, state)
+    )
     if record is not None:
         registry.add_record(record)
+
+
+def _server_info(deployer: ModelDeployer, state: RolloutState) -> ModelServerInfo | None:
+    try:
+        return deployer.get_model_server(state.server_uuid).info()
+    except ModelDeployError:
+        return None
+
+
+def _record(deployer: ModelDeployer, state: RolloutState) -> DeploymentRecord | None:
+    """The record of a rollout that ended (None while it goes on), for an error to carry."""
+    from modeldeploy.records import record_for_rollout
+
+    server = _server_info(deployer, state)
+    return record_for_rollout(state, state.phase, state.message, deployer=deployer, server=server)
 
 
 def _finish(state: RolloutState, phase: Any, message: str) -> None:

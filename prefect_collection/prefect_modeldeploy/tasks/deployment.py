@@ -15,7 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.records import publish_record
+from prefect_modeldeploy.records import publish_record, publishing_rollbacks
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -133,7 +133,7 @@ def deploy_model(
     if registry is None and gate.champion_challenger is not None:
         logger.warning("register=False: there is no champion to compare %s with", model_name)
 
-    with block.deployer() as engine:
+    with block.deployer() as engine, publishing_rollbacks():
         outcome = continuous_deploy(
             engine,
             service_config,

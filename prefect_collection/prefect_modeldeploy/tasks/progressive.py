@@ -18,7 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
-from prefect_modeldeploy.records import publish_record
+from prefect_modeldeploy.records import publish_record, publishing_rollbacks
 from prefect_modeldeploy.tasks._common import (
     resolve_deployer_block,
     run_lineage,
@@ -72,7 +72,7 @@ def start_rollout(
         "model_name": model_name,
         "model_uri": model_uri,
     }
-    with block.deployer() as engine:
+    with block.deployer() as engine, publishing_rollbacks():
         outcome = continuous_deploy(
             engine,
             service_config,
@@ -158,7 +158,7 @@ def follow_rollout(
             logger.info("%s", text)
         logger.info("%s", state.summary())
 
-    with block.deployer() as engine:
+    with block.deployer() as engine, publishing_rollbacks():
         state = run_rollout(
             engine, model_name, block.get_registry(), timeout=timeout, on_progress=on_progress
         )

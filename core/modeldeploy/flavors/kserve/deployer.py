@@ -37,7 +37,7 @@ class KServeModelDeployer(KubernetesModelDeployer):
     #: Knative mode's canaryTrafficPercent (two revisions side by side, weighted) or Standard
     #: mode's spec.canary[] (a second Deployment, weighted); no mirroring
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE}
+        {Capability.TRAFFIC_SPLIT, Capability.SIDE_BY_SIDE, Capability.VARIANT_URLS}
     )
     why_not: ClassVar[Mapping[Capability, str]] = {Capability.MIRROR: NO_MIRROR}
     #: Knative's queue-proxy request metrics, per revision; a Standard-mode server answers

@@ -21,7 +21,7 @@ from modeldeploy.deployer import (
     ServerQuery,
     not_found,
 )
-from modeldeploy.errors import ConflictError, ModelDeployError
+from modeldeploy.errors import ConflictError, ModelDeployError, ModelServerNotFoundError
 from modeldeploy.flavors.kubernetes.client import KubeClient, connect
 from modeldeploy.flavors.kubernetes.config import KubernetesServiceConfig, check_model_uri
 from modeldeploy.flavors.kubernetes.naming import equivalence_name, server_name
@@ -81,7 +81,28 @@ class KubernetesModelDeployer(ModelDeployer):
     def rollout_store(self) -> ConfigMapRolloutStore:
         """Rollout states in the namespace, so any caller (a triggerer, another worker, the
         CLI elsewhere) advances, promotes or aborts the same rollout."""
-        return ConfigMapRolloutStore(self.kube, self.flavor)
+        return ConfigMapRolloutStore(self.kube, self.flavor, owner_of=self.owner_reference)
+
+    def owner_reference(self, server_uuid: str) -> dict[str, Any] | None:
+        """The ownerReference of a model server's resource, so what belongs to the server
+        (its rollout's ConfigMap) is garbage-collected with it; None when it is gone.
+
+        Not `blockOwnerDeletion`: that would need permission to update the resource's
+        finalizers under the OwnerReferencesPermissionEnforcement admission plugin."""
+        try:
+            server = self.get_model_server(server_uuid)
+        except ModelServerNotFoundError:
+            return None
+        obj = server.obj if isinstance(server, KubernetesModelServer) else None
+        meta = (obj or {}).get("metadata") or {}
+        if not meta.get("uid"):
+            return None
+        return {
+            "apiVersion": self.kind.api_version,
+            "kind": self.kind.kind,
+            "name": meta["name"],
+            "uid": meta["uid"],
+        }
 
     # --- lazily built plumbing (no cluster access until a task runs) ---------------------
 

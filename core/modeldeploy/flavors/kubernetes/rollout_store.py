@@ -6,6 +6,13 @@ they share no disk, so the state lives in a ConfigMap beside the model server
 (`modeldeploy-rollout-<model>`, key `state`). Its lock is an annotation written with
 optimistic concurrency (the resourceVersion read), held by one caller at a time and
 expiring after `LOCK_SECONDS`, so a caller that died holding it blocks nobody for long.
+
+Lifecycle: the ConfigMap lives as long as the model server whose rollout it holds, so
+`modeldeploy rollout status` shows the last rollout until then. Each save names that
+server's resource in `ownerReferences` (and its uuid in a label), and Kubernetes' garbage
+collector deletes the ConfigMap with the server, whoever deletes it (`modeldeploy models
+delete`, `kubectl delete`). A lock taken where no state was ever saved (an abort of a
+model without rollout) leaves nothing behind: releasing it deletes the empty ConfigMap.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from modeldeploy.flavors.kubernetes.naming import label_value, short_hash
 from modeldeploy.flavors.kubernetes.records import (
     LABEL_FLAVOR,
     LABEL_MODEL,
+    LABEL_UUID,
     MANAGED_BY,
     MANAGER,
     PREFIX,
@@ -38,6 +46,8 @@ LOCK_SECONDS = 600.0
 LOCK_WAIT_SECONDS = LOCK_SECONDS + 30.0
 _POLL_SECONDS = 0.1
 _MAX_CONFLICTS = 20
+#: a model server's uuid -> the ownerReference of its resource (None: the server is gone)
+OwnerLookup = Callable[[str], dict[str, Any] | None]
 
 
 def configmap_name(model_name: str) -> str:
@@ -49,9 +59,10 @@ def configmap_name(model_name: str) -> str:
 class ConfigMapRolloutStore:
     """`RolloutStore` (modeldeploy.progressive.state) over ConfigMaps of one namespace."""
 
-    def __init__(self, kube: KubeClient, flavor: str) -> None:
+    def __init__(self, kube: KubeClient, flavor: str, owner_of: OwnerLookup | None = None) -> None:
         self.kube = kube
         self.flavor = flavor
+        self.owner_of = owner_of
 
     def __repr__(self) -> str:
         return f"ConfigMapRolloutStore(namespace {self.kube.namespace!r})"
@@ -130,9 +141,23 @@ class ConfigMapRolloutStore:
 
         def change(body: dict[str, Any]) -> bool:
             body["data"]["state"] = text
+            self._own(body, state.server_uuid)
             return True
 
         self._update(state.model_name, change)
+
+    def _own(self, body: dict[str, Any], server_uuid: str) -> None:
+        """Make the server's resource the ConfigMap's owner (looked up once per server)."""
+        meta = body["metadata"]
+        labels = meta.setdefault("labels", {})
+        if self.owner_of is None or (
+            labels.get(LABEL_UUID) == server_uuid and meta.get("ownerReferences")
+        ):
+            return
+        owner = self.owner_of(server_uuid)
+        if owner is not None:
+            meta["ownerReferences"] = [owner]
+            labels[LABEL_UUID] = server_uuid
 
     @contextlib.contextmanager
     def locked(self, model_name: str) -> Iterator[None]:
@@ -170,10 +195,36 @@ class ConfigMapRolloutStore:
                 held = str(body["metadata"]["annotations"].get(ANNOTATION_LOCK, ""))
                 if not held.startswith(me + " "):
                     return False
+                if not body["data"].get("state") and self._delete_unchanged(body):
+                    return False  # it only ever held this lock: nothing to keep
                 body["metadata"]["annotations"].pop(ANNOTATION_LOCK)
                 return True
 
             self._update(model_name, release)
+
+    def _delete_unchanged(self, body: dict[str, Any]) -> bool:
+        """Delete the ConfigMap if nobody changed it since `body` was read; False if
+        somebody did (the caller then reads it again)."""
+        meta = body["metadata"]
+        version = meta.get("resourceVersion")
+        if not version:
+            return False
+        try:
+            self.kube.retry.call(
+                self.kube.core.delete_namespaced_config_map,
+                meta["name"],
+                self.kube.namespace,
+                body={"preconditions": {"resourceVersion": version}},
+                _request_timeout=self.kube.timeout,
+            )
+        except Exception as exc:
+            if api_status(exc) == 404:
+                return True
+            if api_status(exc) == 409:
+                return False
+            where = f"deleting ConfigMap {self.kube.namespace}/{meta['name']}"
+            raise translate(exc, where) from None
+        return True
 
 
 class _Busy(Exception):

@@ -55,6 +55,7 @@ class MLflowModelDeployer(ModelDeployer):
             Capability.MIRROR,
             Capability.SIDE_BY_SIDE,
             Capability.SPLIT_AGREEMENT,
+            Capability.VARIANT_URLS,
         }
     )
     metric_queries = ROUTER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -15,6 +16,7 @@ from modeldeploy.flavors.seldon import resource, storage
 from modeldeploy.flavors.seldon.config import SeldonConfig
 from modeldeploy.flavors.seldon.server import SeldonModelServer
 from modeldeploy.flavors.seldon.settings import SeldonDeployerSettings
+from modeldeploy.flavors.seldon.traffic import NO_VARIANT_URLS
 from modeldeploy.progressive.queries import SELDON_CORE_1
 from modeldeploy.traffic import Capability
 
@@ -38,6 +40,7 @@ class SeldonModelDeployer(KubernetesModelDeployer):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
     )
+    why_not: ClassVar[Mapping[Capability, str]] = {Capability.VARIANT_URLS: NO_VARIANT_URLS}
     #: the executor's request histogram per predictor (analysis through Prometheus)
     metric_queries = SELDON_CORE_1
 

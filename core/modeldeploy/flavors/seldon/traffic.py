@@ -31,6 +31,12 @@ from modeldeploy.traffic import CHALLENGER, CHAMPION, TrafficStatus, VariantStat
 
 #: which predictor is the challenger, and its config (JSON): any process can carry on
 ANNOTATION_CHALLENGER = PREFIX + "challenger"
+#: why the analysis cannot send its probe to one predictor (Capability.VARIANT_URLS)
+NO_VARIANT_URLS = (
+    "a Seldon Core 1 predictor has no URL of its own here: every request goes through the "
+    "SeldonDeployment's one ingress route, which picks the predictor by its traffic weight, "
+    "so probe rows cannot be sent to the champion and the challenger apart"
+)
 #: the operator's executor container (seldondeployment_engine.go EngineContainerName)
 ENGINE_CONTAINER = "seldon-container-engine"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from modeldeploy.config import ServiceConfig
@@ -37,6 +38,9 @@ class Seldon2ModelDeployer(KubernetesModelDeployer):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.TRAFFIC_SPLIT, Capability.MIRROR, Capability.SIDE_BY_SIDE}
     )
+    why_not: ClassVar[Mapping[Capability, str]] = {
+        Capability.VARIANT_URLS: resource.NO_VARIANT_URLS
+    }
 
     def validate_flavor(self, config: ServiceConfig) -> None:
         assert isinstance(config, Seldon2Config)

@@ -25,6 +25,12 @@ EXPERIMENT_KIND = ResourceKind(
 FAILED_STATES = frozenset({"ModelFailed", "ScheduleFailed"})
 #: the header the mesh routes on (docs/source/contents/inference/index.md)
 MODEL_HEADER = "Seldon-Model"
+#: why the analysis cannot send its probe to one Model (Capability.VARIANT_URLS)
+NO_VARIANT_URLS = (
+    "a Seldon Core 2 Model has no URL of its own: every Model answers on the mesh's one "
+    f"inference URL and is picked by the {MODEL_HEADER} header (the Experiment's name splits "
+    "by weight), so probe rows cannot be sent to the champion and the challenger apart"
+)
 #: Servers a Seldon Core 2 runtime installs; their pods carry `seldon-server-name=<server>`
 DEFAULT_SERVER = "mlserver"
 TRITON_CAPABILITIES = frozenset({"triton", "onnx", "pytorch", "tensorflow", "tensorrt"})
