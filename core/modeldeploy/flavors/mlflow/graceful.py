@@ -10,16 +10,30 @@ way the router's drain does: the next request on it is answered with `Connection
 a connection still silent after `DRAIN_IDLE_SECONDS` is closed then. uvicorn has no option
 for it, so importing this module (the launch's app string points here, so every worker
 imports it) adjusts uvicorn's HTTP protocols before the model loads.
+
+The listening socket is shared (with the router, or the next scoring server), so a
+connection may have just been accepted when the stop comes: asyncio registers it one or
+two loop iterations later, after uvicorn told every connection it knew to leave (it would
+be served as keep-alive until the supervisor kills the server under it), or, if the
+listener closed first, drops it unanswered. So the server stops accepting first, lets
+those connections arrive, and tells every connection made from then on to leave too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from modeldeploy.flavors.mlflow.router import DRAIN_IDLE_SECONDS
 
 _CLOSE = (b"connection", b"close")
+#: loop iterations from accepting a connection to its `connection_made` (asyncio: accept,
+#: then the transport's task, then the protocol callback), with a margin
+_ACCEPT_ITERATIONS = 5
+#: uvicorn servers (their shared state) that began leaving
+_LEAVING: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _graceful(protocol: type[Any], starts_request: str) -> None:
@@ -28,6 +42,12 @@ def _graceful(protocol: type[Any], starts_request: str) -> None:
     if getattr(protocol, "_modeldeploy_graceful", False):
         return
     begin = getattr(protocol, starts_request)
+    made = protocol.connection_made
+
+    def connection_made(self: Any, transport: Any) -> None:
+        made(self, transport)
+        if self.server_state in _LEAVING:  # accepted as the server began to leave
+            self.shutdown()
 
     def shutdown(self: Any) -> None:
         self._modeldeploy_leaving = True
@@ -46,9 +66,30 @@ def _graceful(protocol: type[Any], starts_request: str) -> None:
             _last(self.cycle)
         return result
 
+    protocol.connection_made = connection_made
     protocol.shutdown = shutdown
     setattr(protocol, starts_request, started)
     protocol._modeldeploy_graceful = True
+
+
+def _stop_accepting_first(server_class: type[Any]) -> None:
+    """Give uvicorn's `Server.shutdown` the order described above."""
+    if getattr(server_class, "_modeldeploy_graceful", False):
+        return
+    original = server_class.shutdown
+
+    async def shutdown(self: Any, sockets: Any = None) -> None:
+        _LEAVING.add(self.server_state)
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for listener in server.sockets:
+                loop.remove_reader(listener.fileno())
+        for _ in range(_ACCEPT_ITERATIONS):
+            await asyncio.sleep(0)  # connections already accepted reach `connection_made`
+        await original(self, sockets)
+
+    server_class.shutdown = shutdown
+    server_class._modeldeploy_graceful = True
 
 
 def _last(cycle: Any) -> None:
@@ -60,6 +101,9 @@ def _last(cycle: Any) -> None:
 
 
 def install() -> None:
+    from uvicorn.server import Server
+
+    _stop_accepting_first(Server)
     with contextlib.suppress(ImportError):
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
