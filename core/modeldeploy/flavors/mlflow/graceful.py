@@ -26,12 +26,9 @@ import contextlib
 import weakref
 from typing import Any
 
-from modeldeploy.flavors.mlflow.router import DRAIN_IDLE_SECONDS
+from modeldeploy.flavors.mlflow.router import ACCEPT_ITERATIONS, DRAIN_IDLE_SECONDS
 
 _CLOSE = (b"connection", b"close")
-#: loop iterations from accepting a connection to its `connection_made` (asyncio: accept,
-#: then the transport's task, then the protocol callback), with a margin
-_ACCEPT_ITERATIONS = 5
 #: uvicorn servers (their shared state) that began leaving
 _LEAVING: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -84,7 +81,7 @@ def _stop_accepting_first(server_class: type[Any]) -> None:
         for server in self.servers:
             for listener in server.sockets:
                 loop.remove_reader(listener.fileno())
-        for _ in range(_ACCEPT_ITERATIONS):
+        for _ in range(ACCEPT_ITERATIONS):
             await asyncio.sleep(0)  # connections already accepted reach `connection_made`
         await original(self, sockets)
 
