@@ -130,3 +130,41 @@ def test_a_connection_accepted_as_it_begins_leaving_is_answered_and_told_to_clos
         conn.close()
         running.thread.join(timeout=30)
         assert not running.thread.is_alive()  # and the server then exits
+
+
+@pytest.mark.parametrize("implementation", ["httptools", "h11"])
+def test_a_request_whose_answer_had_begun_when_leaving_began_keeps_its_connection(
+    implementation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's head already went out (without `Connection: close`) when the server was
+    told to stop, so the client will send its next request on this connection: that one is
+    answered, told to close, instead of finding the connection closed under it."""
+    with _serving(implementation, monkeypatch) as running:
+        headed, release = threading.Event(), asyncio.Event()
+
+        async def slow_body(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await receive()
+            start = {"type": "http.response.start", "status": 200}
+            await send({**start, "headers": [(b"content-length", b"2")]})
+            headed.set()
+            await release.wait()  # the server is told to stop between head and body
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        monkeypatch.setattr(running.server.config, "loaded_app", slow_body)
+        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=30)
+        conn.request("POST", "/invocations", b"{}")
+        assert headed.wait(30)
+        running.server.should_exit = True  # what SIGTERM does
+        deadline = time.monotonic() + 30
+        while not _refused(running.port):  # it is leaving: connections were told
+            assert time.monotonic() < deadline, "uvicorn kept accepting"
+            time.sleep(0.01)
+        running.loop.call_soon_threadsafe(release.set)
+        first = conn.getresponse()
+        assert first.read() == b"ok" and first.getheader("connection") is None
+        last = _post(conn)  # the same app; its body is no longer held
+        assert last.status == 200 and last.read() == b"ok"
+        assert last.getheader("connection") == "close"
+        conn.close()
+        running.thread.join(timeout=30)
+        assert not running.thread.is_alive()

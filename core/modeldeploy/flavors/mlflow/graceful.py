@@ -46,16 +46,30 @@ def _graceful(protocol: type[Any], starts_request: str) -> None:
         if self.server_state in _LEAVING:  # accepted as the server began to leave
             self.shutdown()
 
+    complete = protocol.on_response_complete
+
+    def await_next(self: Any) -> None:
+        """Idle: a request may be on its way; close only after a silence."""
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            DRAIN_IDLE_SECONDS, self.timeout_keep_alive_handler
+        )
+
     def shutdown(self: Any) -> None:
         self._modeldeploy_leaving = True
         if self.cycle is None or self.cycle.response_complete:
-            # idle: a request may be on its way; close only after a silence
-            self._unset_keepalive_if_required()
-            self.timeout_keep_alive_task = self.loop.call_later(
-                DRAIN_IDLE_SECONDS, self.timeout_keep_alive_handler
-            )
-        else:
+            await_next(self)
+        elif not self.cycle.response_started:
             _last(self.cycle)
+        # else its head went out without `Connection: close`, so the client will send again
+        # on this connection: that next request is answered, told to close (`started`)
+
+    def on_response_complete(self: Any) -> None:
+        complete(self)
+        leaving = getattr(self, "_modeldeploy_leaving", False)
+        idle = self.cycle is None or self.cycle.response_complete
+        if leaving and idle and not self.transport.is_closing():
+            await_next(self)
 
     def started(self: Any, *args: Any) -> Any:
         result = begin(self, *args)
@@ -64,6 +78,7 @@ def _graceful(protocol: type[Any], starts_request: str) -> None:
         return result
 
     protocol.connection_made = connection_made
+    protocol.on_response_complete = on_response_complete
     protocol.shutdown = shutdown
     setattr(protocol, starts_request, started)
     protocol._modeldeploy_graceful = True
