@@ -16,7 +16,9 @@ connection may have just been accepted when the stop comes: asyncio registers it
 two loop iterations later, after uvicorn told every connection it knew to leave (it would
 be served as keep-alive until the supervisor kills the server under it), or, if the
 listener closed first, drops it unanswered. So the server stops accepting first, lets
-those connections arrive, and tells every connection made from then on to leave too.
+those connections arrive, and tells every connection made from then on to leave too. An
+answer whose head was already sent (without `Connection: close`) when the stop came keeps
+its connection: the client's next request on it gets the goodbye instead.
 """
 
 from __future__ import annotations
