@@ -95,6 +95,9 @@ def _stop_accepting_first(server_class: type[Any]) -> None:
     async def shutdown(self: Any, sockets: Any = None) -> None:
         _LEAVING.add(self.server_state)
         loop = asyncio.get_running_loop()
+        # The standard loop accepts through a reader callback; uvloop (no such callback, so
+        # this does nothing there) sets an accepted connection up at once and calls
+        # `connection_made` a step later, which the leaving mark covers.
         for server in self.servers:
             for listener in server.sockets:
                 loop.remove_reader(listener.fileno())
