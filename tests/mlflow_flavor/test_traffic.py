@@ -354,8 +354,12 @@ def test_adding_a_challenger_keeps_the_old_server_answering_until_the_router_can
             held = pool.submit(_post, port, body)
             wait_until(lambda: len(list(control.glob(f"held-{old_pid}-*"))) == 2)
             (control / "hold-load").unlink()
-            log = server.dir / LOG
-            wait_until(lambda: "Shutting down" in log.read_text(errors="replace"))
+            wait_until(  # in the log or the one rotated away
+                lambda: any(
+                    "Shutting down" in path.read_text(errors="replace")
+                    for path in server.dir.glob(f"{LOG}*")
+                )
+            )
             # It stopped accepting; the router answers new connections meanwhile.
             status, answer, headers = _post(port, body)
             assert (status, json.loads(answer)) == (200, {"predictions": [7, 7, 7]})
