@@ -290,3 +290,52 @@ def test_copies_go_to_the_other_variant_only_on_a_split_or_a_mirror() -> None:
     split = Table(champion=a, challenger=b, weight=10, compare_percent=100)
     assert split.copy_to(a) is b and split.copy_to(b) is a
     assert Table(champion=a, challenger=b, weight=10).copy_to(b) is None
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    parts = []
+    while chunk := sock.recv(65536):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def test_a_connection_accepted_as_the_drain_begins_is_answered(
+    public: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router had just accepted a connection when it began draining: asyncio sets the
+    connection up over the next loop iterations, after the drain looked for open ones. Its
+    request is answered (and told to close), not dropped. The order is asyncio's iterations
+    on one event loop, not timing."""
+    import asyncio
+
+    import modeldeploy.flavors.mlflow.router as router_module
+
+    monkeypatch.setattr(router_module, "DRAIN_IDLE_SECONDS", 60.0)
+    champion = make_backend(1.0)
+    port = public.getsockname()[1]
+    body = json.dumps({"inputs": [[1, 2]]}).encode()
+
+    async def scenario() -> bytes:
+        router = router_module.Router(Table(champion=backend(CHAMPION, champion)))
+        await router.start(public.dup())
+        client = socket.create_connection(("127.0.0.1", port), timeout=30)
+        with client:
+            client.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: router\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            # One iteration for the router to accept it, then the drain begins.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            drain = asyncio.create_task(router.drain())
+            answer = await asyncio.to_thread(_read_until_closed, client)
+            await asyncio.wait_for(drain, 30)
+            return answer
+
+    try:
+        answer = asyncio.run(scenario())
+    finally:
+        champion.shutdown()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    assert b"connection: close" in head.lower() and payload == b'{"predictions": [1.0]}'

@@ -3,6 +3,8 @@ mirror, metrics, state in the record, promote and remove under a steady client."
 
 from __future__ import annotations
 
+import concurrent.futures
+import http.client
 import json
 import math
 import subprocess
@@ -15,14 +17,14 @@ import pytest
 import requests
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
-from modeldeploy.flavors.mlflow.records import RECORD, read_json
+from modeldeploy.flavors.mlflow.records import LOG, RECORD, STATUS, read_json
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.status import ServiceState
 from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SavedModels
-from tests.steady_client import SteadyClient
+from tests.steady_client import CLIENT_TIMEOUT, SteadyClient
 
 HELD_MODEL_CODE = Path(__file__).parent / "models" / "held_model.py"
 
@@ -297,3 +299,81 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     assert answers == [champion_answer] * 10
     server.remove_challenger()
     wait_until(lambda: server.traffic_status().metrics_url is None)
+
+
+def _post(port: int, body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """One request on a connection of its own: status, answer, lower-case headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+    try:
+        conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_adding_a_challenger_keeps_the_old_server_answering_until_the_router_can(
+    mlflow_deployer: MLflowModelDeployer,
+    saved_models: SavedModels,
+    held_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The handover of the public socket, each step awaited: while the champion's private
+    scoring server loads (blocked on `hold-load`), the scoring server on the public socket
+    answers everything; once the router accepts, that server is told to retire and still
+    answers what it holds. The router's answers carry `x-request-id`, the old one's not."""
+    control = tmp_path / "control"
+    control.mkdir()
+    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
+    rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
+    body = json.dumps(rows).encode()
+    config = {"model_name": "held", "model_uri": str(held_model)}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    assert isinstance(server, MLflowModelServer)
+    port = server.config.port
+    assert port is not None
+    old_pid = (read_json(server.dir / STATUS) or {})["child_pid"]
+    (control / "hold-load").touch()
+    with SteadyClient(port, body) as client:
+        wait_until(lambda: client.sent > 5)
+        server.add_challenger({**config, "model_uri": str(saved_models.broken)})
+        wait_until(lambda: any(control.glob("loading-*")))  # the champion's private one
+        # No request waits for that load: the old server answers on old and new connections.
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+        status, answer, headers = _post(port, body)
+        assert (status, json.loads(answer)) == (200, {"predictions": [7, 7, 7]})
+        assert "x-request-id" not in headers
+        assert any(control.glob("loading-*")), "the answer waited for the load"
+
+        # The worst moment: the old server holds requests (the steady client's and one on a
+        # connection of its own) when the router takes over and it is told to retire.
+        (control / f"hold-{old_pid}").touch()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(_post, port, body)
+            wait_until(lambda: len(list(control.glob(f"held-{old_pid}-*"))) == 2)
+            (control / "hold-load").unlink()
+            wait_until(  # in the log or the one rotated away
+                lambda: any(
+                    "Shutting down" in path.read_text(errors="replace")
+                    for path in server.dir.glob(f"{LOG}*")
+                )
+            )
+            # It stopped accepting; the router answers new connections meanwhile.
+            status, answer, headers = _post(port, body)
+            assert (status, json.loads(answer)) == (200, {"predictions": [7, 7, 7]})
+            assert "x-request-id" in headers
+            assert not held.done()
+            (control / f"hold-{old_pid}").unlink()
+            status, answer, headers = held.result(timeout=CLIENT_TIMEOUT)
+        assert (status, json.loads(answer)) == (200, {"predictions": [7, 7, 7]})
+        assert "x-request-id" not in headers and headers.get("connection") == "close"
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    assert client.failed == 0 and client.retried == 0, client.failures
+    wait_until(lambda: server.traffic_status().variants[-1].last_error is not None)
+    assert [(v.name, v.ready) for v in server.traffic_status().variants] == [
+        (CHAMPION, True),
+        (CHALLENGER, False),
+    ]

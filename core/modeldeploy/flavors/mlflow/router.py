@@ -57,6 +57,9 @@ MAX_MIRRORS_IN_FLIGHT = 64
 POOL_IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive timeout, so a pooled one is alive
 MAX_HEAD = 64 * 1024
 DRAIN_IDLE_SECONDS = 2.0  # how long a draining router waits for idle clients to send again
+#: loop iterations from accepting a connection to its handler's first step (asyncio: the
+#: accept, the transport's task, `connection_made`, the handler's task), with a margin
+ACCEPT_ITERATIONS = 5
 REL_TOL, ABS_TOL = 1e-6, 1e-9
 _NO_BODY_STATUS = (204, 304)
 
@@ -473,7 +476,9 @@ class Router:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connections[writer] = False
         try:
-            while not self.draining:
+            # A connection accepted as the drain began still has its request answered
+            # (with `connection: close`); the drain closes it if it stays silent.
+            while True:
                 try:
                     request = await read_request(reader, writer)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -484,7 +489,7 @@ class Router:
                 self.connections[writer] = True
                 await self._handle(request, writer)
                 self.connections[writer] = False
-                if not request.keep_alive:
+                if not request.keep_alive or self.draining:
                     return
         except OSError:
             return
@@ -584,9 +589,18 @@ class Router:
             self.metrics.compare(CHALLENGER, _same_answer(*pair))
 
     async def drain(self) -> None:
-        """Stop accepting; each open connection closes once its request is answered."""
+        """Stop accepting; each open connection closes once its request is answered.
+
+        The public socket is shared, so a connection may have just been accepted: asyncio
+        sets it up over the next loop iterations (and drops it unanswered if the server
+        closes first). So stop accepting, let those connections arrive, then close."""
         self.draining = True
         if self.server is not None:
+            loop = asyncio.get_running_loop()
+            for listener in self.server.sockets:
+                loop.remove_reader(listener.fileno())
+            for _ in range(ACCEPT_ITERATIONS):
+                await asyncio.sleep(0)
             self.server.close()  # closes our duplicate of the public socket, not the socket
         if self.connections:
             # A client that sends again soon gets its answer with `connection: close`, a
