@@ -6,7 +6,6 @@ tagged on the version. Real scoring servers behind the local router, a real regi
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,29 +28,6 @@ from tests.progressive.conftest import Serving
 pytestmark = pytest.mark.slow
 
 
-def _canary(**options: Any) -> dict[str, Any]:
-    return {"kind": "canary", "percents": [30, 100], "bake_seconds": 0.5, **options}
-
-
-def _held(serving: Serving, model: Path, probe: dict[str, Any], **options: Any) -> Any:
-    """Start a canary held before step 2 and drive it until it waits for the answer."""
-    # the constant model passes a lenient probe: it is right on a third of the rows
-    analysis = {"rules": ["accuracy>=0.3"], "min_requests": 0, "probe": probe}
-    started = continuous_deploy(
-        serving.deployer,
-        serving.config(model),
-        {"accuracy": 0.95},
-        registry=serving.registry,
-        strategy=_canary(approve_before_steps=[2], **options),
-        analysis=analysis,
-        wait=False,
-    )
-    assert started.action == "progressing", started.message
-    state = run_rollout(serving.deployer, "iris", serving.registry, timeout=120)
-    assert state.phase == "awaiting_approval", state.message
-    return state
-
-
 def _split(serving: Serving) -> int:
     server = serving.deployer.find_model_server(model_name="iris")[0]
     return server.traffic_status().weight_of(CHALLENGER)
@@ -64,7 +40,7 @@ def _tags(serving: Serving, version: str) -> dict[str, str]:
 def test_a_held_step_waits_then_approval_enters_it(
     serving: Serving, saved_models: SavedModels, iris_probe: dict[str, Any]
 ) -> None:
-    state = _held(serving, saved_models.second, iris_probe)
+    state = serving.held(saved_models.second, iris_probe)
     assert state.step_index == 0 and len(state.history) == 1
     assert _split(serving) == 30  # the passed step's split stays while it waits
     # nothing is due before the deadline: advancing again changes nothing
@@ -104,12 +80,12 @@ def test_reject_and_no_answer_roll_back_with_the_alias_untouched(
             serving.config(saved_models.second),
             {},
             registry=serving.registry,
-            strategy=_canary(approve_before_steps=[3]),
+            strategy={"kind": "canary", "percents": [30], "approve_before_steps": [3]},
         )
     assert len(serving.registry.client.search_model_versions("name='iris'")) == 1
     assert len(serving.deployer.find_model_server(model_name="iris")) == 1
 
-    _held(serving, saved_models.second, iris_probe)
+    serving.held(saved_models.second, iris_probe)
     state = reject_rollout(
         serving.deployer, "iris", serving.registry, by="bob", reason="p99 is too high"
     )
@@ -123,7 +99,7 @@ def test_reject_and_no_answer_roll_back_with_the_alias_untouched(
     assert tags["modeldeploy.rollout_reason"].startswith("rejected by bob: p99 is too high")
 
     # nobody answers: once the deadline has passed, the next advance rejects it
-    _held(serving, saved_models.second, iris_probe, approval_timeout_seconds=3600)
+    serving.held(saved_models.second, iris_probe, approval_timeout_seconds=3600)
     store = store_for(serving.deployer)
     with store.locked("iris"):
         held = rollout_status(serving.deployer, "iris")
