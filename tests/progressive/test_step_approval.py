@@ -57,6 +57,9 @@ def test_a_held_step_waits_then_approval_enters_it(
     assert (state.phase, state.step_index) == ("baking", 1)
     assert state.history[-1].approval is not None and state.history[-1].approval.by == "alice"
     assert _split(serving) == 100
+    with pytest.raises(ConflictError, match="not waiting for an approval"):
+        reject_rollout(serving.deployer, "iris", serving.registry, by="mallory")
+    assert rollout_status(serving.deployer, "iris").phase == "baking"  # nothing undone
     tags = _tags(serving, "2")
     assert tags["modeldeploy.approval"] == "approved"
     assert tags["modeldeploy.approval_by"] == "alice"

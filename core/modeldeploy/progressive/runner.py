@@ -278,13 +278,8 @@ def approve_rollout(
 ) -> RolloutState:
     """Enter the step a held rollout waits before; who and why are tagged on the version.
     Too late (the approval's deadline passed) is a rejection, and raises."""
-    return _answer_held(
-        deployer,
-        model_name,
-        registry,
-        store,
-        ApprovalDecision(approved=True, by=by, reason=comment),
-    )
+    decision = ApprovalDecision(approved=True, by=by, reason=comment)
+    return answer_rollout(deployer, model_name, decision, registry, store)
 
 
 def reject_rollout(
@@ -296,33 +291,32 @@ def reject_rollout(
     reason: str = "",
 ) -> RolloutState:
     """Roll a held rollout back (traffic and alias on the champion) and tag who and why."""
-    return _answer_held(
-        deployer,
-        model_name,
-        registry,
-        store,
-        ApprovalDecision(approved=False, by=by, reason=reason),
-    )
+    decision = ApprovalDecision(approved=False, by=by, reason=reason)
+    return answer_rollout(deployer, model_name, decision, registry, store)
 
 
-def _answer_held(
+def answer_rollout(
     deployer: ModelDeployer,
     model_name: str,
-    registry: ModelRegistry | None,
-    store: RolloutStore | None,
     decision: ApprovalDecision,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
 ) -> RolloutState:
+    """Apply a human's answer (or `ApprovalDecision.no_answer`) to a held rollout: what the
+    orchestrators call with the answer their approval UI collected."""
     verb = "approve" if decision.approved else "reject"
     with _editing(deployer, model_name, registry, store, verb, reraise=True) as state:
-        if not state.awaiting_approval:
-            raise ConflictError(
-                f"cannot {verb}: the {state.strategy.kind} rollout of {model_name} is not "
-                f"waiting for an approval ({state.phase}: {state.message}); `modeldeploy "
-                f"rollout abort {model_name}` stops it at any time"
-            )
-        late = time.time() >= state.next_check_at
-        _answer(deployer, state, registry, _no_answer(state) if late else decision)
-    if late:
+        held = state.awaiting_approval
+        late = held and time.time() >= state.next_check_at
+        if held:  # (raising in here would roll a running rollout back)
+            _answer(deployer, state, registry, _no_answer(state) if late else decision)
+    if not held:
+        raise ConflictError(
+            f"cannot {verb}: the {state.strategy.kind} rollout of {model_name} is not "
+            f"waiting for an approval ({state.phase}: {state.message}); `modeldeploy "
+            f"rollout abort {model_name}` stops it at any time"
+        )
+    if late and not decision.timed_out:
         raise ConflictError(
             f"cannot {verb}: nobody answered the approval of {model_name} in time, so it was "
             f"rejected ({state.message})"
