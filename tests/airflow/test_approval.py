@@ -58,6 +58,38 @@ the_dag = pipeline()
 if __name__ == "__main__":
     the_dag.test()
 """
+#: a canary held before its second step: the first run of `champion` deploys in place
+STEP_DAG = """
+# First: skops (the models' format) walks every loaded module when imported; after Airflow's
+# it meets thousands of deprecated attributes, each a logged warning (minutes on a busy CI)
+import skops.io  # noqa: F401
+from airflow.sdk import dag
+from modeldeploy_provider.operators.approval import ModelStepApprovalOperator
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+CANARY = {"kind": "canary", "percents": [30, 100], "bake_seconds": 0.5}
+
+
+@dag(dag_id="__DAG_ID__", schedule=None)
+def pipeline():
+    champion = DeployModelOperator(
+        task_id="champion", model_name="iris", model_uri="__FIRST__", strategy=CANARY,
+        step_name="serve", timeout=120,
+    )
+    deploy = DeployModelOperator(
+        task_id="deploy", model_name="iris", model_uri="__URI__", step_name="serve",
+        strategy={**CANARY, "approve_before_steps": [2]}, timeout=120, deferrable=True,
+        analysis={"rules": [], "min_requests": 0},  # no traffic here: every step passes
+    )
+    approve = ModelStepApprovalOperator(task_id="approve", model_name="iris")
+    champion >> deploy >> approve
+
+
+the_dag = pipeline()
+
+if __name__ == "__main__":
+    the_dag.test()
+"""
 #: bound on each wait; never the thing under test
 WAIT = 240.0
 
@@ -74,14 +106,20 @@ class Run:
     """One `dag.test()` of the approval DAG in its own process, waiting for an answer."""
 
     def __init__(
-        self, api: ApiServer, tmp_path: Path, md_home: Path, model: Path, timeout: str
+        self,
+        api: ApiServer,
+        tmp_path: Path,
+        md_home: Path,
+        model: Path,
+        timeout: str,
+        source: str = DAG,
     ) -> None:
         self.api = f"{api.url}/api/v2"
         self.dag_id = f"approve_{tmp_path.name[-24:].replace('-', '_')}"
         dags = tmp_path / "dags"
         dags.mkdir()
         path = dags / f"{self.dag_id}.py"
-        source = DAG.replace("__DAG_ID__", self.dag_id).replace("__URI__", str(model))
+        source = source.replace("__DAG_ID__", self.dag_id).replace("__URI__", str(model))
         path.write_text(source.replace("__TIMEOUT__", timeout))
         self.env = {
             **api.env,
@@ -166,8 +204,8 @@ def dag_run(
     runs: list[Run] = []
     shutil.copyfile(empty_registry, md_home / "mlflow.db")
 
-    def start(timeout: str = "timedelta(hours=24)") -> Run:
-        runs.append(Run(api_server, tmp_path, md_home, saved_models.first, timeout))
+    def start(timeout: str = "timedelta(hours=24)", source: str = DAG) -> Run:
+        runs.append(Run(api_server, tmp_path, md_home, saved_models.first, timeout, source))
         return runs[-1]
 
     yield start
@@ -268,3 +306,32 @@ def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
     assert result["reason"] == "better accuracy, same latency"
     assert result["rejected_version"] is None
     assert shot.stat().st_size > 10_000
+
+
+def test_a_canary_held_before_its_second_step_goes_on_once_approved(
+    dag_run: Any, md_home: Path, saved_models: SavedModels
+) -> None:
+    from modeldeploy.registry import ModelRegistry
+
+    # the champion is the constant model, the held candidate the logistic regression
+    run = dag_run(source=STEP_DAG.replace("__FIRST__", str(saved_models.second)))
+    request = run.awaiting()
+    assert request["subject"] == "iris: enter step 2 of 2?"
+    assert request["defaults"] == ["Reject"]
+    assert "### Step 1 (challenger 30% / champion 70%): passed" in request["body"]
+    assert "No answer by " in request["body"]
+    registry = ModelRegistry(f"sqlite:///{md_home / 'mlflow.db'}")
+    assert registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
+
+    run.answer(request, "Approve", "step 1 looks fine")
+    states, result = run.finish()
+    assert states == {"champion": "success", "deploy": "success", "approve": "success"}
+    assert result["action"] == "promoted", result["message"]
+    assert result["approval"]["approved"] is True
+    assert result["approval"]["step"] == 2
+    assert registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    tags = registry.get_version("iris", "2").tags
+    assert tags["modeldeploy.approval"] == "approved"
+    assert tags["modeldeploy.approval_by"] == result["approval"]["by"]
+    assert tags["modeldeploy.approval_reason"] == "step 1 looks fine"
+    assert tags["modeldeploy.approval_step"] == "2"
