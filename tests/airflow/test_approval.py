@@ -48,7 +48,7 @@ def pipeline():
     )
     deploy = DeployModelOperator(
         task_id="deploy", model_name="iris", model_uri="__URI__", metrics=METRICS,
-        gate_rules=["accuracy>=0.9"], timeout=120,
+        gate_rules=["accuracy>=0.9"], timeout=120, approval=approve.output,
     )
     gate >> approve >> deploy
 
@@ -283,7 +283,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
-    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path
+    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path, md_home: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -306,6 +306,13 @@ def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
     assert result["reason"] == "better accuracy, same latency"
     assert result["rejected_version"] is None
     assert shot.stat().st_size > 10_000
+    # the deploy tagged the approval on the version it registered, as Prefect's flow does
+    from modeldeploy.registry import ModelRegistry
+
+    tags = ModelRegistry(f"sqlite:///{md_home / 'mlflow.db'}").get_version("iris", "1").tags
+    assert tags["modeldeploy.approval"] == "approved"
+    assert tags["modeldeploy.approval_by"] == result["by"]
+    assert tags["modeldeploy.approval_reason"] == "better accuracy, same latency"
 
 
 def test_a_canary_held_before_its_second_step_goes_on_once_approved(

@@ -103,9 +103,9 @@ class ModelApprovalOperator(_ModelApproval):
     :param gate_decision: the gate's XCom, e.g. ``gate.output`` of a `ModelGateOperator`
         (its checks go into the report); optional.
     :param register_model: record the answer in the MLflow registry: a rejected candidate
-        is registered with the tags ``modeldeploy.approval`` (``rejected``),
-        ``modeldeploy.approval_by``, ``modeldeploy.approval_reason`` and
-        ``modeldeploy.approval_at``.
+        is registered (an approved one is tagged by the deploy) with the tags
+        ``modeldeploy.approval`` (``rejected``), ``modeldeploy.approval_by``,
+        ``modeldeploy.approval_reason`` and ``modeldeploy.approval_at``.
     :param subject: the request's headline (default ``Deploy <model_name>?``).
     :param response_timeout: how long to wait for an answer; then ``Reject`` is applied
         (default 24 h). ``None`` waits until someone answers.
@@ -114,9 +114,11 @@ class ModelApprovalOperator(_ModelApproval):
     Other arguments are `ApprovalOperator`'s (``assigned_users``, ``notifiers``,
     ``ignore_downstream_trigger_rules``...). ``options`` and ``defaults`` are fixed.
 
-    Returns (XCom) ``{"approved", "by", "reason", "timed_out", "decision",
+    Returns (XCom) ``{"approved", "by", "reason", "timed_out", "decision", "decided_at",
     "model_name", "rejected_version"}``; ``rejected_version`` is the version registered
-    for a rejected candidate, else None.
+    for a rejected candidate, else None. An approved candidate has no version yet: pass
+    this XCom to the deploy (``DeployModelOperator(approval=approve.output)``), which
+    tags the approval on the version it registers.
     """
 
     template_fields: Sequence[str] = (
@@ -217,6 +219,7 @@ class ModelApprovalOperator(_ModelApproval):
             "reason": decision.reason,
             "timed_out": decision.timed_out,
             "decision": decision.describe(),
+            "decided_at": decision.decided_at.isoformat(),
             "model_name": self.model_name,
             "rejected_version": rejected,
         }
