@@ -282,23 +282,39 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
-def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
-    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path, md_home: Path
+def _approve_in_ui(
+    browser: Any,
+    api_server: ApiServer,
+    run: Run,
+    request: dict[str, Any],
+    shown: str,
+    reason: str,
+    shot: Path,
 ) -> None:
+    """Open the request's Required Action tab, check it shows `shown`, type the reason,
+    take the screenshot and click Approve."""
     from selenium.webdriver.common.by import By
 
-    run = dag_run()
-    request = run.awaiting()
     ti = request["task_instance"]
     browser.get(
         f"{api_server.url}/dags/{run.dag_id}/runs/{ti['dag_run_id']}/tasks/approve/required_actions"
     )
-    browser.find_element(By.XPATH, "//*[contains(normalize-space(), 'iris: deploy')]")
-    reason = browser.find_element(By.CSS_SELECTOR, "textarea, input[name='element_reason']")
-    reason.send_keys("better accuracy, same latency")
-    shot = screenshot_dir(tmp_path) / "airflow-approval-required-action.png"
+    browser.find_element(By.XPATH, f"//*[contains(normalize-space(), '{shown}')]")
+    field = browser.find_element(By.CSS_SELECTOR, "textarea, input[name='element_reason']")
+    field.send_keys(reason)
     browser.find_element(By.TAG_NAME, "body").screenshot(str(shot))
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve']").click()
+
+
+def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
+    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path, md_home: Path
+) -> None:
+    run = dag_run()
+    request = run.awaiting()
+    shot = screenshot_dir(tmp_path) / "airflow-approval-required-action.png"
+    _approve_in_ui(
+        browser, api_server, run, request, "iris: deploy", "better accuracy, same latency", shot
+    )
 
     states, result = run.finish()
     assert states == {"gate": "success", "approve": "success", "deploy": "success"}
@@ -316,21 +332,32 @@ def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
 
 
 def test_a_canary_held_before_its_second_step_goes_on_once_approved(
-    dag_run: Any, md_home: Path, saved_models: SavedModels
+    dag_run: Any,
+    md_home: Path,
+    saved_models: SavedModels,
+    api_server: ApiServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     from modeldeploy.registry import ModelRegistry
 
     # the champion is the constant model, the held candidate the logistic regression
     run = dag_run(source=STEP_DAG.replace("__FIRST__", str(saved_models.second)))
-    request = run.awaiting()
-    assert request["subject"] == "iris: enter step 2 of 2?"
-    assert request["defaults"] == ["Reject"]
-    assert "### Step 1 (challenger 30% / champion 70%): passed" in request["body"]
-    assert "No answer by " in request["body"]
+    held = run.awaiting()
+    assert held["subject"] == "iris: enter step 2 of 2?"
+    assert held["defaults"] == ["Reject"]
+    assert "### Step 1 (challenger 30% / champion 70%): passed" in held["body"]
+    assert "No answer by " in held["body"]
     registry = ModelRegistry(f"sqlite:///{md_home / 'mlflow.db'}")
     assert registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
 
-    run.answer(request, "Approve", "step 1 looks fine")
+    if chromium_available():  # the reviewer's way, in the Required Actions page
+        browser = request.getfixturevalue("browser")
+        shot = screenshot_dir(tmp_path) / "airflow-step-approval-required-action.png"
+        shown = "Step 1 (challenger"
+        _approve_in_ui(browser, api_server, run, held, shown, "step 1 looks fine", shot)
+    else:  # the same answer through the HITL REST API
+        run.answer(held, "Approve", "step 1 looks fine")
     states, result = run.finish()
     assert states == {"champion": "success", "deploy": "success", "approve": "success"}
     assert result["action"] == "promoted", result["message"]

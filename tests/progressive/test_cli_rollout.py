@@ -1,5 +1,5 @@
-"""`modeldeploy rollout status|promote|abort` in another process than the one that started
-the rollout, against real scoring servers behind the local router."""
+"""`modeldeploy rollout status|approve|reject|promote|abort` in another process than the one
+that started the rollout, against real scoring servers behind the local router."""
 
 from __future__ import annotations
 

@@ -67,16 +67,17 @@ class _Strategy(BaseModel):
         wanted = self.approve_before_steps
         if not wanted:
             return self
+        kind = getattr(self, "kind", type(self).__name__)
         count = len(self.steps())
         if count < 2:
             raise ValueError(
-                f"approve_before_steps holds between steps, and a {self.kind} rollout has "
+                f"approve_before_steps holds between steps, and a {kind} rollout has "
                 f"{count} step(s); leave it out, or ask for approval before the rollout"
             )
         wrong = [] if wanted == "all" else sorted({n for n in wanted if not 2 <= n <= count})
         if wrong:
             raise ValueError(
-                f"approve_before_steps {wrong} names no step that can be held: this {self.kind} "
+                f"approve_before_steps {wrong} names no step that can be held: this {kind} "
                 f"rollout has {count} steps and can hold before steps 2..{count} (to hold "
                 "before step 1, ask for approval before the rollout)"
             )
