@@ -108,7 +108,7 @@ def test_reject_and_no_answer_roll_back_with_the_alias_untouched(
         held = rollout_status(serving.deployer, "iris")
         held.next_check_at -= 3600  # the hour has passed
         store.save(held)
-    state = advance_rollout(serving.deployer, "iris", serving.registry)
+    state = run_rollout(serving.deployer, "iris", serving.registry, timeout=120)
     assert state.phase == "rolled_back"
     assert "rejected: no answer within 1 h" in state.message
     assert _split(serving) == 0

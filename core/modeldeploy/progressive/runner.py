@@ -211,13 +211,15 @@ def run_rollout(
     timeout: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RolloutState:
-    """Advance until the rollout is finished or waits for an approval, sleeping until each
-    next check is due."""
+    """Advance until the rollout is finished or waits for an approval (one whose deadline
+    passed is rejected), sleeping until each next check is due."""
     store = store or store_for(deployer)
     deadline = Deadline(check_timeout(timeout)) if timeout is not None else None
     state = load_state(store, model_name)
     seen = state.model_dump_json(exclude={"updated_at"})
-    while not state.done and not state.awaiting_approval:
+    while not state.done:
+        if state.awaiting_approval and time.time() < state.next_check_at:
+            break  # a person answers, not a clock (past the deadline: rejected below)
         if deadline is not None and deadline.expired:
             abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
             raise DeploymentTimeoutError(
