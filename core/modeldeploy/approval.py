@@ -110,7 +110,7 @@ def _gate_table(gate: GateDecision) -> list[str]:
     if gate.checks:
         rows += ["| check | result | detail |", "|---|---|---|"]
         rows += [
-            f"| {c.name} | {'passed' if c.passed else 'FAILED'} | {_cell(c.detail)} |"
+            f"| {c.name} | {'passed' if c.passed else 'FAILED'} | {markdown_cell(c.detail)} |"
             for c in gate.checks
         ]
         rows.append("")
@@ -196,7 +196,8 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """Text safe inside one markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 

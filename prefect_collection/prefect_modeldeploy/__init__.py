@@ -10,7 +10,7 @@ Importing this package stays cheap (Prefect imports it whenever it loads collect
 mlflow, scikit-learn and kubernetes load only when a task runs.
 """
 
-from prefect_modeldeploy.approval import ApprovalInput, request_approval
+from prefect_modeldeploy.approval import ApprovalInput, approve_held_rollout, request_approval
 from prefect_modeldeploy.blocks import (
     BLOCK_TYPES,
     DEPLOYER_BLOCKS,
@@ -44,6 +44,7 @@ __all__ = [  # the deployer blocks are generated: see DEPLOYER_BLOCKS
     "KubernetesCredentials",
     "ModelDeployerBlock",
     "S3StorageCredentials",
+    "approve_held_rollout",
     "continuous_deployment",
     "delete_model_server",
     "deploy_model",

@@ -1,5 +1,8 @@
 """A human approval inside a flow run: the report as an artifact, the answer as run input.
 
+Two places ask: `request_approval` between the gate and the rollout, and
+`approve_held_rollout` between canary steps (a strategy with `approve_before_steps`).
+
 `request_approval` pauses the flow run (`pause_flow_run(wait_for_input=ApprovalInput)`);
 the Prefect UI then offers *Resume* with a form showing the champion/challenger report
 (`modeldeploy.approval.approval_report`, also saved as a markdown artifact) and the fields
@@ -24,6 +27,7 @@ from prefect_modeldeploy.tasks._common import resolve_deployer_block, run_lineag
 if TYPE_CHECKING:
     from modeldeploy.approval import ApprovalDecision
     from modeldeploy.gate import GateDecision
+    from modeldeploy.progressive.state import RolloutState
 
 #: seconds between two looks at whether the flow run was resumed (Prefect's own default)
 DEFAULT_POLL_INTERVAL = 10
@@ -57,13 +61,9 @@ def request_approval(
     """
     from modeldeploy.approval import (
         DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-        ApprovalDecision,
         approval_report,
         record_approval,
     )
-    from prefect.artifacts import create_markdown_artifact
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
 
     timeout = DEFAULT_APPROVAL_TIMEOUT_SECONDS if timeout is None else timeout
     logger = run_logger()
@@ -77,22 +77,9 @@ def request_approval(
         gate=gate,
         timeout_seconds=timeout,
     )
-    create_markdown_artifact(
-        report, key=_artifact_key(model_name), description=f"approval of {model_name}"
+    decision = _ask(
+        report, _artifact_key(model_name), f"approval of {model_name}", timeout, poll_interval
     )
-    logger.info("waiting for approval of %s (answer on the flow run's Resume form)", model_name)
-    try:
-        answer = pause_flow_run(
-            wait_for_input=ApprovalInput.with_initial_data(description=report),
-            timeout=int(timeout),
-            poll_interval=poll_interval,
-        )
-        decision = ApprovalDecision(
-            approved=answer.approve, reason=answer.reason, by=answer.reviewer or None
-        )
-    except FlowPauseTimeout:
-        decision = ApprovalDecision.no_answer(timeout)
-        _run_on()
     (logger.info if decision.approved else logger.warning)("%s %s", model_name, decision.describe())
     if not decision.approved:
         lineage = run_lineage(None, None, None)
@@ -105,6 +92,80 @@ def request_approval(
             lineage={"pipeline": lineage.get("pipeline_name"), "run_id": lineage.get("run_id")},
         )
     return decision
+
+
+def approve_held_rollout(
+    deployer: ModelDeployerBlock | str,
+    model_name: str,
+    poll_interval: int = DEFAULT_POLL_INTERVAL,
+) -> RolloutState:
+    """Pause this flow run while the rollout of `model_name` waits for approval before a
+    step, then apply the answer: approve enters the step, reject (or no answer by the
+    strategy's `approval_timeout_seconds`) rolls the rollout back with the alias untouched.
+    Either way the answer is tagged on the version. Call it from a flow when
+    `follow_rollout` returns a state with `awaiting_approval`; returns the new state."""
+    import math
+    import time
+
+    from modeldeploy.approval import ApprovalDecision
+    from modeldeploy.progressive.report import step_approval_report
+    from modeldeploy.progressive.runner import answer_rollout, rollout_status
+
+    block = resolve_deployer_block(deployer)
+    with block.deployer() as engine:
+        state = rollout_status(engine, model_name)
+        if not state.awaiting_approval:
+            return state
+        step = state.step_index + 2
+        remaining = max(1.0, state.next_check_at - time.time())
+        key = f"{_artifact_key(model_name)}-step-{step}"
+        decision = _ask(
+            step_approval_report(state),
+            key,
+            f"approval of step {step} of {model_name}",
+            math.ceil(remaining),
+            poll_interval,
+            no_answer=ApprovalDecision.no_answer(state.strategy.approval_timeout_seconds),
+        )
+        state = answer_rollout(engine, model_name, decision, block.get_registry())
+        if state.done:  # rejected: its end is an event and an artifact, as in follow_rollout
+            from prefect_modeldeploy.records import publish_record
+            from prefect_modeldeploy.tasks.progressive import rollout_record
+
+            publish_record(rollout_record(engine, state))
+    run_logger().info("%s", state.summary())
+    return state
+
+
+def _ask(
+    report: str,
+    key: str,
+    description: str,
+    timeout: float,
+    poll_interval: int,
+    no_answer: ApprovalDecision | None = None,
+) -> ApprovalDecision:
+    """The report as a markdown artifact and on the Resume form; the reviewer's answer, or
+    `no_answer` (default: rejected for no answer within `timeout`) when none came."""
+    from modeldeploy.approval import ApprovalDecision
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    create_markdown_artifact(report, key=key, description=description)
+    run_logger().info("waiting for the %s (answer on the flow run's Resume form)", description)
+    try:
+        answer = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(description=report),
+            timeout=int(timeout),
+            poll_interval=poll_interval,
+        )
+    except FlowPauseTimeout:
+        _run_on()
+        return no_answer or ApprovalDecision.no_answer(timeout)
+    return ApprovalDecision(
+        approved=answer.approve, reason=answer.reason, by=answer.reviewer or None
+    )
 
 
 def _run_on() -> None:

@@ -48,9 +48,41 @@ def pipeline():
     )
     deploy = DeployModelOperator(
         task_id="deploy", model_name="iris", model_uri="__URI__", metrics=METRICS,
-        gate_rules=["accuracy>=0.9"], timeout=120,
+        gate_rules=["accuracy>=0.9"], timeout=120, approval=approve.output,
     )
     gate >> approve >> deploy
+
+
+the_dag = pipeline()
+
+if __name__ == "__main__":
+    the_dag.test()
+"""
+#: a canary held before its second step: the first run of `champion` deploys in place
+STEP_DAG = """
+# First: skops (the models' format) walks every loaded module when imported; after Airflow's
+# it meets thousands of deprecated attributes, each a logged warning (minutes on a busy CI)
+import skops.io  # noqa: F401
+from airflow.sdk import dag
+from modeldeploy_provider.operators.approval import ModelStepApprovalOperator
+from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
+
+CANARY = {"kind": "canary", "percents": [30, 100], "bake_seconds": 0.5}
+
+
+@dag(dag_id="__DAG_ID__", schedule=None)
+def pipeline():
+    champion = DeployModelOperator(
+        task_id="champion", model_name="iris", model_uri="__FIRST__", strategy=CANARY,
+        step_name="serve", timeout=120,
+    )
+    deploy = DeployModelOperator(
+        task_id="deploy", model_name="iris", model_uri="__URI__", step_name="serve",
+        strategy={**CANARY, "approve_before_steps": [2]}, timeout=120, deferrable=True,
+        analysis={"rules": [], "min_requests": 0},  # no traffic here: every step passes
+    )
+    approve = ModelStepApprovalOperator(task_id="approve", model_name="iris")
+    champion >> deploy >> approve
 
 
 the_dag = pipeline()
@@ -74,14 +106,20 @@ class Run:
     """One `dag.test()` of the approval DAG in its own process, waiting for an answer."""
 
     def __init__(
-        self, api: ApiServer, tmp_path: Path, md_home: Path, model: Path, timeout: str
+        self,
+        api: ApiServer,
+        tmp_path: Path,
+        md_home: Path,
+        model: Path,
+        timeout: str,
+        source: str = DAG,
     ) -> None:
         self.api = f"{api.url}/api/v2"
         self.dag_id = f"approve_{tmp_path.name[-24:].replace('-', '_')}"
         dags = tmp_path / "dags"
         dags.mkdir()
         path = dags / f"{self.dag_id}.py"
-        source = DAG.replace("__DAG_ID__", self.dag_id).replace("__URI__", str(model))
+        source = source.replace("__DAG_ID__", self.dag_id).replace("__URI__", str(model))
         path.write_text(source.replace("__TIMEOUT__", timeout))
         self.env = {
             **api.env,
@@ -166,8 +204,8 @@ def dag_run(
     runs: list[Run] = []
     shutil.copyfile(empty_registry, md_home / "mlflow.db")
 
-    def start(timeout: str = "timedelta(hours=24)") -> Run:
-        runs.append(Run(api_server, tmp_path, md_home, saved_models.first, timeout))
+    def start(timeout: str = "timedelta(hours=24)", source: str = DAG) -> Run:
+        runs.append(Run(api_server, tmp_path, md_home, saved_models.first, timeout, source))
         return runs[-1]
 
     yield start
@@ -244,23 +282,39 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
-def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
-    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path
+def _approve_in_ui(
+    browser: Any,
+    api_server: ApiServer,
+    run: Run,
+    request: dict[str, Any],
+    shown: str,
+    reason: str,
+    shot: Path,
 ) -> None:
+    """Open the request's Required Action tab, check it shows `shown`, type the reason,
+    take the screenshot and click Approve."""
     from selenium.webdriver.common.by import By
 
-    run = dag_run()
-    request = run.awaiting()
     ti = request["task_instance"]
     browser.get(
         f"{api_server.url}/dags/{run.dag_id}/runs/{ti['dag_run_id']}/tasks/approve/required_actions"
     )
-    browser.find_element(By.XPATH, "//*[contains(normalize-space(), 'iris: deploy')]")
-    reason = browser.find_element(By.CSS_SELECTOR, "textarea, input[name='element_reason']")
-    reason.send_keys("better accuracy, same latency")
-    shot = screenshot_dir(tmp_path) / "airflow-approval-required-action.png"
+    browser.find_element(By.XPATH, f"//*[contains(normalize-space(), '{shown}')]")
+    field = browser.find_element(By.CSS_SELECTOR, "textarea, input[name='element_reason']")
+    field.send_keys(reason)
     browser.find_element(By.TAG_NAME, "body").screenshot(str(shot))
     browser.find_element(By.XPATH, "//button[normalize-space()='Approve']").click()
+
+
+def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
+    dag_run: Any, api_server: ApiServer, browser: Any, tmp_path: Path, md_home: Path
+) -> None:
+    run = dag_run()
+    request = run.awaiting()
+    shot = screenshot_dir(tmp_path) / "airflow-approval-required-action.png"
+    _approve_in_ui(
+        browser, api_server, run, request, "iris: deploy", "better accuracy, same latency", shot
+    )
 
     states, result = run.finish()
     assert states == {"gate": "success", "approve": "success", "deploy": "success"}
@@ -268,3 +322,50 @@ def test_a_reviewer_approves_in_the_required_actions_page_and_the_deploy_runs(
     assert result["reason"] == "better accuracy, same latency"
     assert result["rejected_version"] is None
     assert shot.stat().st_size > 10_000
+    # the deploy tagged the approval on the version it registered, as Prefect's flow does
+    from modeldeploy.registry import ModelRegistry
+
+    tags = ModelRegistry(f"sqlite:///{md_home / 'mlflow.db'}").get_version("iris", "1").tags
+    assert tags["modeldeploy.approval"] == "approved"
+    assert tags["modeldeploy.approval_by"] == result["by"]
+    assert tags["modeldeploy.approval_reason"] == "better accuracy, same latency"
+
+
+def test_a_canary_held_before_its_second_step_goes_on_once_approved(
+    dag_run: Any,
+    md_home: Path,
+    saved_models: SavedModels,
+    api_server: ApiServer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    from modeldeploy.registry import ModelRegistry
+
+    # the champion is the constant model, the held candidate the logistic regression
+    run = dag_run(source=STEP_DAG.replace("__FIRST__", str(saved_models.second)))
+    held = run.awaiting()
+    assert held["subject"] == "iris: enter step 2 of 2?"
+    assert held["defaults"] == ["Reject"]
+    assert "### Step 1 (challenger 30% / champion 70%): passed" in held["body"]
+    assert "No answer by " in held["body"]
+    registry = ModelRegistry(f"sqlite:///{md_home / 'mlflow.db'}")
+    assert registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
+
+    if chromium_available():  # the reviewer's way, in the Required Actions page
+        browser = request.getfixturevalue("browser")
+        shot = screenshot_dir(tmp_path) / "airflow-step-approval-required-action.png"
+        shown = "Step 1 (challenger"
+        _approve_in_ui(browser, api_server, run, held, shown, "step 1 looks fine", shot)
+    else:  # the same answer through the HITL REST API
+        run.answer(held, "Approve", "step 1 looks fine")
+    states, result = run.finish()
+    assert states == {"champion": "success", "deploy": "success", "approve": "success"}
+    assert result["action"] == "promoted", result["message"]
+    assert result["approval"]["approved"] is True
+    assert result["approval"]["step"] == 2
+    assert registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    tags = registry.get_version("iris", "2").tags
+    assert tags["modeldeploy.approval"] == "approved"
+    assert tags["modeldeploy.approval_by"] == result["approval"]["by"]
+    assert tags["modeldeploy.approval_reason"] == "step 1 looks fine"
+    assert tags["modeldeploy.approval_step"] == "2"

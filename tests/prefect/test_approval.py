@@ -67,7 +67,7 @@ def _paused_run(started: float) -> Any:
     pytest.fail(f"no flow run paused for approval in {WAIT:g} s")
 
 
-def _report_artifact(run_id: Any) -> str:
+def _report_artifact(run_id: Any, key: str = f"{MODEL}-approval") -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -75,7 +75,7 @@ def _report_artifact(run_id: Any) -> str:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
         )
-    return next(a.data for a in artifacts if a.key == f"{MODEL}-approval")
+    return next(a.data for a in artifacts if a.key == key)
 
 
 def test_reject_keeps_the_champion_and_tags_the_candidate(
@@ -137,3 +137,45 @@ def test_no_answer_before_the_timeout_is_a_rejection(mlflow_block: Any, saved_mo
     tags = mlflow_block.get_registry().get_version(MODEL, "1").tags
     assert tags["modeldeploy.approval"] == "rejected"
     assert tags["modeldeploy.approval_by"] == "(nobody)"
+
+
+def test_a_canary_step_waits_for_approval_then_promotes(
+    mlflow_block: Any, saved_models: Any
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    canary = {"kind": "canary", "percents": [30, 100], "bake_seconds": 0.5}
+    canary["approve_before_steps"] = [2]
+    # no traffic here: no rule to judge, every step passes
+    analysis = {"rules": [], "min_requests": 0}
+    first = continuous_deployment(  # no champion yet: in place
+        mlflow_block, MODEL, str(saved_models.first), {"accuracy": 0.97}, strategy=canary
+    )
+    assert first.action == "created", first.message
+    started = time.time()
+    run = FlowInThread(
+        deployer=mlflow_block,
+        model_name=MODEL,
+        model_uri=str(saved_models.second),
+        metrics={"accuracy": 0.97},
+        strategy=canary,
+        analysis=analysis,
+        approval_poll_interval=1,
+    )
+    paused = _paused_run(started)
+    report = _report_artifact(paused.id, f"{MODEL}-approval-step-2")
+    assert "## iris: enter step 2 of 2 (challenger 100% / champion 0%)?" in report
+    assert "### Step 1 (challenger 30% / champion 70%): passed" in report
+    registry = mlflow_block.get_registry()
+    assert registry.get_champion(MODEL).version == "1"  # held: the alias has not moved
+    resume_flow_run(paused.id, run_input={"approve": True, "reason": "ok", "reviewer": "alice"})
+
+    state = run.finish()
+    assert state.is_completed(), state
+    outcome = state.result()
+    assert outcome.action == "promoted", outcome.message
+    assert outcome.rollout.history[1].approval.by == "alice"
+    assert registry.get_champion(MODEL).version == "2"
+    tags = registry.get_version(MODEL, "2").tags
+    assert (tags["modeldeploy.approval"], tags["modeldeploy.approval_by"]) == ("approved", "alice")
+    assert tags["modeldeploy.approval_step"] == "2"

@@ -39,6 +39,28 @@ class Serving:
             state = advance_rollout(self.deployer, "iris")
         return state
 
+    def held(self, model_uri: Path | str, probe: dict[str, Any], **options: Any) -> Any:
+        """Deploy `model_uri` as a canary (30 % then 100 %) held before step 2 and drive it
+        until it waits for the answer; returns the state."""
+        from modeldeploy.progressive.runner import run_rollout
+        from modeldeploy.rollout import continuous_deploy
+
+        canary = {"kind": "canary", "percents": [30, 100], "bake_seconds": 0.5}
+        started = continuous_deploy(
+            self.deployer,
+            self.config(model_uri),
+            {"accuracy": 0.95},
+            registry=self.registry,
+            strategy={**canary, "approve_before_steps": [2], **options},
+            # the constant model passes a lenient probe: it is right on a third of the rows
+            analysis={"rules": ["accuracy>=0.3"], "min_requests": 0, "probe": probe},
+            wait=False,
+        )
+        assert started.action == "progressing", started.message
+        state = run_rollout(self.deployer, "iris", self.registry, timeout=120)
+        assert state.phase == "awaiting_approval", state.message
+        return state
+
 
 @pytest.fixture
 def serving(mlflow_deployer: Any, tracking_uri: str, saved_models: SavedModels) -> Serving:

@@ -1,5 +1,5 @@
-"""`modeldeploy rollout status|promote|abort` in another process than the one that started
-the rollout, against real scoring servers behind the local router."""
+"""`modeldeploy rollout status|approve|reject|promote|abort` in another process than the one
+that started the rollout, against real scoring servers behind the local router."""
 
 from __future__ import annotations
 
@@ -114,3 +114,33 @@ def test_abort_from_the_command_line_while_another_process_drives_the_rollout(
     assert serving.registry.get_champion("iris").version == "1"  # type: ignore[union-attr]
     tags = serving.registry.get_version("iris", "2").tags
     assert tags["modeldeploy.rollout_reason"] == "looks wrong"
+
+
+def test_approve_then_reject_held_rollouts_from_the_command_line(
+    serving: Serving, saved_models: SavedModels, iris_probe: dict[str, Any]
+) -> None:
+    from modeldeploy.progressive.runner import run_rollout
+
+    serving.held(saved_models.second, iris_probe)
+    status = _cli(serving, "status", "iris")
+    assert status.returncode == 0, status.stderr
+    assert ": awaiting_approval" in status.stdout
+    assert "awaiting approval to enter step 2 (challenger 100% / champion 0%)" in status.stdout
+    approved = _cli(serving, "approve", "iris", "--comment", "figures fine", "--by", "alice")
+    assert approved.returncode == 0, approved.stderr
+    assert "step 2 entered: approved by alice: figures fine" in approved.stdout
+    assert run_rollout(serving.deployer, "iris", serving.registry, timeout=120).phase == "succeeded"
+    assert serving.registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    not_held = _cli(serving, "reject", "iris", "--reason", "late")
+    assert not_held.returncode == 1 and "already ended (succeeded" in not_held.stderr
+
+    serving.held(saved_models.first, iris_probe)  # version 3
+    missing = _cli(serving, "reject", "iris")
+    assert missing.returncode == 2 and "--reason" in missing.stderr
+    rejected = _cli(serving, "reject", "iris", "--reason", "not now", "--by", "bob", "--json")
+    assert rejected.returncode == 0, rejected.stderr
+    assert json.loads(rejected.stdout)["phase"] == "rolled_back"
+    assert serving.registry.get_champion("iris").version == "2"  # type: ignore[union-attr]
+    tags = serving.registry.get_version("iris", "3").tags
+    assert tags["modeldeploy.rollout_reason"] == "rejected by bob: not now (before step 2)"
+    assert tags["modeldeploy.approval_by"] == "bob"

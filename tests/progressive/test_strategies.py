@@ -59,3 +59,16 @@ def test_unsupported_strategy_names_strategy_and_flavor() -> None:
     with pytest.raises(InvalidConfigError, match="only in-place updates"):
         check_supported(Canary(), "seldon", frozenset())
     check_supported(InPlace(), "seldon", frozenset())
+
+
+def test_approval_holds_only_between_steps() -> None:
+    canary = parse_strategy({"kind": "canary", "percents": [10, 50], "approve_before_steps": [3]})
+    assert [canary.holds_before(i) for i in range(3)] == [False, False, True]
+    assert all(Linear(step_percent=25, approve_before_steps="all").holds_before(i) for i in (1, 3))
+    assert not Canary(approve_before_steps="all").holds_before(0)
+    with pytest.raises(InvalidConfigError, match=r"\[1, 4\] names no step.*steps 2\.\.3"):
+        parse_strategy({"kind": "canary", "percents": [10, 50], "approve_before_steps": [1, 4]})
+    with pytest.raises(InvalidConfigError, match="a shadow rollout has 1 step"):
+        parse_strategy({"kind": "shadow", "approve_before_steps": "all"})
+    with pytest.raises(InvalidConfigError, match="approval_timeout_seconds"):
+        parse_strategy({"kind": "canary", "approval_timeout_seconds": 0})

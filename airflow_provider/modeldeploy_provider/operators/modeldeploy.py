@@ -26,6 +26,7 @@ from modeldeploy_provider.records import DeploymentRecordsMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from modeldeploy.approval import ApprovalDecision
     from modeldeploy.gate import Gate
     from modeldeploy.registry import ModelRegistry
     from modeldeploy.rollout import RolloutOutcome
@@ -131,6 +132,9 @@ class DeployModelOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin, _Mode
         "p99_ms<=50"], "min_requests": 100}``, or just the rules as one string.
     :param fail_on_rollback: fail the task when the analysis rolled the candidate back
         (default); with False the task succeeds with ``action`` ``rolled_back``.
+    :param approval: the XCom of a `ModelApprovalOperator` upstream (``approve.output``):
+        its Approve (who, why, when) is tagged on the version this task registers, as a
+        Reject is on the version that operator registers.
 
     Returns (XCom) ``{"action", "message", "uuid", "flavor", "model_name", "model_version",
     "state", "prediction_url", "candidate_version", "champion_version", "gate_passed",
@@ -170,6 +174,7 @@ class DeployModelOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin, _Mode
         "strategy",
         "analysis",
         "fail_on_rollback",
+        "approval",
     )
     template_fields_renderers = {
         "service_config": "json",
@@ -207,12 +212,14 @@ class DeployModelOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin, _Mode
         strategy: dict[str, Any] | str | None = None,
         analysis: dict[str, Any] | str | None = None,
         fail_on_rollback: bool | str = True,
+        approval: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(modeldeploy_conn_id=modeldeploy_conn_id, timeout=timeout, **kwargs)
         self.strategy = strategy
         self.analysis = analysis
         self.fail_on_rollback = fail_on_rollback
+        self.approval = approval
         self.model_name = model_name
         self.model_uri = model_uri
         self.service_config = service_config
@@ -351,7 +358,18 @@ class DeployModelOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin, _Mode
         self.log.info("%s", finished.message)
         return self._result(finished)
 
+    def _record_approval(self, outcome: RolloutOutcome) -> None:
+        decision = _approval_decision(self.approval)
+        if decision is None or outcome.candidate_version is None:
+            return
+        if as_bool(self.register_model, "register_model"):
+            from modeldeploy.approval import record_approval
+
+            registry = self.hook.get_registry()
+            record_approval(registry, self.model_name, decision, version=outcome.candidate_version)
+
     def _result(self, outcome: RolloutOutcome) -> dict[str, Any]:
+        self._record_approval(outcome)
         result = outcome_to_xcom(outcome)
         self._publish_url(result["prediction_url"])
         self._emit_record(outcome.record)
@@ -738,6 +756,19 @@ class RollbackModelOperator(DeploymentRecordsMixin, _ModelDeployOperator):
             self._publish_url(result["prediction_url"])
             self._emit_record(outcome.record)
             return result
+
+
+def _approval_decision(approval: Any) -> ApprovalDecision | None:
+    """A `ModelApprovalOperator`'s XCom (approved ones only) as the engine's decision."""
+    from modeldeploy.approval import ApprovalDecision
+
+    answer = as_mapping(approval, "approval") if approval else {}
+    if not answer.get("approved"):
+        return None
+    decided = {"decided_at": answer["decided_at"]} if answer.get("decided_at") else {}
+    return ApprovalDecision(
+        approved=True, by=answer.get("by"), reason=answer.get("reason") or "", **decided
+    )
 
 
 def _json_or_text(value: Any) -> Any:

@@ -4,7 +4,9 @@ The engine walks the rollout from its saved state (`modeldeploy.progressive.runn
 the operator only decides where to wait. Deferrable, a bake time is spent in the triggerer
 (`DateTimeTrigger`, asynchronous, no worker slot held); on resume the worker advances the
 rollout by what is due, writes the step's analysis to the task log, and defers again until
-the rollout is promoted, reported or rolled back. Not deferrable, the worker runs it all.
+the rollout is promoted, reported or rolled back, or waits for an approval before a step
+(then the task ends and a `ModelStepApprovalOperator` asks). Not deferrable, the worker
+runs it all.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class ProgressiveRolloutMixin:
         seen = len(_analyses(state))
         with self.hook.get_deployer() as deployer:
             registry = self._registry(deployer)
-            while not state.done:
+            while not state.done and not state.awaiting_approval:
                 wait = state.next_check_at - time.time()
                 # the challenger's start-up is short: wait here; a bake time: in the triggerer
                 if wait > 0 and state.phase != "starting":
@@ -60,7 +62,7 @@ class ProgressiveRolloutMixin:
                 state = advance_rollout(deployer, state.model_name, registry)
                 seen = self._log_analyses(state, seen)
         outcome = outcome.model_copy(update={"rollout": state})
-        if state.done:
+        if state.done or state.awaiting_approval:  # held: a ModelStepApprovalOperator asks
             return self._finish_progressive(outcome)
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 

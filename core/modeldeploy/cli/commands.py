@@ -34,7 +34,9 @@ from modeldeploy.cli.output import (
 )
 from modeldeploy.cli.rollouts import (  # noqa: F401 - handlers are looked up by name
     rollout_abort,
+    rollout_approve,
     rollout_promote,
+    rollout_reject,
     rollout_status,
 )
 

@@ -1,4 +1,5 @@
-"""`modeldeploy rollout status|promote|abort MODEL`: a progressive rollout from any shell.
+"""`modeldeploy rollout status|approve|reject|promote|abort MODEL`: a progressive rollout
+from any shell.
 
 The rollout's state is read from where the engine keeps it (see
 `modeldeploy.progressive.state`), so these work while an Airflow task or a Prefect flow
@@ -40,6 +41,12 @@ def _show(state: RolloutState, as_json: bool) -> int:
     return EXIT_FAILED if state.phase == "rolled_back" else EXIT_OK
 
 
+def _ended(state: RolloutState, as_json: bool) -> int:
+    """A rollout stopped on request: rolled back is what was asked for, so not a failure."""
+    _show(state, as_json)
+    return EXIT_OK
+
+
 def rollout_status(g: Globals, args: argparse.Namespace) -> int:
     from modeldeploy.progressive import runner
 
@@ -74,17 +81,39 @@ def rollout_promote(g: Globals, args: argparse.Namespace) -> int:
     return _show(promote_rollout(deployer, args.model_name, registry), args.json)
 
 
+def rollout_approve(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import approve_rollout
+
+    deployer, registry = _context(g)
+    state = approve_rollout(
+        deployer, args.model_name, registry, by=_reviewer(args), comment=args.comment or ""
+    )
+    return _show(state, args.json)
+
+
+def rollout_reject(g: Globals, args: argparse.Namespace) -> int:
+    from modeldeploy.progressive.runner import reject_rollout
+
+    deployer, registry = _context(g)
+    state = reject_rollout(
+        deployer, args.model_name, registry, by=_reviewer(args), reason=args.reason
+    )
+    return _ended(state, args.json)
+
+
+def _reviewer(args: argparse.Namespace) -> str:
+    """Who answers: --by, else the login name of this shell's user."""
+    import getpass
+
+    return str(args.by or getpass.getuser())
+
+
 def rollout_abort(g: Globals, args: argparse.Namespace) -> int:
     from modeldeploy.progressive.runner import abort_rollout
 
     deployer, registry = _context(g)
     reason = args.reason or "aborted from the command line"
-    state = abort_rollout(deployer, args.model_name, registry, reason=reason)
-    if args.json:
-        dump_json(state.model_dump(mode="json"))
-    else:
-        print(render_state(state))
-    return EXIT_OK
+    return _ended(abort_rollout(deployer, args.model_name, registry, reason=reason), args.json)
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -92,9 +121,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     rollout = commands.add_parser(
         "rollout",
         parents=[common],
-        help="follow, promote or abort a progressive rollout",
-        description="Follow, promote or abort the progressive rollout (canary, linear, "
-        "blue/green, shadow) of MODEL_NAME, wherever it was started.",
+        help="follow, approve, reject, promote or abort a progressive rollout",
+        description="Follow, approve, reject, promote or abort the progressive rollout "
+        "(canary, linear, blue/green, shadow) of MODEL_NAME, wherever it was started.",
     )
     verbs = rollout.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, short, long in _VERBS:
@@ -104,6 +133,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--follow", action="store_true", help="advance and print until done")
         if verb == "abort":
             p.add_argument("--reason", metavar="TEXT", help="why (tagged on the rejected version)")
+        if verb == "approve":
+            p.add_argument("--comment", metavar="TEXT", help="why (tagged on the version)")
+        if verb == "reject":
+            p.add_argument(
+                "--reason", metavar="TEXT", required=True, help="why (tagged on the version)"
+            )
+        if verb in ("approve", "reject"):
+            p.add_argument("--by", metavar="NAME", help="who answers (default: your login name)")
         p.add_argument("--json", action="store_true", help="print the rollout state as JSON")
         p.set_defaults(handler=f"rollout_{verb}")
 
@@ -114,6 +151,19 @@ _VERBS = (
         "show the step, traffic split and each analysis",
         "Show the rollout's step, traffic split and each step's figures against the "
         "thresholds. With --follow, advance it and print every change until it ends.",
+    ),
+    (
+        "approve",
+        "let a rollout waiting for approval enter its next step",
+        "Let a rollout held before a step (strategy option approve_before_steps) enter it; "
+        "your name and comment are tagged on the model version.",
+    ),
+    (
+        "reject",
+        "roll a rollout waiting for approval back",
+        "Reject a rollout held before a step: all traffic back to the champion, the "
+        "challenger removed, the champion alias untouched, and the version tagged with your "
+        "name and reason. No answer before the approval's deadline does the same.",
     ),
     (
         "promote",

@@ -6,6 +6,11 @@ whose bake time is over) and saves again, so any process can call it whenever
 `state.next_check_at` has passed: a loop here (`run_rollout`), an Airflow trigger, a
 Prefect task after a restart. `promote_rollout` and `abort_rollout` finish it early.
 
+A step named in the strategy's `approve_before_steps` is not entered on its own: the
+rollout rests in `awaiting_approval` (the split of the step that passed stays) until
+`approve_rollout` enters it or `reject_rollout` rolls back; no answer by
+`state.next_check_at` is a rejection by nobody, applied by the next advance.
+
 Traffic and alias move together: a failed step or an error puts 100 % back on the
 champion, removes the challenger, leaves `champion` where it was and tags the rejected
 version with the reason; `champion` moves only once the challenger holds 100 %.
@@ -19,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.approval import ApprovalDecision
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import ModelDeployer
 from modeldeploy.errors import (
@@ -30,6 +36,7 @@ from modeldeploy.errors import (
 )
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis, analyse
 from modeldeploy.progressive.figures import baseline, service_figures
+from modeldeploy.progressive.report import at_utc
 from modeldeploy.progressive.state import (
     RolloutState,
     RolloutStore,
@@ -57,6 +64,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modeldeploy")
 
 ROLLOUT_REASON_TAG = f"{TAG_PREFIX}rollout_reason"
+#: the step a rollout was held before when a human answered (with the approval tags)
+APPROVAL_STEP_TAG = f"{TAG_PREFIX}approval_step"
 _READY_POLL_SECONDS = 0.25
 APPLY_TIMEOUT = 30.0
 ProgressCallback = Callable[[RolloutState], None]
@@ -245,12 +254,15 @@ def run_rollout(
     timeout: float | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> RolloutState:
-    """Advance until the rollout is finished, sleeping until each next check is due."""
+    """Advance until the rollout is finished or waits for an approval (one whose deadline
+    passed is rejected), sleeping until each next check is due."""
     store = store or store_for(deployer)
     deadline = Deadline(check_timeout(timeout)) if timeout is not None else None
     state = load_state(store, model_name)
     seen = state.model_dump_json(exclude={"updated_at"})
     while not state.done:
+        if state.awaiting_approval and time.time() < state.next_check_at:
+            break  # a person answers, not a clock (past the deadline: rejected below)
         if deadline is not None and deadline.expired:
             state = abort_rollout(deployer, model_name, registry, store, "the rollout timed out")
             error = DeploymentTimeoutError(
@@ -303,6 +315,62 @@ def abort_rollout(
     return state
 
 
+def approve_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+    by: str | None = None,
+    comment: str = "",
+) -> RolloutState:
+    """Enter the step a held rollout waits before; who and why are tagged on the version.
+    Too late (the approval's deadline passed) is a rejection, and raises."""
+    decision = ApprovalDecision(approved=True, by=by, reason=comment)
+    return answer_rollout(deployer, model_name, decision, registry, store)
+
+
+def reject_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+    by: str | None = None,
+    reason: str = "",
+) -> RolloutState:
+    """Roll a held rollout back (traffic and alias on the champion) and tag who and why."""
+    decision = ApprovalDecision(approved=False, by=by, reason=reason)
+    return answer_rollout(deployer, model_name, decision, registry, store)
+
+
+def answer_rollout(
+    deployer: ModelDeployer,
+    model_name: str,
+    decision: ApprovalDecision,
+    registry: ModelRegistry | None = None,
+    store: RolloutStore | None = None,
+) -> RolloutState:
+    """Apply a human's answer (or `ApprovalDecision.no_answer`) to a held rollout: what the
+    orchestrators call with the answer their approval UI collected."""
+    verb = "approve" if decision.approved else "reject"
+    with _editing(deployer, model_name, registry, store, verb, reraise=True) as state:
+        held = state.awaiting_approval
+        late = held and time.time() >= state.next_check_at
+        if held:  # (raising in here would roll a running rollout back)
+            _answer(deployer, state, registry, _no_answer(state) if late else decision)
+    if not held:
+        raise ConflictError(
+            f"cannot {verb}: the {state.strategy.kind} rollout of {model_name} is not "
+            f"waiting for an approval ({state.phase}: {state.message}); `modeldeploy "
+            f"rollout abort {model_name}` stops it at any time"
+        )
+    if late and not decision.timed_out:
+        raise ConflictError(
+            f"cannot {verb}: nobody answered the approval of {model_name} in time, so it was "
+            f"rejected ({state.message})"
+        )
+    return state
+
+
 def rollout_status(
     deployer: ModelDeployer, model_name: str, store: RolloutStore | None = None
 ) -> RolloutState:
@@ -333,6 +401,9 @@ def _challenger(status: TrafficStatus) -> VariantStatus:
 
 
 def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegistry | None) -> None:
+    if state.awaiting_approval:  # due: the approval's deadline passed unanswered
+        _answer(deployer, state, registry, _no_answer(state))
+        return
     control = _control(deployer, state)
     now = time.time()
     if state.phase == "starting":
@@ -380,11 +451,55 @@ def _advance(deployer: ModelDeployer, state: RolloutState, registry: ModelRegist
     elif result.verdict == "inconclusive":
         _inconclusive(deployer, state, registry, result, now)
     elif state.step_index + 1 < len(state.steps):
-        _enter_step(control, state, state.step_index + 1, metric_queries(deployer, control))
+        if state.strategy.holds_before(state.step_index + 1):
+            _hold(state, now)
+        else:
+            _enter_step(control, state, state.step_index + 1, metric_queries(deployer, control))
     elif state.strategy.promotes:
         _promote(deployer, state, registry, f"every step passed; last: {result.reason}")
     else:
         _report(deployer, state, registry, result)
+
+
+def _hold(state: RolloutState, now: float) -> None:
+    """The step passed; rest at its split until a human answers or the deadline passes."""
+    following = state.steps[state.step_index + 1]
+    state.phase = "awaiting_approval"
+    state.next_check_at = now + state.strategy.approval_timeout_seconds
+    by = at_utc(state.next_check_at)
+    state.message = (
+        f"step {state.step_index + 1} passed; awaiting approval to enter step "
+        f"{state.step_index + 2} ({following.describe()}) by {by} (no answer: rejected); "
+        f"`modeldeploy rollout approve|reject {state.model_name}`"
+    )
+    logger.info("%s", state.summary())
+
+
+def _no_answer(state: RolloutState) -> ApprovalDecision:
+    return ApprovalDecision.no_answer(state.strategy.approval_timeout_seconds)
+
+
+def _answer(
+    deployer: ModelDeployer,
+    state: RolloutState,
+    registry: ModelRegistry | None,
+    decision: ApprovalDecision,
+) -> None:
+    """Record a held rollout's answer on the version, then enter the step or roll back."""
+    held_before = state.step_index + 1  # 0-based index of the step it waits before
+    if registry is not None and state.candidate_version is not None:
+        tags = {**decision.tags(), APPROVAL_STEP_TAG: str(held_before + 1)}
+        registry.set_version_tags(state.model_name, state.candidate_version, tags)
+    (logger.info if decision.approved else logger.warning)(
+        "%s before step %d of %s", decision.describe(), held_before + 1, state.model_name
+    )
+    if not decision.approved:
+        where = f"before step {held_before + 1}"
+        _roll_back(deployer, state, registry, f"{decision.describe()} ({where})")
+        return
+    control = _control(deployer, state)
+    _enter_step(control, state, held_before, metric_queries(deployer, control))
+    state.history[-1].approval = decision
 
 
 def _inconclusive(

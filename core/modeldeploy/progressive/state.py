@@ -25,13 +25,14 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
+from modeldeploy.approval import ApprovalDecision
 from modeldeploy.deployer import ModelDeployer
 from modeldeploy.errors import ModelServerNotFoundError
 from modeldeploy.home import default_home
 from modeldeploy.progressive.analysis import AnalysisConfig, StepAnalysis
 from modeldeploy.progressive.strategies import Strategy, TrafficStep
 
-Phase = Literal["starting", "baking", "succeeded", "rolled_back", "reported"]
+Phase = Literal["starting", "baking", "awaiting_approval", "succeeded", "rolled_back", "reported"]
 DONE: tuple[Phase, ...] = ("succeeded", "rolled_back", "reported")
 
 
@@ -40,6 +41,8 @@ class StepRecord(BaseModel):
     step: TrafficStep
     started_at: float
     analyses: list[StepAnalysis] = []
+    #: the human answer that let the rollout enter this step, if it was held before it
+    approval: ApprovalDecision | None = None
 
 
 class RolloutState(BaseModel):
@@ -74,6 +77,10 @@ class RolloutState(BaseModel):
     @property
     def done(self) -> bool:
         return self.phase in DONE
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.phase == "awaiting_approval"
 
     @property
     def current_step(self) -> TrafficStep | None:

@@ -12,8 +12,17 @@ import itertools
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from modeldeploy.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from modeldeploy.errors import InvalidConfigError
 from modeldeploy.traffic import Capability
 
@@ -43,9 +52,41 @@ class _Strategy(BaseModel):
     requires: ClassVar[frozenset[Capability]] = frozenset()
     #: route a client to the same variant every time it sends the same value of this header
     sticky_header: str | None = None
+    #: hold for a human's approval before entering these steps (1-based), or "all" of them
+    approve_before_steps: list[int] | Literal["all"] = []
+    #: how long a held rollout waits for an answer; then it is rejected (rolled back)
+    approval_timeout_seconds: float = Field(default=DEFAULT_APPROVAL_TIMEOUT_SECONDS, gt=0)
 
     def steps(self) -> list[TrafficStep]:
         raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _approvable_steps(self) -> _Strategy:
+        """Only a step after the first can be held: before it, no step was analysed yet
+        (that is the approval between the gate and the rollout)."""
+        wanted = self.approve_before_steps
+        if not wanted:
+            return self
+        kind = getattr(self, "kind", type(self).__name__)
+        count = len(self.steps())
+        if count < 2:
+            raise ValueError(
+                f"approve_before_steps holds between steps, and a {kind} rollout has "
+                f"{count} step(s); leave it out, or ask for approval before the rollout"
+            )
+        wrong = [] if wanted == "all" else sorted({n for n in wanted if not 2 <= n <= count})
+        if wrong:
+            raise ValueError(
+                f"approve_before_steps {wrong} names no step that can be held: this {kind} "
+                f"rollout has {count} steps and can hold before steps 2..{count} (to hold "
+                "before step 1, ask for approval before the rollout)"
+            )
+        return self
+
+    def holds_before(self, index: int) -> bool:
+        """Whether entering step `index` (0-based) waits for an approval."""
+        wanted = self.approve_before_steps
+        return index >= 1 and (wanted == "all" or index + 1 in wanted)
 
     @property
     def promotes(self) -> bool:

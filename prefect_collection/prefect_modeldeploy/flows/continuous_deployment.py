@@ -9,7 +9,11 @@ from modeldeploy.waiting import DEFAULT_TIMEOUT
 from prefect import flow
 from prefect.transactions import transaction
 
-from prefect_modeldeploy.approval import DEFAULT_POLL_INTERVAL, request_approval
+from prefect_modeldeploy.approval import (
+    DEFAULT_POLL_INTERVAL,
+    approve_held_rollout,
+    request_approval,
+)
 from prefect_modeldeploy.blocks.deployers import ModelDeployerBlock
 from prefect_modeldeploy.tasks import (
     deploy_model,
@@ -68,7 +72,13 @@ def continuous_deployment(
     run pauses with the champion/challenger report (`request_approval`). Reject, or no
     answer within `approval_timeout` seconds (default 24 h), keeps the champion serving and tags the
     candidate rejected; the flow then returns action `kept` (or `none`). An approval is
-    tagged on the version the deploy registers (who, why, when)."""
+    tagged on the version the deploy registers (who, why, when).
+
+    A `strategy` with `approve_before_steps` (e.g. `{"kind": "canary", "percents": [10, 50],
+    "approve_before_steps": [2]}`) also pauses the run before each of those steps, with the
+    rollout's report so far (`approve_held_rollout`): approve enters the step; reject, or no
+    answer within the strategy's `approval_timeout_seconds`, rolls the rollout back (traffic
+    and alias on the champion) and the flow returns action `rolled_back`."""
     approval = None
     if require_approval:
         approval, rejected = _ask_for_approval(
@@ -107,6 +117,10 @@ def continuous_deployment(
                 from modeldeploy.rollout import progressive_outcome
 
                 state = follow_rollout(deployer, model_name)
+                while state.awaiting_approval:  # approve_before_steps: a human answers
+                    state = approve_held_rollout(deployer, model_name, approval_poll_interval)
+                    if not state.done:
+                        state = follow_rollout(deployer, model_name)
                 with resolve_deployer_block(deployer).deployer() as engine:  # record's scope
                     outcome = progressive_outcome(state, outcome.decision, outcome.server, engine)
         else:
@@ -124,7 +138,8 @@ def continuous_deployment(
                 timeout=timeout,
                 allow_signature_change=allow_signature_change,
             )
-        if outcome.server is not None and verification_data is not None:
+        verify = outcome.action != "rolled_back"  # a rejected step left the champion
+        if verify and outcome.server is not None and verification_data is not None:
             verify_predictions(
                 deployer,
                 outcome,

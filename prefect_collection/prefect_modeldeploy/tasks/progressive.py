@@ -124,7 +124,7 @@ def _abort_on_rollback(txn: Transaction) -> None:
                 deployer, state.model_name, registry, reason="the flow's transaction rolled back"
             )
             logger.warning("%s", state.message)
-            publish_record(_record(deployer, state))
+            publish_record(rollout_record(deployer, state))
         elif state.phase == "succeeded" and state.started_at == outcome.rollout.started_at:
             champion = registry.get_champion(state.model_name)
             if champion is not None and champion.version == state.candidate_version:
@@ -140,10 +140,11 @@ def follow_rollout(
     fail_on_rollback: bool = True,
     timeout: float | None = None,
 ) -> RolloutState:
-    """Advance the saved rollout of `model_name` until it ends, logging every step's
-    analysis; raises `RolloutRolledBack` when the analysis rolled it back (unless
-    `fail_on_rollback=False`). Its end is a Prefect event and a markdown artifact with the
-    report, headed "Rolled back" when it was."""
+    """Advance the saved rollout of `model_name` until it ends or waits for an approval
+    before a step (then answer it with `approve_held_rollout` in the flow and follow
+    again), logging every step's analysis; raises `RolloutRolledBack` when the analysis
+    rolled it back (unless `fail_on_rollback=False`). Its end is a Prefect event and a
+    markdown artifact with the report, headed "Rolled back" when it was."""
     from modeldeploy.progressive.report import latest_analysis, render_state
     from modeldeploy.progressive.runner import run_rollout
 
@@ -162,7 +163,7 @@ def follow_rollout(
         state = run_rollout(
             engine, model_name, block.get_registry(), timeout=timeout, on_progress=on_progress
         )
-        record = _record(engine, state)
+        record = rollout_record(engine, state)
     logger.info("%s", render_state(state))
     publish_record(record)
     if state.phase == "rolled_back" and fail_on_rollback:
@@ -172,7 +173,7 @@ def follow_rollout(
     return state
 
 
-def _record(engine: Any, state: RolloutState) -> Any:
+def rollout_record(engine: Any, state: RolloutState) -> Any:
     """The record of a finished rollout (None while it goes on), with its server's URL."""
     from modeldeploy.errors import ModelDeployError
     from modeldeploy.rollout import progressive_outcome

@@ -165,10 +165,14 @@ class Logged:
         """A JSON line; the answer is embedded as the scoring server wrote it (JSON), so
         reading the log costs the router no parsing."""
         return (
-            f'{{"at": {self.at!r}, "request_id": {json.dumps(self.request_id)}, '
-            f'"variant": "{self.variant}", "status": {self.status}, '
-            f'"mirror": {"true" if self.mirror else "false"}, "answer": '
-        ).encode() + (self.answer or b"null") + b"}\n"
+            (
+                f'{{"at": {self.at!r}, "request_id": {json.dumps(self.request_id)}, '
+                f'"variant": "{self.variant}", "status": {self.status}, '
+                f'"mirror": {"true" if self.mirror else "false"}, "answer": '
+            ).encode()
+            + (self.answer or b"null")
+            + b"}\n"
+        )
 
 
 class PredictionLog:
