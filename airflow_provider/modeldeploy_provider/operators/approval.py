@@ -336,7 +336,7 @@ class ModelStepApprovalOperator(ProgressiveRolloutMixin, DeploymentRecordsMixin,
         from modeldeploy.rollout import progressive_outcome
 
         if "error" in event:  # not expected: Reject is the default answer
-            return super().execute_complete(context, event)  # type: ignore[no-any-return]
+            return super().execute_complete(context, event)
         decision = self.decision(event)
         with self.hook.get_deployer() as deployer:
             held = rollout_status(deployer, self.model_name)
