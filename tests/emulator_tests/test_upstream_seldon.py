@@ -288,3 +288,67 @@ def test_the_operator_writes_its_deployments(k8s_emulator: KubernetesEmulator) -
     assert progressing["reason"] == "ProgressDeadlineExceeded"
     # the old pod still serves: the Deployment stays Available
     assert {c["type"]: c for c in dep["status"]["conditions"]}["Available"]["status"] == "True"
+
+
+VS = ("networking.istio.io", "v1alpha3", NS, "virtualservices")
+
+
+def test_the_operator_routes_through_the_virtual_service_it_writes(
+    k8s_emulator: KubernetesEmulator,
+) -> None:
+    """S-vs: one VirtualService per SeldonDeployment, named after it and owned by it; the
+    ingress routes as it says, from the moment it says so; Istio off, none is written."""
+    emu = k8s_emulator
+    api = custom_api(emu)
+    rec = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "iris")
+    body = sdep("iris")
+    body["spec"]["predictors"] = [
+        _predictor("default", "gs://models/iris", 70),
+        _predictor("g2", "gs://models/v2", 30),
+    ]
+    create(emu, body)
+    ready = rec.wait(lambda o: state(o) == "Available")
+    assert cond(ready, "istioVirtualServicesReady")["reason"] == "All VirtualServices created"
+    vs = api.get_namespaced_custom_object(*VS, "iris")
+    assert vs["metadata"]["ownerReferences"][0]["uid"] == ready["metadata"]["uid"]
+    assert vs["spec"]["gateways"] == ["seldon-gateway"] and vs["spec"]["hosts"] == ["*"]
+    rest, grpc = vs["spec"]["http"]
+    assert rest["match"] == [{"uri": {"prefix": f"/seldon/{NS}/iris/"}}]
+    assert rest["rewrite"] == {"uri": "/"}
+    assert [(d["destination"], d["weight"]) for d in rest["route"]] == [
+        ({"host": "iris-default", "subset": "default", "port": {"number": 8000}}, 70),
+        ({"host": "iris-g2", "subset": "g2", "port": {"number": 8000}}, 30),
+    ]
+    assert grpc["match"][0]["headers"] == {"seldon": {"exact": "iris"}, "namespace": {"exact": NS}}
+    assert [d["destination"]["port"]["number"] for d in grpc["route"]] == [5001, 5001]
+
+    # a traffic change: the data plane already routes so when the VirtualService says it
+    seen: list[dict[str, int]] = []
+
+    def on_write(ev: Any) -> None:
+        if ev.rkey == "networking.istio.io/virtualservices" and ev.type == "MODIFIED":
+            route = emu.dataplane.route("seldon", f"{NS}/iris")
+            seen.append({b.key: b.weight for b in route.served} if route else {})
+
+    emu.store.add_listener(on_write)
+    _patch_predictors(
+        emu,
+        [
+            _predictor("default", "gs://models/iris", 100),
+            _predictor("g2", "gs://models/v2", 40, True),
+        ],
+    )
+    assert emu.wait_for(lambda: bool(seen), 5)
+    assert seen == [{"default": 100}]
+    rest = api.get_namespaced_custom_object(*VS, "iris")["spec"]["http"][0]
+    assert [(d["destination"]["subset"], d["weight"]) for d in rest["route"]] == [("default", 100)]
+    assert (rest["mirror"]["subset"], rest["mirrorPercentage"]) == ("g2", {"value": 40.0})
+
+    emu.seldon.istio = False
+    create(emu, sdep("plain"))
+    plain = Recorder(emu, "machinelearning.seldon.io/seldondeployments", "plain").wait(
+        lambda o: state(o) == "Available"
+    )
+    assert cond(plain, "istioVirtualServicesReady")["reason"] == "No VirtualServices defined"
+    assert [v["metadata"]["name"] for v in emu.list_objects("VirtualService", NS)] == ["iris"]
+    assert emu.dataplane.route("seldon", f"{NS}/plain") is not None  # Ambassador routes

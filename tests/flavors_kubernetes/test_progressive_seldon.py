@@ -13,8 +13,9 @@ import time
 from typing import Any
 
 import pytest
-from modeldeploy.errors import InvalidConfigError
+from modeldeploy.errors import InvalidConfigError, PlatformError
 from modeldeploy.progressive.runner import (
+    abort_rollout,
     advance_rollout,
     begin_rollout,
     check_rollout,
@@ -177,6 +178,62 @@ def test_shadow_mirrors_through_a_shadow_predictor_and_ends_with_a_report(
     assert final.phase == "reported", final.message
     assert [p["name"] for p in _sdep(seldon, server)["spec"]["predictors"]] == ["default"]
     assert seldon.get_model_server(champion.uuid).config.model_version == "1"
+
+
+def _served(cluster: Cluster, server: Any) -> dict[str, int]:
+    """What the emulator's ingress routes client requests to, by predictor, right now."""
+    emu = cluster.requires_emulator()
+    route = emu.dataplane.route("seldon", f"{cluster.namespace}/{server.name}")
+    assert route is not None
+    return {b.key: b.weight for b in route.served}
+
+
+def test_a_split_is_reported_applied_only_once_the_ingress_routes_it(
+    cluster: Cluster, seldon: Any
+) -> None:
+    """Seldon Core 1 changes no status for a traffic-only write; the VirtualService its
+    operator rewrites is what the ingress follows. Each split, and the abort, returns only
+    once the ingress routes that way; a missing permission on VirtualServices is named
+    before anything is written."""
+    emu = cluster.requires_emulator()
+    champion = seldon.deploy_model(cluster.config("seldon", version=1), timeout=cluster.timeout)
+    before = _sdep(seldon, champion)["spec"]
+    emu.faults.inject(403, method="GET", path_contains="/virtualservices/")
+    parsed, analysis = check_rollout(
+        seldon, {"kind": "canary", "percents": [30], "bake_seconds": 600}, NO_RULES
+    )
+
+    def begin() -> RolloutState:
+        return begin_rollout(
+            seldon,
+            champion,
+            seldon.parse_config(cluster.config("seldon", version=2)),
+            parsed,
+            analysis,
+            candidate_version="2",
+            champion_version="1",
+            timeout=cluster.timeout,
+        )
+
+    with pytest.raises(PlatformError) as refused:
+        begin()
+    assert "`get` on `virtualservices` in API group `networking.istio.io`" in str(refused.value)
+    assert _sdep(seldon, champion)["spec"] == before  # nothing written
+    state = begin()
+    step = _advance_until(seldon, state.model_name, "baking", cluster.timeout)
+    assert step.phase == "baking", step.message
+    challenger = _sdep(seldon, champion)["spec"]["predictors"][1]["name"]
+    assert _served(cluster, champion) == {"default": 70, challenger: 30}
+    [vs] = emu.list_objects("VirtualService", cluster.namespace)
+    assert vs["metadata"]["name"] == champion.name  # the operator's `seldonId`
+    rest = vs["spec"]["http"][0]
+    assert [(d["destination"]["subset"], d["weight"]) for d in rest["route"]] == [
+        ("default", 70),
+        (challenger, 30),
+    ]
+    final = abort_rollout(seldon, state.model_name)
+    assert final.phase == "rolled_back", final.message
+    assert _served(cluster, champion) == {"default": 100}
 
 
 def test_splits_seldon_cannot_route_are_refused_before_any_write(

@@ -400,6 +400,37 @@ def test_seldon_names_past_a_label_are_hashed_as_the_operator_hashes_them() -> N
     assert traffic.predictor_key(sdep + "y" * 10, short).startswith("seldon-")
 
 
+def test_seldon_1_reads_the_split_istio_routes_from_the_virtual_service() -> None:
+    """Istio sends everything to a lone destination whatever its weight (protobuf JSON
+    leaves a zero weight out), and mirrors every request when no percentage is set; the
+    condition's reason tells whether the operator writes a VirtualService at all."""
+    from modeldeploy.flavors.seldon import traffic
+    from modeldeploy.traffic import CHALLENGER, CHAMPION
+
+    from tests.k8s_emulator.istio import virtual_service_spec
+
+    champion, challenger = {"name": "default"}, {"name": "g2"}
+
+    def vs(routes: list[tuple[str, str, int, bool]]) -> dict[str, Any]:
+        return {"spec": virtual_service_spec("ns", "iris", routes)}
+
+    split = vs([("default", "iris-default", 70, False), ("g2", "iris-g2", 30, False)])
+    assert traffic.routed_split(split, champion, challenger) == ({CHAMPION: 70, CHALLENGER: 30}, 0)
+    lone = vs([("default", "iris-default", 0, False), ("g2", "iris-g2", 0, True)])
+    assert traffic.routed_split(lone, champion, challenger) == ({CHAMPION: 100, CHALLENGER: 0}, 100)
+    half = vs([("default", "iris-default", 100, False), ("g2", "iris-g2", 50, True)])
+    assert traffic.routed_split(half, champion, None) == ({CHAMPION: 100, CHALLENGER: 0}, 0)
+    assert traffic.routed_split(half, champion, challenger)[1] == 50
+
+    def sdep(reason: str | None) -> dict[str, Any]:
+        conds = [] if reason is None else [{"type": "istioVirtualServicesReady", "reason": reason}]
+        return {"metadata": {"name": "iris"}, "status": {"conditions": conds}}
+
+    assert traffic.istio_routes(sdep("All VirtualServices created"))
+    assert not traffic.istio_routes(sdep("No VirtualServices defined"))
+    assert not traffic.istio_routes(sdep(None))  # an operator that does not say: the spec
+
+
 @pytest.mark.parametrize(
     "creds",
     [

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import istio
 from .errors import ApiError
 from .events import record
 from .store import Event, clone, now_ts, random_suffix
@@ -473,6 +474,10 @@ class SeldonController(_Controller):
         self.routes: dict[tuple[str, str], list[tuple[str, int, bool]]] = {}
         #: called with (namespace, name, routes, obj) whenever routes are applied
         self.on_routes: list[RoutesCallback] = []
+        #: the operator runs with Istio (ISTIO_ENABLED): it writes a VirtualService per
+        #: SeldonDeployment; off, the routes still reach the data plane (Ambassador)
+        self.istio = True
+        self.vs_rt = emu.registry.by_key("networking.istio.io/virtualservices")
 
     def pod_selector(self, name: str) -> dict[str, str]:
         return {"seldon-deployment-id": name}
@@ -748,6 +753,12 @@ class SeldonController(_Controller):
             )
         for ctype in ("DeploymentsReady", "ServicesReady", "Ready"):
             _set_condition(conds, ctype, "True")
+        _set_condition(
+            conds,
+            istio.CONDITION,
+            "True",
+            istio.READY_REASON if self.istio else istio.NOT_DEFINED_REASON,
+        )
         status.pop("description", None)
         status.update(self._addresses(obj))
         status["state"] = "Available"
@@ -766,9 +777,36 @@ class SeldonController(_Controller):
         if self.routes.get((ns, name)) == routes:
             return
         self.routes[(ns, name)] = routes
+        # the mesh applies a VirtualService at once here (no xDS push delay): the data
+        # plane swaps in the same step, just before the write any reader could see
         self._publish(obj, routes)
+        if self.istio:
+            self._write_virtual_service(obj, routes)
         for callback in list(self.on_routes):
             callback(ns, name, routes, obj)
+
+    def _write_virtual_service(
+        self, obj: dict[str, Any], routes: list[tuple[str, int, bool]]
+    ) -> None:
+        """createIstioServices: create the VirtualService, or update its spec."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        vs_name = seldon_operator_name(name)
+        spec = istio.virtual_service_spec(
+            ns,
+            name,
+            [(p, seldon_operator_name(f"{name}-{p}"), w, shadow) for p, w, shadow in routes],
+        )
+        existing = self.store.get(self.vs_rt, ns, vs_name)
+        if existing is None:
+            body = {
+                "apiVersion": self.vs_rt.api_version,
+                "kind": self.vs_rt.kind,
+                "metadata": {"name": vs_name, "ownerReferences": [self.owner_ref(obj)]},
+                "spec": spec,
+            }
+            self.store.create(self.vs_rt, ns, body)
+        elif existing.get("spec") != spec:
+            self.store.update(self.vs_rt, ns, vs_name, {**clone(existing), "spec": spec})
 
     def _publish(self, obj: dict[str, Any], routes: list[tuple[str, int, bool]]) -> None:
         """The data plane follows the VirtualService: `/seldon/<ns>/<name>/` split by weight

@@ -290,7 +290,9 @@ class Registry:
     """Lookup of resource types by (group, version, plural) and by group/plural key."""
 
     def __init__(self, crd_dir: str | None = None) -> None:
-        self.types: list[ResourceType] = core_types()
+        from .istio import resource_type as virtual_services
+
+        self.types: list[ResourceType] = [*core_types(), virtual_services()]
         for crd in load_crds(crd_dir):
             self.types.append(crd_type(crd))
             if (crd.group, crd.plural, crd.version) == (

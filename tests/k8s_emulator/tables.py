@@ -8,6 +8,7 @@ kube-apiserver's printers (``pkg/printers/internalversion/printers.go``) show fo
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -192,6 +193,8 @@ def cells(rt: ResourceType, obj: dict[str, Any]) -> list[Any]:
             val = found[0] if found else None
             if c.get("type") == "date" and isinstance(val, str):
                 val = age(val)
+            elif isinstance(val, list | dict):  # client-go jsonpath prints these as JSON
+                val = json.dumps(val, separators=(",", ":"))
             out.append(val)
         return out
     _, fn = _builtin(rt)

@@ -156,6 +156,12 @@ def test_seldon_v1alpha2_sample_applies_is_served_as_v1_and_scales(
     v1 = kubectl.json("get", "seldondeployments.v1.machinelearning.seldon.io", "sklearn")
     assert v1["apiVersion"] == "machinelearning.seldon.io/v1"
     assert v1["status"]["state"] == "Available"
+    # the operator's Istio VirtualService, with Istio's own columns
+    table = kubectl("get", "virtualservices", "sklearn").splitlines()
+    assert table[0].split() == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    assert table[1].split()[:3] == ["sklearn", '["seldon-gateway"]', '["*"]']
+    vs = kubectl.json("get", "vs", "sklearn")
+    assert vs["apiVersion"] == "networking.istio.io/v1alpha3"
 
     assert "scaled" in kubectl("scale", "sdep/sklearn", "--replicas=3")
     obj = emu.get("seldondeployments", "sklearn")

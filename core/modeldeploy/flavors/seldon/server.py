@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 from modeldeploy.config import ServiceConfig
 from modeldeploy.errors import InvalidConfigError, ModelDeployError, PlatformError
 from modeldeploy.flavors.kubernetes import pods, protocols
+from modeldeploy.flavors.kubernetes.client import KubeClient
 from modeldeploy.flavors.kubernetes.deployments import (
     list_deployments,
     rollout_complete,
     template_rolled_over,
 )
+from modeldeploy.flavors.kubernetes.errors import api_status, translate
 from modeldeploy.flavors.kubernetes.logs import list_pods
 from modeldeploy.flavors.kubernetes.records import ANNOTATION_STOPPED, read_record
 from modeldeploy.flavors.kubernetes.server import KubernetesModelServer, Observation
@@ -74,6 +76,10 @@ class SeldonModelServer(KubernetesModelServer):
                 f"champion {self.config.resolved_protocol()!r}: Seldon Core 1 sets the protocol "
                 "for the whole SeldonDeployment; deploy it in place instead"
             )
+        # a missing permission on the VirtualService says so now, before anything changes
+        current = self.resources.get(self.name)
+        if current is not None:
+            self._virtual_service(current)
         secret = self.deployer.secrets.ensure(server=self.name)
 
         def change(current: dict[str, Any]) -> None:
@@ -117,7 +123,18 @@ class SeldonModelServer(KubernetesModelServer):
             for v, p in named.items()
         }
         versions = {v: (c.model_version, c.model_uri) for v, c in configs.items()}
-        return split.status(obj, versions, ready, errors)
+        return split.status(obj, versions, ready, errors, self._virtual_service(obj))
+
+    def _virtual_service(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The operator's Istio VirtualService, when it routes this SeldonDeployment: the
+        spec's `traffic` changes ~40 ms before the operator rewrites it (a traffic-only
+        change rolls nothing and Seldon 1 has no observedGeneration), so the VirtualService
+        is what says a split is routed. None without Istio, or before the operator made it."""
+        if not split.istio_routes(obj):
+            return None
+        return read_virtual_service(
+            self.deployer.kube, self.namespace, split.virtual_service_name(obj)
+        )
 
     def promote_challenger(self) -> None:
         """The challenger's predictor alone, under the challenger's config: its Deployments
@@ -255,6 +272,39 @@ class SeldonModelServer(KubernetesModelServer):
             return protocols.v2_response(body)
         body = protocols.post_json(url, protocols.seldon_request(data), timeout=timeout)
         return protocols.seldon_response(body)
+
+
+def read_virtual_service(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """One VirtualService as a dict, None when it does not exist. A 403 names the permission
+    to grant: without it no traffic split can be confirmed as routed."""
+    where = f"Istio VirtualService {namespace}/{name}"
+
+    def once() -> dict[str, Any]:
+        found: dict[str, Any] = kube.custom.get_namespaced_custom_object(
+            split.VS_GROUP,
+            split.VS_VERSION,
+            namespace,
+            split.VS_PLURAL,
+            name,
+            _request_timeout=kube.timeout,
+        )
+        return found
+
+    try:
+        return kube.retry.call(once, what=f"get {split.VS_PLURAL}")
+    except Exception as exc:
+        code = api_status(exc)
+        if code == 404:
+            return None
+        if code == 403:
+            raise PlatformError(
+                f"reading {where}: permission denied. Seldon Core 1 routes this "
+                "SeldonDeployment through that VirtualService, and only it says when a "
+                "traffic split is routed: grant the deployer's identity `get` on "
+                f"`virtualservices` in API group `{split.VS_GROUP}` in namespace {namespace} "
+                "(see RBAC in docs/flavors/seldon.md)"
+            ) from None
+        raise translate(exc, f"reading {where}", kube.host) from None
 
 
 #: challenger predictors are named `<prefix><generation of the write that added them>`

@@ -39,6 +39,13 @@ NO_VARIANT_URLS = (
 )
 #: the operator's executor container (seldondeployment_engine.go EngineContainerName)
 ENGINE_CONTAINER = "seldon-container-engine"
+#: the status condition on the operator's Istio VirtualServices, and its reason when the
+#: operator runs without Istio (seldon_deployment_status.go VirtualServicesReady,
+#: VirtualServiceNotDefined)
+ISTIO_CONDITION = "istioVirtualServicesReady"
+NO_VIRTUAL_SERVICES = "No VirtualServices defined"
+#: where the operator's VirtualService lives (createIstioResources, networking/v1alpha3)
+VS_GROUP, VS_VERSION, VS_PLURAL = "networking.istio.io", "v1alpha3", "virtualservices"
 
 
 def predictors(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -176,15 +183,63 @@ def predictor_available(obj: dict[str, Any], predictor: dict[str, Any]) -> bool:
     )
 
 
+def istio_routes(obj: dict[str, Any]) -> bool:
+    """Does the operator route this SeldonDeployment through an Istio VirtualService? It
+    says so in the `istioVirtualServicesReady` condition, whose reason is
+    `No VirtualServices defined` when Istio is off (seldon-core@v1.17.1 operator/apis/
+    machinelearning.seldon.io/v1/seldon_deployment_status.go:56,72-74; set at the end of
+    `createIstioServices`). No such condition (Ambassador-only or an older operator): no."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == ISTIO_CONDITION:
+            return cond.get("reason") != NO_VIRTUAL_SERVICES
+    return False
+
+
+def virtual_service_name(obj: dict[str, Any]) -> str:
+    """The operator's VirtualService is named after the SeldonDeployment, hashed past a
+    label's length (`GetSeldonDeploymentName`, used as `seldonId` in createIstioResources)."""
+    return operator_name(str(obj["metadata"]["name"]))
+
+
+def routed_split(
+    vs: dict[str, Any], champion: dict[str, Any], challenger: dict[str, Any] | None
+) -> tuple[dict[str, int], int]:
+    """(weights, mirror percent) as the VirtualService routes the REST route: a destination
+    per routed predictor (subset = predictor name, weight = traffic), the shadow as `mirror`
+    with `mirrorPercentage` (absent: every request). Istio sends everything to a lone
+    destination whatever its weight."""
+    http = next(iter((vs.get("spec") or {}).get("http") or []), None) or {}
+    weights_by_subset = {
+        str((d.get("destination") or {}).get("subset")): int(d.get("weight") or 0)
+        for d in http.get("route") or []
+        if isinstance(d, dict)
+    }
+    if len(weights_by_subset) == 1:
+        weights_by_subset = dict.fromkeys(weights_by_subset, 100)
+    weights = {
+        CHAMPION: weights_by_subset.get(str(champion["name"]), 0),
+        CHALLENGER: 0 if challenger is None else weights_by_subset.get(challenger["name"], 0),
+    }
+    mirror = 0
+    target = (http.get("mirror") or {}).get("subset")
+    if challenger is not None and target == challenger["name"]:
+        percent = (http.get("mirrorPercentage") or {}).get("value")
+        mirror = 100 if percent is None else round(float(percent))
+    return weights, mirror
+
+
 def status(
     obj: dict[str, Any],
     versions: Mapping[str, tuple[str | None, str | None]],
     ready: dict[str, bool],
     errors: dict[str, str | None],
+    vs: dict[str, Any] | None = None,
 ) -> TrafficStatus:
-    """The split as the operator applied it. Routes are written only when every predictor
-    is available (the SeldonDeployment is `Available`); until then the previous routes
-    hold, which for our writes means the champion answers everything."""
+    """The split as the operator applied it: the VirtualService's routes when it writes one
+    (`vs`), which is what the ingress follows. Otherwise from the spec: routes are written
+    only when every predictor is available (the SeldonDeployment is `Available`); until
+    then the previous routes hold, which for our writes means the champion answers
+    everything."""
     champion, challenger = split_predictors(obj)
     applied = str((obj.get("status") or {}).get("state") or "") == "Available" and all(
         ready.values()
@@ -194,7 +249,9 @@ def status(
         variants.append((CHALLENGER, challenger))
     weights = {CHAMPION: 100, CHALLENGER: 0}
     mirror = 0
-    if applied and challenger is not None:
+    if vs is not None:
+        weights, mirror = routed_split(vs, champion, challenger)
+    elif applied and challenger is not None:
         if challenger.get("shadow"):
             mirror = int(challenger.get("traffic") or 0) or 100
         else:
