@@ -11,6 +11,8 @@ import sysconfig
 import warnings
 from typing import Any
 
+import pytest
+
 from tests.conftest import SavedModels
 
 
@@ -99,6 +101,7 @@ print(json.dumps({"replayed": report.replayed, "skops": "skops.io" in sys.module
 """
 
 
+@pytest.mark.slow  # a fresh interpreter loads Airflow, then skops (~20 s)
 def test_loading_a_skops_model_after_airflow_logs_one_line(
     airflow_db: Any, saved_models: SavedModels
 ) -> None:
