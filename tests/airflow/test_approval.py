@@ -60,9 +60,6 @@ if __name__ == "__main__":
 """
 #: a canary held before its second step: the first run of `champion` deploys in place
 STEP_DAG = """
-# First: skops (the models' format) walks every loaded module when imported; after Airflow's
-# it meets thousands of deprecated attributes, each a logged warning (minutes on a busy CI)
-import skops.io  # noqa: F401
 from airflow.sdk import dag
 from modeldeploy_provider.operators.approval import ModelStepApprovalOperator
 from modeldeploy_provider.operators.modeldeploy import DeployModelOperator
@@ -126,6 +123,7 @@ class Run:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "MODELDEPLOY_HOME": str(md_home),
         }
+        self._log: str | None = None
         self.process = subprocess.Popen(
             [sys.executable, str(path)],
             env=self.env,
@@ -172,10 +170,17 @@ class Run:
         return states, xcom["value"]
 
     def output(self) -> str:
+        """The end of the run's log."""
+        return self.log()[-6000:]
+
+    def log(self) -> str:
+        """The run's whole log, once it ended."""
         if self.process.poll() is None:
             return "(still running)"
-        assert self.process.stdout is not None
-        return self.process.stdout.read()[-6000:]
+        if self._log is None:
+            assert self.process.stdout is not None
+            self._log = self.process.stdout.read()
+        return self._log
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -369,3 +374,7 @@ def test_a_canary_held_before_its_second_step_goes_on_once_approved(
     assert tags["modeldeploy.approval_by"] == result["approval"]["by"]
     assert tags["modeldeploy.approval_reason"] == "step 1 looks fine"
     assert tags["modeldeploy.approval_step"] == "2"
+    # the deploy replayed the champion's input example through the candidate: loading it
+    # imported skops, whose thousand deprecation warnings are one line of the task log
+    (summary,) = [line for line in run.log().splitlines() if "DeprecatedImportWarning" in line]
+    assert "were not shown" in summary and "skops/io/_utils.py" in summary, summary
