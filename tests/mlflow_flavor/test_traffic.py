@@ -7,6 +7,8 @@ import concurrent.futures
 import http.client
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -297,8 +299,38 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     assert "exited" in (broken.variants[1].last_error or "")
     answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
     assert answers == [champion_answer] * 10
+
+    # The champion's private scoring server crashes after the challenger failed (both were
+    # started for one generation): it is restarted all the same. Requests fail only while
+    # no champion answers (the router says 502), and the champion answers again.
+    killed = champion_pid(server)
+    with SteadyClient(port, json.dumps(rows).encode()) as client:
+        wait_until(lambda: client.sent > 5)
+        crashed_at = time.monotonic()
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: champion_pid(server) not in (None, killed))
+        recovered_at = time.monotonic()
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    # the crash window: from the kill (and the one request then in flight) to the restart
+    in_flight = [t for t in client.failed_since if t < crashed_at]
+    assert len(in_flight) <= 1 and max(client.failed_since, default=0) < recovered_at
+    assert all(f.startswith("502") for f in client.failures), client.failures
+    assert {json.loads(a)["predictions"][0] for a in client.answers} == {0}
+    assert json.loads(client.answers[-1]) == champion_answer
+    assert [(v.name, v.ready) for v in server.traffic_status().variants] == [
+        (CHAMPION, True),
+        (CHALLENGER, False),
+    ]
     server.remove_challenger()
     wait_until(lambda: server.traffic_status().metrics_url is None)
+
+
+def champion_pid(server: MLflowModelServer) -> int | None:
+    """The champion's private scoring server, as the supervisor reports it."""
+    traffic = (read_json(server.dir / STATUS) or {}).get("traffic") or {}
+    pid = next((v.get("pid") for v in traffic.get("variants", []) if v["name"] == CHAMPION), None)
+    return int(pid) if pid is not None else None
 
 
 def _post(port: int, body: bytes) -> tuple[int, bytes, dict[str, str]]:
