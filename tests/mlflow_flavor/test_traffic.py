@@ -8,6 +8,7 @@ import http.client
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,10 @@ import requests
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 from modeldeploy.flavors.mlflow.records import LOG, RECORD, STATUS, read_json
+from modeldeploy.flavors.mlflow.routing import WARM_UP_ATTEMPTS, WARM_UP_EXAMPLE
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.status import ServiceState
-from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl
+from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl, VariantStatus
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SavedModels
@@ -322,6 +324,67 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
         (CHAMPION, True),
         (CHALLENGER, False),
     ]
+    server.remove_challenger()
+    wait_until(lambda: server.traffic_status().metrics_url is None)
+
+
+def test_a_challenger_whose_first_prediction_times_out_gets_no_traffic(
+    mlflow_deployer: MLflowModelDeployer,
+    saved_models: SavedModels,
+    held_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The warm-up prediction (the model's input example) is held: the challenger is not
+    ready and gets none of its 100 %; once it answers it is. Held through every attempt,
+    its load has failed, with a reason, and the champion kept every request."""
+    control = tmp_path / "control"
+    control.mkdir()
+    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
+    rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
+    champion_answer = {"predictions": [0, 0, 0]}
+    slow = tmp_path / "slow-first-prediction"
+    shutil.copytree(held_model, slow)
+    (slow / WARM_UP_EXAMPLE).write_text(json.dumps(rows))
+    config = {"model_name": "iris", "model_uri": str(saved_models.first)}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    assert isinstance(server, MLflowModelServer)
+    url = server.prediction_url
+    assert url is not None
+    session = requests.Session()
+
+    def timed_out_attempts(seconds: int) -> int:
+        text = "".join(p.read_text(errors="replace") for p in server.dir.glob(f"{LOG}*"))
+        return text.count(f"its first prediction did not answer within {seconds}s")
+
+    def challenger() -> VariantStatus:
+        return server.traffic_status().variants[-1]
+
+    # 8 s per attempt leaves 16 s to look before the last attempt (a loaded machine)
+    (control / "hold").touch()
+    server.add_challenger({**config, "model_uri": str(slow), "request_timeout": 8})
+    server.set_traffic(100)
+    wait_until(lambda: timed_out_attempts(8) >= 1)
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    assert (challenger().ready, challenger().weight, challenger().last_error) == (False, 0, None)
+    (control / "hold").unlink()  # a slow first prediction, then it answers: ready
+    wait_until(lambda: challenger().ready)
+    assert session.post(url, json=rows, timeout=10).json() == {"predictions": [7, 7, 7]}
+    server.remove_challenger()
+    wait_until(lambda: server.traffic_status().metrics_url is None)
+
+    (control / "hold").touch()
+    server.add_challenger({**config, "model_uri": str(slow), "request_timeout": 1})
+    server.set_traffic(100)
+    wait_until(lambda: challenger().last_error is not None)
+    assert timed_out_attempts(1) == WARM_UP_ATTEMPTS
+    failed = challenger()
+    assert (failed.ready, failed.weight) == (False, 0)
+    assert "did not answer within request_timeout=1s" in (failed.last_error or "")
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    (control / "hold").unlink()
     server.remove_challenger()
     wait_until(lambda: server.traffic_status().metrics_url is None)
 

@@ -19,6 +19,7 @@ Stdlib only, like the supervisor.
 
 from __future__ import annotations
 
+import http
 import http.client
 import json
 import socket
@@ -49,6 +50,7 @@ WARM_UP_EXAMPLE = "serving_input_example.json"
 #: a first prediction that times out this many times running (each bounded by the
 #: variant's `request_timeout`) fails the load: the server never gets traffic
 WARM_UP_ATTEMPTS = 3
+TIMEOUT_GRACE = 5.0  # seconds past the request timeout before the warm-up gives up itself
 
 
 def identity(spec: dict[str, Any]) -> str:
@@ -123,18 +125,21 @@ class Private:
         )
 
     def _answers(self, body: bytes, timeout: float) -> bool:
-        """False only when the prediction timed out."""
-        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
+        """False only when the prediction timed out: MLflow's scoring server answers 504
+        after its request timeout; waiting a little longer catches one that cannot even
+        say so."""
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout + TIMEOUT_GRACE)
         try:
             conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-            conn.getresponse().read()
+            response = conn.getresponse()
+            response.read()
+            return response.status != http.HTTPStatus.GATEWAY_TIMEOUT
         except TimeoutError:
             return False
         except (OSError, http.client.HTTPException):
-            pass  # a model that cannot answer its example is the analysis's to find
+            return True  # a model that cannot answer its example is the analysis's to find
         finally:
             conn.close()
-        return True
 
     def retire(self, wait: bool = False) -> None:
         """Terminate in the background: uvicorn finishes in-flight requests first."""
