@@ -75,6 +75,15 @@ def held_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder through which a test steers live held models (models/held_model.py)."""
+    path = tmp_path / "control"
+    path.mkdir()
+    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(path))
+    return path
+
+
 def test_split_stickiness_metrics_fresh_process_restart_and_promote(
     mlflow_deployer: MLflowModelDeployer, saved_models: SavedModels, md_home: Path
 ) -> None:
@@ -215,12 +224,8 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     mlflow_deployer: MLflowModelDeployer,
     saved_models: SavedModels,
     held_model: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    control: Path,
 ) -> None:
-    control = tmp_path / "control"
-    control.mkdir()
-    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
     rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
     champion_answer = {"predictions": [0, 0, 0]}
     config = {"model_name": "iris", "model_uri": str(saved_models.first)}
@@ -332,18 +337,14 @@ def test_a_challenger_whose_first_prediction_times_out_gets_no_traffic(
     mlflow_deployer: MLflowModelDeployer,
     saved_models: SavedModels,
     held_model: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    control: Path,
 ) -> None:
     """The warm-up prediction (the model's input example) is held: the challenger is not
     ready and gets none of its 100 %; once it answers it is. Held through every attempt,
     its load has failed, with a reason, and the champion kept every request."""
-    control = tmp_path / "control"
-    control.mkdir()
-    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
     rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
     champion_answer = {"predictions": [0, 0, 0]}
-    slow = tmp_path / "slow-first-prediction"
+    slow = control.parent / "slow-first-prediction"
     shutil.copytree(held_model, slow)
     (slow / WARM_UP_EXAMPLE).write_text(json.dumps(rows))
     config = {"model_name": "iris", "model_uri": str(saved_models.first)}
@@ -411,16 +412,12 @@ def test_adding_a_challenger_keeps_the_old_server_answering_until_the_router_can
     mlflow_deployer: MLflowModelDeployer,
     saved_models: SavedModels,
     held_model: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    control: Path,
 ) -> None:
     """The handover of the public socket, each step awaited: while the champion's private
     scoring server loads (blocked on `hold-load`), the scoring server on the public socket
     answers everything; once the router accepts, that server is told to retire and still
     answers what it holds. The router's answers carry `x-request-id`, the old one's not."""
-    control = tmp_path / "control"
-    control.mkdir()
-    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
     rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
     body = json.dumps(rows).encode()
     config = {"model_name": "held", "model_uri": str(held_model)}
