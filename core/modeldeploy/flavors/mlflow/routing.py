@@ -107,7 +107,10 @@ class Private:
             if self.child.exited():
                 return
         example = Path(model_dir) / WARM_UP_EXAMPLE if model_dir else None
-        body = example.read_bytes() if example is not None and example.is_file() else None
+        try:
+            body = example.read_bytes() if example is not None and example.is_file() else None
+        except OSError:
+            body = None  # an unreadable example: ready as without one
         for attempt in range(1, WARM_UP_ATTEMPTS + 1):
             if body is None or self._answers(body, timeout):
                 self.warm.set()
