@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ class SteadyClient:
         self.accept = accept or (lambda status, _answer: status == 200)
         self.sent = self.failed = self.retried = 0
         self.failures: list[str] = []
+        self.failed_since: list[float] = []  # time.monotonic() each failed request began
         self.answers: list[Any] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -54,7 +56,7 @@ class SteadyClient:
     def _run(self) -> None:
         conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set():
-            ok, answer = False, b""
+            ok, answer, began = False, b"", time.monotonic()
             try:
                 if conn is None:
                     conn = self._connect()
@@ -78,5 +80,6 @@ class SteadyClient:
             else:
                 self.failed += 1
                 self.failures.append(detail)
+                self.failed_since.append(began)
         if conn is not None:
             conn.close()

@@ -7,6 +7,9 @@ import concurrent.futures
 import http.client
 import json
 import math
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,9 +21,10 @@ import requests
 from modeldeploy.errors import InvalidConfigError, ModelDeployError
 from modeldeploy.flavors.mlflow.deployer import MLflowModelDeployer
 from modeldeploy.flavors.mlflow.records import LOG, RECORD, STATUS, read_json
+from modeldeploy.flavors.mlflow.routing import WARM_UP_ATTEMPTS, WARM_UP_EXAMPLE
 from modeldeploy.flavors.mlflow.server import MLflowModelServer
 from modeldeploy.status import ServiceState
-from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl
+from modeldeploy.traffic import CHALLENGER, CHAMPION, Capability, TrafficControl, VariantStatus
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SavedModels
@@ -68,6 +72,15 @@ def held_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("held") / "model"
     mlflow.pyfunc.save_model(str(path), python_model=str(HELD_MODEL_CODE), pip_requirements=[])
+    return path
+
+
+@pytest.fixture
+def control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder through which a test steers live held models (models/held_model.py)."""
+    path = tmp_path / "control"
+    path.mkdir()
+    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(path))
     return path
 
 
@@ -211,12 +224,8 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     mlflow_deployer: MLflowModelDeployer,
     saved_models: SavedModels,
     held_model: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    control: Path,
 ) -> None:
-    control = tmp_path / "control"
-    control.mkdir()
-    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
     rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
     champion_answer = {"predictions": [0, 0, 0]}
     config = {"model_name": "iris", "model_uri": str(saved_models.first)}
@@ -297,8 +306,95 @@ def test_mirror_is_off_the_client_path_and_remove_leaves_no_failure(
     assert "exited" in (broken.variants[1].last_error or "")
     answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
     assert answers == [champion_answer] * 10
+
+    # The champion's private scoring server crashes after the challenger failed (both were
+    # started for one generation): it is restarted all the same. Requests fail only while
+    # no champion answers (the router says 502), and the champion answers again.
+    killed = champion_pid(server)
+    with SteadyClient(port, json.dumps(rows).encode()) as client:
+        wait_until(lambda: client.sent > 5)
+        crashed_at = time.monotonic()
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: champion_pid(server) not in (None, killed))
+        recovered_at = time.monotonic()
+        sent = client.sent
+        wait_until(lambda: client.sent > sent + 20)
+    # the crash window: from the kill (and the one request then in flight) to the restart
+    in_flight = [t for t in client.failed_since if t < crashed_at]
+    assert len(in_flight) <= 1 and max(client.failed_since, default=0) < recovered_at
+    assert all(f.startswith("502") for f in client.failures), client.failures
+    assert {json.loads(a)["predictions"][0] for a in client.answers} == {0}
+    assert json.loads(client.answers[-1]) == champion_answer
+    assert [(v.name, v.ready) for v in server.traffic_status().variants] == [
+        (CHAMPION, True),
+        (CHALLENGER, False),
+    ]
     server.remove_challenger()
     wait_until(lambda: server.traffic_status().metrics_url is None)
+
+
+def test_a_challenger_whose_first_prediction_times_out_gets_no_traffic(
+    mlflow_deployer: MLflowModelDeployer,
+    saved_models: SavedModels,
+    held_model: Path,
+    control: Path,
+) -> None:
+    """The warm-up prediction (the model's input example) is held: the challenger is not
+    ready and gets none of its 100 %; once it answers it is. Held through every attempt,
+    its load has failed, with a reason, and the champion kept every request."""
+    rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
+    champion_answer = {"predictions": [0, 0, 0]}
+    slow = control.parent / "slow-first-prediction"
+    shutil.copytree(held_model, slow)
+    (slow / WARM_UP_EXAMPLE).write_text(json.dumps(rows))
+    config = {"model_name": "iris", "model_uri": str(saved_models.first)}
+    server = mlflow_deployer.deploy(config, timeout=120).server
+    assert isinstance(server, MLflowModelServer)
+    url = server.prediction_url
+    assert url is not None
+    session = requests.Session()
+
+    def timed_out_attempts(seconds: int) -> int:
+        text = "".join(p.read_text(errors="replace") for p in server.dir.glob(f"{LOG}*"))
+        return text.count(f"its first prediction did not answer within {seconds}s")
+
+    def challenger() -> VariantStatus:
+        return server.traffic_status().variants[-1]
+
+    # 8 s per attempt leaves 16 s to look before the last attempt (a loaded machine)
+    (control / "hold").touch()
+    server.add_challenger({**config, "model_uri": str(slow), "request_timeout": 8})
+    server.set_traffic(100)
+    wait_until(lambda: timed_out_attempts(8) >= 1)
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    assert (challenger().ready, challenger().weight, challenger().last_error) == (False, 0, None)
+    (control / "hold").unlink()  # a slow first prediction, then it answers: ready
+    wait_until(lambda: challenger().ready)
+    assert session.post(url, json=rows, timeout=10).json() == {"predictions": [7, 7, 7]}
+    server.remove_challenger()
+    wait_until(lambda: server.traffic_status().metrics_url is None)
+
+    (control / "hold").touch()
+    server.add_challenger({**config, "model_uri": str(slow), "request_timeout": 1})
+    server.set_traffic(100)
+    wait_until(lambda: challenger().last_error is not None)
+    assert timed_out_attempts(1) == WARM_UP_ATTEMPTS
+    failed = challenger()
+    assert (failed.ready, failed.weight) == (False, 0)
+    assert "did not answer within request_timeout=1s" in (failed.last_error or "")
+    answers = [session.post(url, json=rows, timeout=10).json() for _ in range(10)]
+    assert answers == [champion_answer] * 10
+    (control / "hold").unlink()
+    server.remove_challenger()
+    wait_until(lambda: server.traffic_status().metrics_url is None)
+
+
+def champion_pid(server: MLflowModelServer) -> int | None:
+    """The champion's private scoring server, as the supervisor reports it."""
+    traffic = (read_json(server.dir / STATUS) or {}).get("traffic") or {}
+    pid = next((v.get("pid") for v in traffic.get("variants", []) if v["name"] == CHAMPION), None)
+    return int(pid) if pid is not None else None
 
 
 def _post(port: int, body: bytes) -> tuple[int, bytes, dict[str, str]]:
@@ -316,16 +412,12 @@ def test_adding_a_challenger_keeps_the_old_server_answering_until_the_router_can
     mlflow_deployer: MLflowModelDeployer,
     saved_models: SavedModels,
     held_model: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    control: Path,
 ) -> None:
     """The handover of the public socket, each step awaited: while the champion's private
     scoring server loads (blocked on `hold-load`), the scoring server on the public socket
     answers everything; once the router accepts, that server is told to retire and still
     answers what it holds. The router's answers carry `x-request-id`, the old one's not."""
-    control = tmp_path / "control"
-    control.mkdir()
-    monkeypatch.setenv("MODELDEPLOY_TEST_CONTROL", str(control))
     rows = {"dataframe_split": {"columns": saved_models.columns, "data": saved_models.sample_rows}}
     body = json.dumps(rows).encode()
     config = {"model_name": "held", "model_uri": str(held_model)}

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from modeldeploy.config import ServiceConfig
 from modeldeploy.deployer import DeployerSettings
-from modeldeploy.flavors.mlflow.records import DEFAULT_LOG_MAX_BYTES
+from modeldeploy.flavors.mlflow.records import DEFAULT_LOG_MAX_BYTES, DEFAULT_REQUEST_TIMEOUT
 
 
 class MLflowServerConfig(ServiceConfig):
@@ -26,7 +26,9 @@ class MLflowServerConfig(ServiceConfig):
     )
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     request_timeout: int = Field(
-        default=60, ge=1, description="Seconds a single scoring request may take."
+        default=DEFAULT_REQUEST_TIMEOUT,
+        ge=1,
+        description="Seconds a single scoring request may take.",
     )
     compare_percent: int = Field(
         default=10,

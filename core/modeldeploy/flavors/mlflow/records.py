@@ -26,6 +26,8 @@ STATUS = "status.json"
 LOG = "server.log"
 SUPERVISOR_MODULE = "modeldeploy.flavors.mlflow.supervisor"
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
+#: seconds one scoring request may take (also the bound on a scoring server's first prediction)
+DEFAULT_REQUEST_TIMEOUT = 60
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -19,13 +19,16 @@ Stdlib only, like the supervisor.
 
 from __future__ import annotations
 
+import http
 import http.client
+import json
 import socket
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modeldeploy.flavors.mlflow.records import DEFAULT_REQUEST_TIMEOUT
 from modeldeploy.flavors.mlflow.router import (
     CHALLENGER,
     CHAMPION,
@@ -44,13 +47,29 @@ RETIRE_AFTER = 1.0  # seconds a variant stays up after it left the routing table
 CRASH_RETRY_SECONDS = 2.0
 #: written by MLflow beside MLmodel when the model was saved with an input example
 WARM_UP_EXAMPLE = "serving_input_example.json"
-WARM_UP_TIMEOUT = 30.0
+#: a first prediction that times out this many times running (each bounded by the
+#: variant's `request_timeout`) fails the load: the server never gets traffic
+WARM_UP_ATTEMPTS = 3
+TIMEOUT_GRACE = 5.0  # seconds past the request timeout before the warm-up gives up itself
+
+
+def identity(spec: dict[str, Any]) -> str:
+    """What names one scoring server: its launch (the model folder includes the generation
+    it was prepared for), so the champion's and the challenger's never share a fate even
+    when they share a generation number."""
+    return json.dumps(spec, sort_keys=True)
+
+
+def request_timeout(config: dict[str, Any]) -> float:
+    return float(config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
 
 
 class Private:
     """A scoring server on a private loopback port, reachable only through the router."""
 
-    def __init__(self, generation: int, spec: dict[str, Any], supervisor: Supervisor) -> None:
+    def __init__(
+        self, generation: int, spec: dict[str, Any], timeout: float, supervisor: Supervisor
+    ) -> None:
         from modeldeploy.flavors.mlflow.supervisor import Child
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -60,10 +79,16 @@ class Private:
         self.sock.set_inheritable(True)
         self.port: int = self.sock.getsockname()[1]
         self.child: Child = Child(generation, spec, self.sock, supervisor.log)
+        self.identity = identity(spec)
         self.unused_since: float | None = None
         self.warm = threading.Event()
+        self.warm_failure: str | None = None  # set when the first prediction never answered
+        self._log = supervisor.log
         threading.Thread(
-            target=self._warm_up, args=(spec.get("model_dir"),), daemon=True, name="warm-up"
+            target=self._warm_up,
+            args=(spec.get("model_dir"), timeout),
+            daemon=True,
+            name="warm-up",
         ).start()
 
     @property
@@ -71,31 +96,53 @@ class Private:
         """Loaded and warmed up: only then is a client's request routed here."""
         return self.warm.is_set()
 
-    def _warm_up(self, model_dir: str | None) -> None:
+    def _warm_up(self, model_dir: str | None, timeout: float) -> None:
         """A fresh scoring server's first prediction is several times slower than the next
         (lazy imports, first schema check): pay it with the model's own input example
-        before any client waits on it. Without an example, or if it fails, ready as is."""
+        before any client waits on it. Without an example, or if it answers with an error,
+        ready as is (the analysis judges errors). One that does not answer within the
+        request timeout would time clients out too: not ready, asked again, and after
+        `WARM_UP_ATTEMPTS` such timeouts the load has failed."""
         while not self.child.ready.wait(0.25):
             if self.child.exited():
                 return
+        example = Path(model_dir) / WARM_UP_EXAMPLE if model_dir else None
         try:
-            example = Path(model_dir) / WARM_UP_EXAMPLE if model_dir else None
-            if example is not None and example.is_file():
-                conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=WARM_UP_TIMEOUT)
-                try:
-                    conn.request(
-                        "POST",
-                        "/invocations",
-                        example.read_bytes(),
-                        {"Content-Type": "application/json"},
-                    )
-                    conn.getresponse().read()
-                finally:
-                    conn.close()
+            body = example.read_bytes() if example is not None and example.is_file() else None
+        except OSError:
+            body = None  # an unreadable example: ready as without one
+        for attempt in range(1, WARM_UP_ATTEMPTS + 1):
+            if body is None or self._answers(body, timeout):
+                self.warm.set()
+                return
+            if self.child.exited():
+                return
+            self._log.note(
+                f"generation {self.child.generation}: its first prediction did not answer "
+                f"within {timeout:g}s (attempt {attempt} of {WARM_UP_ATTEMPTS}); no traffic yet"
+            )
+        self.warm_failure = (
+            f"its first prediction (the model's input example) did not answer within "
+            f"request_timeout={timeout:g}s, {WARM_UP_ATTEMPTS} times running; it got no "
+            "traffic. Check that the model's predict returns, or raise request_timeout"
+        )
+
+    def _answers(self, body: bytes, timeout: float) -> bool:
+        """False only when the prediction timed out: MLflow's scoring server answers 504
+        after its request timeout; waiting a little longer catches one that cannot even
+        say so."""
+        conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout + TIMEOUT_GRACE)
+        try:
+            conn.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            return response.status != http.HTTPStatus.GATEWAY_TIMEOUT
+        except TimeoutError:
+            return False
         except (OSError, http.client.HTTPException):
-            pass  # a model that cannot answer its example is the analysis's to find
+            return True  # a model that cannot answer its example is the analysis's to find
         finally:
-            self.warm.set()
+            conn.close()
 
     def retire(self, wait: bool = False) -> None:
         """Terminate in the background: uvicorn finishes in-flight requests first."""
@@ -117,10 +164,10 @@ class Routing:
         self.sup = supervisor
         self.private: list[Private] = []
         self.router: RouterThread | None = None
-        self.failed: dict[int, str] = {}  # generation -> why its scoring server never served
-        self.retry_at: dict[int, float] = {}  # generation -> when to restart after a crash
+        self.failed: dict[str, str] = {}  # identity -> why its scoring server never served
+        self.retry_at: dict[str, float] = {}  # identity -> when to restart after a crash
         self.serving_generation: int | None = None  # the champion's, once the router serves
-        self.challenger: tuple[int, Private | None] | None = None
+        self.challenger: tuple[int, str, Private | None] | None = None  # generation, identity
         # scoring servers that held the public socket, still finishing; until they exit,
         # some connections land on them, so the routing is not reported as applied yet
         self.retiring: list[Child] = []
@@ -138,14 +185,18 @@ class Routing:
         if wanted is None or (self.router is not None and self.router.draining):
             self._leave(record)
             return False
-        champion = self._ensure(record["launch"], generation, CHAMPION)
+        config = record.get("config", {})
+        champion = self._ensure(record["launch"], generation, request_timeout(config), CHAMPION)
         challenger_gen = int(wanted["generation"])
-        challenger = self._ensure(wanted["launch"], challenger_gen, CHALLENGER)
-        self.challenger = (challenger_gen, challenger)
+        challenger = self._ensure(
+            wanted["launch"], challenger_gen, request_timeout(wanted["config"]), CHALLENGER
+        )
+        self.challenger = (challenger_gen, identity(wanted["launch"]), challenger)
         if champion is None or not champion.ready:
             if self.router is None and self.sup.active is None:
-                self.sup.last_error = self.failed.get(generation)
-                self.publish("error" if generation in self.failed else "pending_startup")
+                failure = self.failed.get(identity(record["launch"]))
+                self.sup.last_error = failure
+                self.publish("error" if failure is not None else "pending_startup")
             else:
                 self.publish("active")
             return True
@@ -158,9 +209,9 @@ class Routing:
             ),
             weight=int(traffic.get("weight", 0)),
             mirror_percent=int(traffic.get("mirror_percent", 0)),
-            compare_percent=int(record.get("config", {}).get("compare_percent", 0)),
+            compare_percent=int(config.get("compare_percent", 0)),
             sticky_header=traffic.get("sticky_header"),
-            timeout=float(record.get("config", {}).get("request_timeout", 60)),
+            timeout=request_timeout(config),
         )
         if self.router is None:
             assert self.sup.sock is not None
@@ -231,13 +282,16 @@ class Routing:
 
     # -- private children -----------------------------------------------------------------
 
-    def _ensure(self, spec: dict[str, Any], generation: int, role: str) -> Private | None:
+    def _ensure(
+        self, spec: dict[str, Any], generation: int, timeout: float, role: str
+    ) -> Private | None:
         for private in self.private:
             if private.child.spec == spec:
                 return private
-        if generation in self.failed or time.monotonic() < self.retry_at.get(generation, 0):
+        name = identity(spec)
+        if name in self.failed or time.monotonic() < self.retry_at.get(name, 0):
             return None
-        private = Private(generation, spec, self.sup)
+        private = Private(generation, spec, timeout, self.sup)
         self.sup.log.note(
             f"starting the {role}'s scoring server (generation {generation}) "
             f"on {LOOPBACK}:{private.port}"
@@ -247,6 +301,14 @@ class Routing:
 
     def _reap(self) -> None:
         self.retiring = [child for child in self.retiring if not child.exited()]
+        for private in list(self.private):
+            if private.warm_failure is not None:
+                self.private.remove(private)
+                self.sup.log.note(
+                    f"generation {private.child.generation} failed: {private.warm_failure}"
+                )
+                self.failed[private.identity] = private.warm_failure
+                private.retire()
         for private in [p for p in self.private if p.child.exited()]:
             self.private.remove(private)
             generation = private.child.generation
@@ -254,10 +316,10 @@ class Routing:
             private.sock.close()
             if private.child.ready.is_set():
                 self.sup.log.note(f"scoring server of generation {generation} died: {reason}")
-                self.retry_at[generation] = time.monotonic() + CRASH_RETRY_SECONDS
+                self.retry_at[private.identity] = time.monotonic() + CRASH_RETRY_SECONDS
             else:
                 self.sup.log.note(f"generation {generation} failed: {reason}")
-                self.failed[generation] = reason
+                self.failed[private.identity] = reason
 
     def _retire_unused(self, keep: set[Private | None]) -> None:
         now = time.monotonic()
@@ -278,26 +340,33 @@ class Routing:
         alone = not self.retiring and self.sup.active is None  # the router has the socket
         table = self.router.table if self.router is not None and alone else None
         weight = table.weight if table is not None and table.challenger is not None else 0
+        champion = (
+            next((p for p in self.private if p.port == table.champion.port), None)
+            if table is not None
+            else None
+        )
         variants: list[dict[str, Any]] = [
             {
                 "name": CHAMPION,
                 "generation": self.serving_generation,
                 "port": table.champion.port if table is not None else None,
+                "pid": champion.child.proc.pid if champion is not None else None,
                 "ready": table is not None,
                 "weight": 100 - weight,
                 "last_error": None,
             }
         ]
         if self.challenger is not None:
-            generation, private = self.challenger
+            generation, name, private = self.challenger
             variants.append(
                 {
                     "name": CHALLENGER,
                     "generation": generation,
                     "port": private.port if private is not None else None,
+                    "pid": private.child.proc.pid if private is not None else None,
                     "ready": table is not None and table.challenger is not None,
                     "weight": weight,
-                    "last_error": self.failed.get(generation),
+                    "last_error": self.failed.get(name),
                 }
             )
         return {
